@@ -1,0 +1,86 @@
+"""Redaction of secrets (API keys, bearer tokens, passwords) before anything is stored or sent.
+
+It runs in the exporters' background threads, never on the agent's path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+#: Patterns whose whole match is a secret.
+SECRET_PATTERNS: tuple[str, ...] = (
+    r"\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic, Stripe style
+    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
+    r"\bgithub_pat_[A-Za-z0-9_]{30,}\b",
+    r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack
+    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API key
+    r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face
+    r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+)
+
+#: ``Bearer <token>`` and ``key=value`` / ``"key": "value"`` pairs: the value is the secret.
+_BEARER = r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/\-]{8,}=*"
+_PAIR = (
+    r"(?i)([\"']?\b(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|apikey|"
+    r"access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|private[_\-]?key)[\"']?"
+    r"\s*[:=]\s*[\"']?)([^\"'\s,;&}]{4,})"
+)
+
+
+class Redactor:
+    """Replaces secrets in text with ``[REDACTED]``.
+
+    ``patterns`` add regular expressions (the whole match is replaced); ``function`` is
+    applied last to every string and may rewrite it freely.
+    """
+
+    def __init__(
+        self,
+        patterns: Iterable[str] = (),
+        function: Callable[[str], str] | None = None,
+        *,
+        defaults: bool = True,
+    ):
+        whole = list(SECRET_PATTERNS if defaults else ()) + list(patterns)
+        self._whole = re.compile("|".join(f"(?:{p})" for p in whole)) if whole else None
+        self._bearer = re.compile(_BEARER) if defaults else None
+        self._pair = re.compile(_PAIR) if defaults else None
+        self._function = function
+
+    def __call__(self, text: str) -> str:
+        if self._whole is not None:
+            text = self._whole.sub(REDACTED, text)
+        if self._bearer is not None:
+            text = self._bearer.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+        if self._pair is not None:
+            text = self._pair.sub(lambda m: m.group(1) + REDACTED, text)
+        if self._function is not None:
+            text = self._function(text)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """Redact a span attribute value: a string, or a sequence of strings."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, tuple | list):
+            return type(value)(self(v) if isinstance(v, str) else v for v in value)
+        return value
+
+
+def make_redactor(redact: bool | Iterable[str] | Callable[[str], str] | Redactor | None) -> Redactor | None:
+    """``configure(redact=...)``: True (defaults), False/None (off), extra patterns, a function, or a Redactor."""
+    if redact is None or redact is False:
+        return None
+    if redact is True:
+        return Redactor()
+    if isinstance(redact, Redactor):
+        return redact
+    if callable(redact):
+        return Redactor(function=redact)
+    return Redactor(patterns=list(redact))

@@ -1,0 +1,93 @@
+"""Opening a hotmess SQLite database: WAL, a busy timeout, schema creation and upgrades."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from hotmess.errors import StoreError
+from hotmess.store import schema
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def default_path() -> str:
+    """``$HOTMESS_DB``, else ``./hotmess.db``."""
+    return os.environ.get("HOTMESS_DB") or "hotmess.db"
+
+
+def connect(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> sqlite3.Connection:
+    """Open (and create or upgrade) a hotmess database.
+
+    A file that exists but is not a hotmess database is refused and left untouched;
+    with ``create=False`` a missing file is an error instead of a new database.
+    """
+    path = Path(path if path is not None else default_path())
+    if not path.exists() and not create:
+        raise StoreError(f"{path}: no such database (record runs with @hotmess.trace or `hotmess import` first)")
+    if path.exists() and path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a database file")
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise StoreError(f"{path}: not a SQLite database; refusing to touch it")
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _ensure_schema(conn, path)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a usable SQLite database ({exc})") from None
+    if not tables:
+        with transaction(conn):
+            # Another process may have created it between our look and the lock.
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+                schema.create(conn)
+        return
+    if "meta" not in tables:
+        raise StoreError(f"{path}: a SQLite database but not a hotmess one (no meta table); refusing to touch it")
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    if meta.get("application") != schema.APPLICATION:
+        raise StoreError(f"{path}: a SQLite database but not a hotmess one; refusing to touch it")
+    version = int(meta.get("schema_version", "0"))
+    if version > schema.SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: written by a newer hotmess (schema {version}, this one knows {schema.SCHEMA_VERSION}); upgrade hotmess"
+        )
+    if version < schema.SCHEMA_VERSION:
+        with transaction(conn):
+            current = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            schema.migrate(conn, current)
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: a batch lands whole or not at all."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])

@@ -1,0 +1,118 @@
+"""The span exporter that writes finished spans (and started runs) into SQLite.
+
+It runs in the span processor's background thread, one transaction per batch: the agent's
+thread never waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from hotmess.redact import Redactor
+from hotmess.store import rows
+from hotmess.store.database import connect, transaction
+from hotmess.store.rows import SpanRecord
+from hotmess.tracer import attributes as A
+
+
+def span_record(span: ReadableSpan) -> SpanRecord:
+    """A plain copy of an SDK span (hex ids, dict attributes)."""
+    ctx = span.context
+    parent = span.parent
+    return SpanRecord(
+        trace_id=format(ctx.trace_id, "032x"),
+        span_id=format(ctx.span_id, "016x"),
+        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
+        name=span.name,
+        kind=span.kind.name,
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time,
+        status_code=span.status.status_code.name,
+        status_message=span.status.description,
+        attributes=dict(span.attributes or {}),
+        events=[
+            {"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events
+        ],
+        links=[
+            {
+                "trace_id": format(link.context.trace_id, "032x"),
+                "span_id": format(link.context.span_id, "016x"),
+                "attributes": dict(link.attributes or {}),
+            }
+            for link in span.links
+        ],
+        resource=dict(span.resource.attributes) if span.resource is not None else {},
+        scope=span.instrumentation_scope.name if span.instrumentation_scope else None,
+    )
+
+
+class SQLiteSpanExporter(SpanExporter):
+    """Writes hotmess runs, their steps and every span losslessly into a SQLite file.
+
+    ``write(started, ended)`` is what :class:`hotmess.tracer.processor.RunSpanProcessor`
+    calls: ``started`` are run roots that have begun (stored as ``incomplete`` until they
+    end), ``ended`` are (span, step_index, depth) triples. ``export`` makes it usable
+    behind any SDK span processor too.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, redactor: Redactor | None = None):
+        self.path = str(path)
+        self._redactor = redactor
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.path)
+        return self._conn
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            self.write([], [(s, -1, -1) for s in spans])
+        except sqlite3.Error:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def write(
+        self,
+        started: Sequence[SpanRecord],
+        ended: Sequence[tuple[ReadableSpan, int, int]],
+    ) -> None:
+        span_rows, run_rows, start_rows, step_rows = [], [], [], []
+        touched: set[str] = set()
+        for rec in started:
+            rec = rec.redacted(self._redactor)
+            span_rows.append(rows.span_row(rec))
+            start_rows.append(rows.values(rows.run_row(rec), rows.RUN_FIELDS))
+        for span, index, depth in ended:
+            rec = span_record(span).redacted(self._redactor)
+            span_rows.append(rows.span_row(rec))
+            if rec.attributes.get(A.RUN):
+                run_rows.append(rows.values(rows.run_row(rec), rows.RUN_FIELDS))
+            else:
+                step_rows.append(rows.values(rows.step_row(rec, rec.trace_id, index, depth), rows.STEP_FIELDS))
+            touched.add(rec.trace_id)
+        with self._lock:
+            conn = self._connection()
+            with transaction(conn):
+                conn.executemany(rows.RUN_START, start_rows)
+                conn.executemany(rows.SPAN_INSERT, span_rows)
+                conn.executemany(rows.STEP_INSERT, step_rows)
+                conn.executemany(rows.RUN_UPSERT, run_rows)
+                conn.executemany(rows.RUN_COUNTS, [(t,) for t in touched])
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

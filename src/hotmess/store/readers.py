@@ -1,0 +1,109 @@
+"""Readers: runs and steps out of SQLite as columnar tables for the analyzers and the CLI."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
+
+_CHUNK = 900  # stay under SQLite's bound-parameter limit
+
+
+def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    parts, params = [], []
+    for sql, value in clauses:
+        if value is None:
+            continue
+        parts.append(sql)
+        params.extend(value if isinstance(value, list | tuple) else [value])
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def _table(cursor: Iterable[tuple], columns: dict[str, str], names: Sequence[str]) -> Table:
+    data = list(zip(*cursor, strict=True)) or [()] * len(names)
+    return Table({n: data[i] for i, n in enumerate(names)}, {n: columns[n] for n in names})
+
+
+def read_runs(
+    conn: sqlite3.Connection,
+    *,
+    task_id: str | None = None,
+    agent: str | None = None,
+    run_ids: Sequence[str] | None = None,
+    include_incomplete: bool = True,
+    columns: Sequence[str] | None = None,
+) -> Table:
+    """The runs table (``RUN_COLUMNS``), ordered by task, then start time, then instance."""
+    names = list(columns or RUN_COLUMNS)
+    where, params = _where(
+        [
+            ("task_id = ?", task_id),
+            ("agent = ?", agent),
+            ("status != 'incomplete'", None if include_incomplete else []),
+        ]
+    )
+    sql = f"SELECT {', '.join(names)} FROM runs{where} ORDER BY task_id, start_ns, instance, run_id"
+    if run_ids is None:
+        return _table(conn.execute(sql, params), RUN_COLUMNS, names)
+    rows: list[tuple] = []
+    for i in range(0, len(run_ids), _CHUNK):
+        chunk = list(run_ids[i : i + _CHUNK])
+        sub_where = (where + " AND " if where else " WHERE ") + f"run_id IN ({', '.join('?' * len(chunk))})"
+        rows.extend(
+            conn.execute(
+                f"SELECT {', '.join(names)} FROM runs{sub_where} ORDER BY task_id, start_ns, instance, run_id",
+                params + chunk,
+            )
+        )
+    return _table(rows, RUN_COLUMNS, names)
+
+
+def read_steps(
+    conn: sqlite3.Connection,
+    *,
+    run_ids: Sequence[str] | None = None,
+    task_id: str | None = None,
+    kinds: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> Table:
+    """The steps table (``STEP_COLUMNS``), ordered by run, then step order."""
+    names = list(columns or STEP_COLUMNS)
+    select = ", ".join(f"s.{n}" for n in names)
+    clauses: list[tuple[str, Any]] = [
+        ("r.task_id = ?", task_id),
+        (f"s.kind IN ({', '.join('?' * len(kinds))})" if kinds else "", list(kinds) if kinds else None),
+    ]
+    base = f"SELECT {select} FROM steps s JOIN runs r ON r.run_id = s.run_id"
+    order = " ORDER BY s.run_id, s.step_index, s.start_ns"
+    if run_ids is None:
+        where, params = _where(clauses)
+        return _table(conn.execute(base + where + order, params), STEP_COLUMNS, names)
+    rows: list[tuple] = []
+    for i in range(0, len(run_ids), _CHUNK):
+        chunk = list(run_ids[i : i + _CHUNK])
+        where, params = _where(clauses + [(f"s.run_id IN ({', '.join('?' * len(chunk))})", chunk)])
+        rows.extend(conn.execute(base + where + order, params))
+    return _table(rows, STEP_COLUMNS, names)
+
+
+def find_run(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """The full run id for a run id or a unique prefix of one (as git takes commit ids)."""
+    exact = conn.execute("SELECT run_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if exact:
+        return exact[0]
+    matches = conn.execute(
+        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2", (run_id, run_id + "\uffff")
+    ).fetchall()
+    return matches[0][0] if len(matches) == 1 else None
+
+
+def read_spans(conn: sqlite3.Connection, trace_id: str) -> list[dict[str, Any]]:
+    cur = conn.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns", (trace_id,))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur]
+
+
+def count_runs(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM runs").fetchone()[0]

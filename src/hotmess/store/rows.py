@@ -1,0 +1,236 @@
+"""From spans to rows: the ``spans``, ``runs`` and ``steps`` records of one span.
+
+A span arrives here as a plain :class:`SpanRecord` (hex ids, a dict of attributes), so the
+exporter (live OpenTelemetry spans) and the OTLP importer (JSON logs) share one mapping.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotmess.redact import Redactor
+from hotmess.tracer import attributes as A
+
+# OpenInference (Arize Phoenix) span kinds, for spans imported from such agents.
+_OPENINFERENCE_KIND = {
+    "LLM": "llm",
+    "TOOL": "tool",
+    "AGENT": "agent",
+    "CHAIN": "chain",
+    "RETRIEVER": "retriever",
+    "EMBEDDING": "retriever",
+    "RERANKER": "retriever",
+}
+
+
+@dataclass
+class SpanRecord:
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str = "INTERNAL"
+    start_ns: int = 0
+    end_ns: int | None = None  # None: the span has started and not ended (a run in progress)
+    status_code: str = "UNSET"
+    status_message: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+    scope: str | None = None
+
+    def redacted(self, redactor: Redactor | None) -> SpanRecord:
+        if redactor is None:
+            return self
+        self.attributes = {k: redactor.value(v) for k, v in self.attributes.items()}
+        self.events = [
+            {**e, "attributes": {k: redactor.value(v) for k, v in e.get("attributes", {}).items()}}
+            for e in self.events
+        ]
+        if self.status_message:
+            self.status_message = redactor(self.status_message)
+        return self
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=repr)
+
+
+def span_row(rec: SpanRecord) -> tuple:
+    return (
+        rec.trace_id,
+        rec.span_id,
+        rec.parent_span_id,
+        rec.name,
+        rec.kind,
+        rec.start_ns,
+        rec.end_ns,
+        rec.status_code,
+        rec.status_message,
+        _json(rec.attributes),
+        _json(rec.events),
+        _json(rec.links),
+        _json(rec.resource),
+        rec.scope,
+    )
+
+
+SPAN_INSERT = "INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _error(rec: SpanRecord) -> str | None:
+    """The exception recorded on the span, else its error status message."""
+    for event in rec.events:
+        if event.get("name") == "exception":
+            attrs = event.get("attributes", {})
+            kind = attrs.get("exception.type", "Exception")
+            message = attrs.get("exception.message", "")
+            return f"{kind}: {message}" if message else str(kind)
+    if rec.status_code == "ERROR":
+        return rec.status_message or "error"
+    return None
+
+
+def _as_bool(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return 1 if value.strip().lower() in ("1", "true", "yes", "pass", "passed", "ok") else 0
+    return 1 if value else 0
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+_RUN_KEYS = {
+    A.RUN, A.TASK_ID, A.INSTANCE, A.AGENT_NAME, A.OUTCOME, A.SUCCESS, A.REFERENCE, A.SCORE,
+}
+
+
+def run_row(rec: SpanRecord, *, task_id: str | None = None, source: str = "trace") -> dict[str, Any]:
+    """The ``runs`` row of a run's root span; an unended root gives an ``incomplete`` run."""
+    a = rec.attributes
+    if rec.end_ns is None:
+        status = "incomplete"
+    elif rec.status_code == "ERROR":
+        status = "error"
+    else:
+        status = "ok"
+    score = a.get(A.SCORE)
+    try:
+        score = None if score is None else float(score)
+    except (TypeError, ValueError):
+        score = None
+    extra = {k: v for k, v in a.items() if k not in _RUN_KEYS}
+    return {
+        "run_id": rec.trace_id,
+        "task_id": str(task_id if task_id is not None else a.get(A.TASK_ID, "")),
+        "agent": a.get(A.AGENT_NAME),
+        "instance": None if a.get(A.INSTANCE) is None else str(a.get(A.INSTANCE)),
+        "source": source,
+        "status": status,
+        "start_ns": rec.start_ns,
+        "end_ns": rec.end_ns,
+        "outcome": a.get(A.OUTCOME),
+        "success": _as_bool(a.get(A.SUCCESS)),
+        "reference": a.get(A.REFERENCE),
+        "score": score,
+        "error": _error(rec),
+        "attributes": _json(extra) if extra else None,
+    }
+
+
+RUN_FIELDS = (
+    "run_id", "task_id", "agent", "instance", "source", "status", "start_ns", "end_ns", "outcome",
+    "success", "reference", "score", "error", "attributes",
+)
+RUN_UPSERT = (
+    f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' * len(RUN_FIELDS))}) "
+    "ON CONFLICT (run_id) DO UPDATE SET "
+    + ", ".join(f"{f} = excluded.{f}" for f in RUN_FIELDS[1:])
+)
+# A run's start is written only if its end has not been written already.
+RUN_START = f"INSERT OR IGNORE INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({', '.join('?' * len(RUN_FIELDS))})"
+
+
+def step_kind(attrs: dict[str, Any]) -> str:
+    kind = attrs.get(A.STEP_KIND)
+    if kind:
+        return str(kind)
+    op = attrs.get(A.OPERATION)
+    if op in A.KIND_FOR_OPERATION:
+        return A.KIND_FOR_OPERATION[op]
+    oi = attrs.get("openinference.span.kind")
+    if isinstance(oi, str) and oi.upper() in _OPENINFERENCE_KIND:
+        return _OPENINFERENCE_KIND[oi.upper()]
+    return "step"
+
+
+def _first(attrs: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=repr)
+
+
+def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[str, Any]:
+    a = rec.attributes
+    kind = step_kind(a)
+    return {
+        "run_id": run_id,
+        "span_id": rec.span_id,
+        "parent_span_id": rec.parent_span_id,
+        "step_index": step_index,
+        "depth": depth,
+        "kind": kind,
+        "name": rec.name,
+        "tool": _first(a, A.TOOL_NAME, "tool.name") if kind == "tool" else None,
+        "input": _text(_first(a, A.TOOL_ARGUMENTS, A.INPUT, A.INPUT_MESSAGES, "tool.parameters", "input.value")),
+        "output": _text(_first(a, A.TOOL_RESULT, A.OUTPUT, A.OUTPUT_MESSAGES, "output.value")),
+        "goal": _text(a.get(A.GOAL)),
+        "error": _error(rec),
+        "start_ns": rec.start_ns,
+        "end_ns": rec.end_ns,
+        "input_tokens": _as_int(_first(a, A.INPUT_TOKENS, "llm.token_count.prompt")),
+        "output_tokens": _as_int(_first(a, A.OUTPUT_TOKENS, "llm.token_count.completion")),
+        "model": _first(a, A.RESPONSE_MODEL, A.REQUEST_MODEL, "llm.model_name"),
+    }
+
+
+STEP_FIELDS = (
+    "run_id", "span_id", "parent_span_id", "step_index", "depth", "kind", "name", "tool", "input",
+    "output", "goal", "error", "start_ns", "end_ns", "input_tokens", "output_tokens", "model",
+)
+STEP_INSERT = (
+    f"INSERT OR REPLACE INTO steps ({', '.join(STEP_FIELDS)}) VALUES ({', '.join('?' * len(STEP_FIELDS))})"
+)
+
+# The counts kept on each run, recomputed from its steps after every batch that touched it.
+RUN_COUNTS = """
+UPDATE runs SET
+    n_steps = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.kind != 'goal'),
+    n_tool_calls = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.kind = 'tool'),
+    n_llm_calls = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.kind = 'llm'),
+    n_errors = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.error IS NOT NULL),
+    input_tokens = (SELECT coalesce(sum(input_tokens), 0) FROM steps s WHERE s.run_id = runs.run_id),
+    output_tokens = (SELECT coalesce(sum(output_tokens), 0) FROM steps s WHERE s.run_id = runs.run_id)
+WHERE run_id = ?
+"""
+
+
+def values(row: dict[str, Any], fields: tuple[str, ...]) -> tuple:
+    return tuple(row.get(f) for f in fields)

@@ -1,0 +1,113 @@
+"""The run in progress, carried in a context variable (so asyncio tasks and generators
+each see their own), and the span helpers shared by the decorator and the recorders."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from hotmess.tracer import attributes as A
+from hotmess.tracer.config import get_config, get_tracer
+from hotmess.tracer.serialize import bounded_json, truncate
+
+logger = logging.getLogger("hotmess")
+
+
+@dataclass
+class RunState:
+    """What the recorders need to know about the run they are called in."""
+
+    span: Span
+    task_id: str
+    outcome_recorded: bool = False
+    success_recorded: bool = False
+    goal: str | None = None
+    truncated: list[str] = field(default_factory=list)
+
+
+_RUN: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("hotmess_run", default=None)
+
+
+def current_run() -> RunState | None:
+    return _RUN.get()
+
+
+_warned: set[str] = set()
+
+
+def warn_outside_run(what: str) -> None:
+    """Recorders outside a run do nothing, and say so once per recorder."""
+    if what not in _warned:
+        _warned.add(what)
+        warnings.warn(
+            f"hotmess.{what}() called outside a traced run; ignored "
+            f"(decorate the agent's entry point with @hotmess.trace)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def set_json(span: Span, run: RunState | None, key: str, value: Any) -> None:
+    """Set ``key`` to the bounded JSON text of ``value``, noting a cut on the run."""
+    text, cut = bounded_json(value, get_config().max_attribute_chars)
+    span.set_attribute(key, text)
+    if cut:
+        span.set_attribute(A.TRUNCATED, key)
+        if run is not None:
+            run.truncated.append(key)
+
+
+def set_text(span: Span, key: str, value: str) -> None:
+    text, cut = truncate(str(value), get_config().max_attribute_chars)
+    span.set_attribute(key, text)
+    if cut:
+        span.set_attribute(A.TRUNCATED, key)
+
+
+def mark_error(span: Span, exc: BaseException) -> None:
+    span.record_exception(exc, escaped=True)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+class Activation:
+    """A span made current (OpenTelemetry context) together with its run (our context var).
+
+    ``enter``/``exit`` may be called many times: a generator's run is active only while the
+    generator runs, never across its ``yield``.
+    """
+
+    __slots__ = ("span", "run", "_ctx", "_tokens")
+
+    def __init__(self, span: Span, run: RunState):
+        self.span = span
+        self.run = run
+        self._ctx = trace.set_span_in_context(span)
+        self._tokens: list = []
+
+    def enter(self) -> None:
+        self._tokens.append((otel_context.attach(self._ctx), _RUN.set(self.run)))
+
+    def exit(self) -> None:
+        otel_token, run_token = self._tokens.pop()
+        _RUN.reset(run_token)
+        otel_context.detach(otel_token)
+
+
+def start_step_span(name: str, run: RunState, kind: str, attributes: dict[str, Any] | None = None) -> Span:
+    """A child span of the current span, as a step of ``run``."""
+    attrs: dict[str, Any] = {A.STEP_KIND: kind}
+    op = A.OPERATION_FOR_KIND.get(kind)
+    if op is not None:
+        attrs[A.OPERATION] = op
+    if run.goal is not None and kind != "goal":
+        attrs[A.GOAL] = run.goal
+    if attributes:
+        attrs.update(attributes)
+    return get_tracer().start_span(name, attributes=attrs)

@@ -1,0 +1,305 @@
+"""``@hotmess.trace``: every call of the decorated agent becomes one run (one trace).
+
+Works on functions, coroutine functions, generators and async generators. Inside a run, a
+traced function is a step (a sub-agent), not a new run. The agent's own return values and
+exceptions pass through unchanged; hotmess's bookkeeping never raises into the agent.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import Link
+
+from hotmess.tracer import attributes as A
+from hotmess.tracer.config import get_tracer
+from hotmess.tracer.context import (
+    Activation,
+    RunState,
+    current_run,
+    mark_error,
+    set_json,
+    start_step_span,
+)
+
+logger = logging.getLogger("hotmess")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _resolver(value: Any, fn: Callable, param: str) -> Callable[[inspect.BoundArguments], Any]:
+    """How to find the task id (or instance) of a call: a literal, a callable, or an argument."""
+    if callable(value):
+        return lambda bound: value(*bound.args, **bound.kwargs)
+    if value is not None:
+        return lambda bound: value
+    return lambda bound: bound.arguments.get(param)
+
+
+class _Traced:
+    """What one decorated function needs per call."""
+
+    def __init__(self, fn: Callable, task_id: Any, agent: str | None, instance: Any, name: str | None):
+        self.fn = fn
+        self.signature = inspect.signature(fn)
+        if task_id is None and "task_id" not in self.signature.parameters:
+            raise TypeError(
+                f"@hotmess.trace on {fn.__qualname__}: give task_id= (a value or a function of the "
+                f"call's arguments), or give the function a parameter named task_id"
+            )
+        self.task_id = _resolver(task_id, fn, "task_id")
+        self.instance = _resolver(instance, fn, "instance")
+        self.agent = agent or fn.__name__
+        self.name = name or f"{A.OP_AGENT} {self.agent}"
+
+    def begin(self, args: tuple, kwargs: dict) -> Activation | None:
+        """Start the run (or sub-agent step) span; None if hotmess itself fails."""
+        try:
+            bound = self.signature.bind_partial(*args, **kwargs)
+            parent = current_run()
+            if parent is not None:
+                span = start_step_span(self.name, parent, "agent", {A.AGENT_NAME: self.agent})
+                set_json(span, parent, A.INPUT, dict(bound.arguments))
+                return Activation(span, parent)
+            task_id = self.task_id(bound)
+            instance = self.instance(bound)
+            attrs = {
+                A.RUN: True,
+                A.OPERATION: A.OP_AGENT,
+                A.AGENT_NAME: self.agent,
+                A.TASK_ID: str(task_id),
+            }
+            if instance is not None:
+                attrs[A.INSTANCE] = str(instance)
+            # A run is its own trace; an enclosing span (a web request, say) is linked, not a parent.
+            outer = otel_trace.get_current_span().get_span_context()
+            links = [Link(outer)] if outer.is_valid else None
+            span = get_tracer().start_span(
+                self.name, context=otel_context.Context(), attributes=attrs, links=links
+            )
+            run = RunState(span=span, task_id=str(task_id))
+            set_json(span, run, A.INPUT, dict(bound.arguments))
+            return Activation(span, run)
+        except Exception:  # noqa: BLE001
+            logger.exception("hotmess: could not start a run for %s; the agent runs untraced", self.fn.__qualname__)
+            return None
+
+    @staticmethod
+    def finish(act: Activation, result: Any = None, exc: BaseException | None = None) -> None:
+        try:
+            is_root = act.span is act.run.span
+            if exc is not None:
+                mark_error(act.span, exc)
+                if is_root and not act.run.success_recorded:
+                    act.span.set_attribute(A.SUCCESS, False)
+            elif is_root:
+                if not act.run.outcome_recorded:
+                    set_json(act.span, act.run, A.OUTCOME, result)
+            else:
+                set_json(act.span, act.run, A.OUTPUT, result)
+            act.span.end()
+        except Exception:  # noqa: BLE001
+            logger.exception("hotmess: could not finish a span")
+
+
+def _wrap_function(t: _Traced) -> Callable:
+    fn = t.fn
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        act = t.begin(args, kwargs)
+        if act is None:
+            return fn(*args, **kwargs)
+        act.enter()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            act.exit()
+            t.finish(act, exc=exc)
+            raise
+        act.exit()
+        t.finish(act, result)
+        return result
+
+    return wrapper
+
+
+def _wrap_coroutine(t: _Traced) -> Callable:
+    fn = t.fn
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        act = t.begin(args, kwargs)
+        if act is None:
+            return await fn(*args, **kwargs)
+        act.enter()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            act.exit()
+            t.finish(act, exc=exc)
+            raise
+        act.exit()
+        t.finish(act, result)
+        return result
+
+    return wrapper
+
+
+def _generator_outcome(items: list, returned: Any) -> Any:
+    """A generator's outcome: what it returned, else its text if it streamed text, else its items."""
+    if returned is not None:
+        return returned
+    if items and all(isinstance(i, str) for i in items):
+        return "".join(items)
+    return items
+
+
+def _wrap_generator(t: _Traced) -> Callable:
+    fn = t.fn
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        act = t.begin(args, kwargs)
+        if act is None:
+            return (yield from fn(*args, **kwargs))
+        items: list = []
+        act.enter()
+        try:
+            gen = fn(*args, **kwargs)
+        finally:
+            act.exit()
+        to_send: Any = None
+        while True:
+            act.enter()
+            try:
+                item = gen.send(to_send)
+            except StopIteration as stop:
+                act.exit()
+                t.finish(act, _generator_outcome(items, stop.value))
+                return stop.value
+            except BaseException as exc:
+                act.exit()
+                t.finish(act, exc=exc)
+                raise
+            act.exit()
+            items.append(item)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                gen.close()
+                act.span.set_attribute(A.CLOSED_EARLY, True)
+                t.finish(act, _generator_outcome(items, None))
+                raise
+            except BaseException as exc:  # thrown in by the consumer: pass it on
+                act.enter()
+                try:
+                    item = gen.throw(exc)
+                except StopIteration as stop:
+                    act.exit()
+                    t.finish(act, _generator_outcome(items, stop.value))
+                    return stop.value
+                except BaseException as inner:
+                    act.exit()
+                    t.finish(act, exc=inner)
+                    raise
+                act.exit()
+                items.append(item)
+                to_send = yield item
+
+    return wrapper
+
+
+def _wrap_async_generator(t: _Traced) -> Callable:
+    fn = t.fn
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        act = t.begin(args, kwargs)
+        if act is None:
+            async for item in fn(*args, **kwargs):
+                yield item
+            return
+        items: list = []
+        act.enter()
+        try:
+            agen = fn(*args, **kwargs)
+        finally:
+            act.exit()
+        to_send: Any = None
+        while True:
+            act.enter()
+            try:
+                item = await agen.asend(to_send)
+            except StopAsyncIteration:
+                act.exit()
+                t.finish(act, _generator_outcome(items, None))
+                return
+            except BaseException as exc:
+                act.exit()
+                t.finish(act, exc=exc)
+                raise
+            act.exit()
+            items.append(item)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                await agen.aclose()
+                act.span.set_attribute(A.CLOSED_EARLY, True)
+                t.finish(act, _generator_outcome(items, None))
+                raise
+
+    return wrapper
+
+
+@overload
+def trace(fn: F) -> F: ...
+
+
+@overload
+def trace(
+    fn: None = None,
+    *,
+    task_id: Any = None,
+    agent: str | None = None,
+    instance: Any = None,
+    name: str | None = None,
+) -> Callable[[F], F]: ...
+
+
+def trace(
+    fn: Callable | None = None,
+    *,
+    task_id: Any = None,
+    agent: str | None = None,
+    instance: Any = None,
+    name: str | None = None,
+) -> Any:
+    """Record every call of an agent function as one run.
+
+    task_id: what is repeated — a literal, a function of the call's arguments
+        (``lambda req: req["id"]``), or, when omitted, the call's ``task_id`` argument.
+    agent: the agent's name (``gen_ai.agent.name``), default the function's name.
+    instance: the trial number or label within the task, the same three ways; optional.
+
+    The return value is the run's outcome unless :func:`hotmess.outcome` was called; an
+    exception marks the run failed (recorded on the span) and is re-raised unchanged.
+    """
+
+    def decorate(f: Callable) -> Callable:
+        t = _Traced(f, task_id, agent, instance, name)
+        if inspect.isasyncgenfunction(f):
+            return _wrap_async_generator(t)
+        if inspect.isgeneratorfunction(f):
+            return _wrap_generator(t)
+        if inspect.iscoroutinefunction(f):
+            return _wrap_coroutine(t)
+        return _wrap_function(t)
+
+    return decorate(fn) if fn is not None else decorate
