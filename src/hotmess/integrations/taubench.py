@@ -69,11 +69,11 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hotmess.errors import InputError
 from hotmess.integrations.canonical import canonical_json
@@ -93,30 +93,33 @@ __all__ = [
 SOURCE = "tau-bench"
 STEP_LIMIT_FLAG = "step_limit"
 
-#: A tool whose name starts with one of these words (``get_user_details``, ``searchFlights``)
+#: A tool whose name's first word is one of these (``get_user_details``, ``searchFlights``)
 #: only reads; it is not part of a run's outcome.
-READ_ONLY_PREFIXES: tuple[str, ...] = (
-    "get",
-    "search",
-    "list",
-    "find",
-    "lookup",
-    "read",
-    "fetch",
-    "query",
+READ_ONLY_PREFIXES: frozenset[str] = frozenset(
+    {"get", "search", "list", "find", "lookup", "read", "fetch", "query"}
 )
-#: Tools that neither read nor write the environment's state.
+#: Whole tool names that neither read nor write the environment's state.
 READ_ONLY_TOOLS: frozenset[str] = frozenset({"think", "calculate"})
 
-_READ_ONLY_RE = re.compile(r"^(?:" + "|".join(READ_ONLY_PREFIXES) + r")(?:$|[_\-.\d]|(?=[A-Z]))")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_WORD = re.compile(r"[^0-9a-zA-Z]+")
 _ROLES = ("system", "user", "assistant", "tool")
 
 
 def is_state_changing(tool_name: str) -> bool:
     """True for tools that may change the environment (``book_reservation``,
-    ``transfer_to_human_agents``); False for read-only ones (``get_*``, ``search_*``, ``list_*``,
-    ``find_*``, ``lookup_*``, ``read_*``, ``fetch_*``, ``query_*``, ``think``, ``calculate``)."""
-    return tool_name not in READ_ONLY_TOOLS and _READ_ONLY_RE.match(tool_name) is None
+    ``transfer_to_human_agents``, ``getaway_plan``); False for read-only ones: the name's first
+    word (split on non-alphanumerics and camelCase, case-insensitive) is get, search, list,
+    find, lookup, read, fetch or query, or the whole name is ``think`` or ``calculate``.
+
+    The same rule as ``hotmess.analyzers.outcomes.is_read_only`` (the "actions" outcome
+    mapper's default), so imported outcomes and computed action keys agree.
+    """
+    name = str(tool_name)
+    if name.casefold() in READ_ONLY_TOOLS:
+        return False
+    words = [w for w in _WORD.split(_CAMEL.sub(r"\1_\2", name).casefold()) if w]
+    return not (words and words[0] in READ_ONLY_PREFIXES)
 
 
 def is_tool_error(result: str | None) -> bool:
@@ -256,10 +259,12 @@ class _Record:
         if _is_id(task_id) and _is_id(trial):
             self.label = f"{index} (task {task_id} trial {trial})"
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         raise InputError(self.path, self.label, message)
 
-    def require(self, obj: dict[str, Any], key: str, dotted: str, expected: str, ok) -> Any:
+    def require(
+        self, obj: dict[str, Any], key: str, dotted: str, expected: str, ok: Callable[[Any], bool]
+    ) -> Any:
         if key not in obj:
             self.fail(f"missing key {dotted!r} (expected {expected})")
         value = obj[key]
@@ -267,7 +272,9 @@ class _Record:
             self.fail(f"{dotted!r} must be {expected}, got {_type_name(value)}")
         return value
 
-    def optional(self, obj: dict[str, Any], key: str, dotted: str, expected: str, ok) -> Any:
+    def optional(
+        self, obj: dict[str, Any], key: str, dotted: str, expected: str, ok: Callable[[Any], bool]
+    ) -> Any:
         value = obj.get(key)
         if value is not None and not ok(value):
             self.fail(f"{dotted!r} must be {expected} or null, got {_type_name(value)}")
@@ -292,7 +299,6 @@ def _text(rec: _Record, content: Any, where: str) -> str | None:
                 rec.fail(f"'{where}[{i}]' must be a text part, got {_type_name(part)}")
         return "".join(parts)
     rec.fail(f"'{where}' must be a string, a list of text parts or null, got {_type_name(content)}")
-    return None  # unreachable
 
 
 def _parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:

@@ -1,0 +1,188 @@
+"""``hotmess``: the command line. Each command reads, analyzes, then renders; nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hotmess.cli import render
+from hotmess.errors import HotmessError, StoreError
+from hotmess.store.database import connect, default_path
+from hotmess.store.readers import find_run, read_runs, read_steps
+
+app = typer.Typer(
+    name="hotmess",
+    help="Log multi-step agent runs and measure how self-consistent their failures are.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+import_app = typer.Typer(help="Import runs from benchmark result files and production logs.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+class _Options:
+    debug = False
+    quiet = False
+
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="SQLite database (default: $HOTMESS_DB or ./hotmess.db).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    _Options.debug = debug
+    _Options.quiet = quiet
+
+
+def _db_path(db: Path | None) -> str:
+    return str(db) if db is not None else default_path()
+
+
+def _open(db: Path | None) -> sqlite3.Connection:
+    return connect(_db_path(db), create=False)
+
+
+def show_progress() -> bool:
+    return not _Options.quiet and sys.stderr.isatty()
+
+
+@app.command("runs")
+def runs_command(
+    db: DbOption = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's runs.")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Rows to show (default 100 in the terminal, all with --json; 0 = all).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List recorded runs: task, agent, status, success, steps, duration, outcome."""
+    conn = _open(db)
+    table = read_runs(conn, task_id=task, agent=agent)
+    rows = table.to_records()
+    if task is not None and not rows:
+        raise HotmessError(f"no runs for task {task!r} in {_db_path(db)} (`hotmess runs` lists the tasks)")
+    total = len(rows)
+    if limit is None:
+        limit = 0 if as_json else 100
+    if limit:
+        rows = rows[:limit]
+    if as_json:
+        render.print_json(rows)
+        return
+    if not rows:
+        render.console.print(f"No runs in {_db_path(db)} yet. Trace an agent with @hotmess.trace, or `hotmess demo`.")
+        return
+    tasks = len(set(table["task_id"]))
+    render.console.print(render.runs_table(rows, total, f"{total} runs of {tasks} tasks in {_db_path(db)}"))
+
+
+@app.command("show")
+def show_command(
+    run_id: Annotated[str, typer.Argument(help="A run id, or a unique prefix of one.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one run's steps as a tree: goals, tool calls with arguments, errors, timings."""
+    conn = _open(db)
+    full = find_run(conn, run_id)
+    if full is None:
+        raise HotmessError(f"no run {run_id!r} in {_db_path(db)} (or the prefix is ambiguous); `hotmess runs` lists them")
+    run = read_runs(conn, run_ids=[full]).to_records()[0]
+    steps = read_steps(conn, run_ids=[full]).to_records()
+    if as_json:
+        render.print_json({"run": run, "steps": render.step_forest(steps)})
+        return
+    render.console.print(render.run_tree(run, steps))
+
+
+@app.command("demo")
+def demo_command(
+    db: Annotated[Path, typer.Option("--db", help="Where to store the demo's runs.")] = Path("hotmess-demo.db"),
+    runs_per_task: Annotated[int, typer.Option("--runs", min=2, help="Runs per task and variant.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the agents' stochastic policy.")] = 7,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a built-in tool-using agent in two variants (coherent and incoherent failures)."""
+    import hotmess
+    from hotmess import demo
+
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{db}{suffix}")
+    hotmess.configure(db=db)
+    total = len(demo.TASKS) * len(demo.AGENTS) * runs_per_task
+    started = time.perf_counter()
+    with _progress("running the demo agents", total) as advance:
+        summary = demo.run_demo(runs_per_task=runs_per_task, seed=seed, progress=advance)
+    hotmess.shutdown()
+    elapsed = time.perf_counter() - started
+    if as_json:
+        render.print_json({"db": str(db), "runs": total, "variants": summary})
+        return
+    render.print_demo(summary, str(db), total, elapsed)
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int | None):
+    """A rich progress bar on stderr when it is a terminal; a no-op otherwise."""
+    if not show_progress():
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=render.err_console, transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except HotmessError as exc:
+        _fail(str(exc), exc)
+    except sqlite3.DatabaseError as exc:
+        _fail(f"database error: {exc}", exc)
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        _fail(f"{exc.filename}: {exc.strerror}", exc)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        render.err_console.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own exit code
+        from click.exceptions import ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        _fail(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback; please report it)", exc)
+
+
+def _fail(message: str, exc: BaseException) -> None:
+    if _Options.debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    render.err_console.print(f"[red]hotmess: error:[/] {render.escape(message)}")
+    sys.exit(1)
+
+
+__all__ = ["StoreError", "app", "main"]

@@ -1,0 +1,162 @@
+"""Rendering for the terminal (rich) and for scripts (JSON). Renders results; computes nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table as RichTable
+from rich.tree import Tree
+
+console = Console(highlight=False, soft_wrap=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, nan as null, nothing else printed."""
+    sys.stdout.write(json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def short(text: Any, width: int = 60) -> str:
+    if text is None:
+        return ""
+    text = str(text).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def fmt_duration(start_ns: int | None, end_ns: int | None) -> str:
+    if not start_ns or not end_ns:
+        return ""
+    seconds = (end_ns - start_ns) / 1e9
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f}µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f}ms"
+    return f"{seconds:.2f}s"
+
+
+def fmt_float(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def fmt_success(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "[dim]?[/]"
+    return "[green]yes[/]" if value else "[red]no[/]"
+
+
+_STATUS_STYLE = {"ok": "green", "error": "red", "incomplete": "yellow"}
+
+
+def runs_table(rows: Sequence[dict[str, Any]], total: int, title: str) -> RichTable:
+    table = RichTable(title=title, title_justify="left", header_style="bold")
+    for name, justify in (("run", "left"), ("task", "left"), ("agent", "left"), ("inst", "right"),
+                          ("status", "left"), ("success", "left"), ("steps", "right"),
+                          ("tools", "right"), ("time", "right"), ("outcome", "left")):
+        table.add_column(name, justify=justify, no_wrap=name != "outcome", overflow="fold" if name == "outcome" else "ellipsis")
+    for r in rows:
+        status = r["status"]
+        table.add_row(
+            r["run_id"][:12],
+            escape(short(r["task_id"], 24)),
+            escape(short(r["agent"], 24)),
+            escape(str(r["instance"] or "")),
+            f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]",
+            fmt_success(r["success"]),
+            str(r["n_steps"]),
+            str(r["n_tool_calls"]),
+            fmt_duration(r["start_ns"], r["end_ns"]),
+            escape(short(r["outcome"], 50)),
+        )
+    if total > len(rows):
+        table.caption = f"{len(rows)} of {total} runs shown; --limit 0 shows all"
+    return table
+
+
+_KIND_STYLE = {"tool": "magenta", "llm": "blue", "agent": "cyan", "goal": "bold cyan", "step": "white"}
+
+
+def run_tree(run: dict[str, Any], steps: Iterable[dict[str, Any]]) -> Tree:
+    status = run["status"]
+    label = (
+        f"[bold]run {run['run_id']}[/]  task [bold]{escape(str(run['task_id']))}[/]  "
+        f"agent {escape(str(run['agent']))}  [{_STATUS_STYLE.get(status, 'white')}]{status}[/]  "
+        f"success {fmt_success(run['success'])}  {fmt_duration(run['start_ns'], run['end_ns'])}"
+    )
+    root = Tree(label)
+    nodes: dict[Any, Tree] = {}
+    for s in steps:
+        parent = nodes.get(s["parent_span_id"], root)
+        kind = s["kind"]
+        style = _KIND_STYLE.get(kind, "white")
+        if kind == "goal":
+            text = f"[{style}]◎ goal[/] {escape(short(s['goal'], 100))}"
+        else:
+            text = f"[{style}]{kind}[/] [bold]{escape(short(s['name'], 60))}[/]"
+            if s.get("input"):
+                text += f"  [dim]{escape(short(s['input'], 80))}[/]"
+            text += f"  [dim]{fmt_duration(s['start_ns'], s['end_ns'])}[/]"
+            if s.get("output"):
+                text += f"\n  → {escape(short(s['output'], 100))}"
+        if s.get("error"):
+            text += f"\n  [red]✗ {escape(short(s['error'], 120))}[/]"
+        nodes[s["span_id"]] = parent.add(text)
+    footer = []
+    if run.get("outcome") is not None:
+        footer.append(f"[bold]outcome[/] {escape(short(run['outcome'], 120))}")
+    if run.get("reference") is not None:
+        footer.append(f"[bold]reference[/] {escape(short(run['reference'], 120))}")
+    if run.get("error"):
+        footer.append(f"[red]error {escape(short(run['error'], 120))}[/]")
+    for line in footer:
+        root.add(line)
+    return root
+
+
+def step_forest(steps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps nested under their parents (for ``show --json``)."""
+    by_id: dict[Any, dict[str, Any]] = {}
+    roots: list[dict[str, Any]] = []
+    for s in steps:
+        node = {**s, "children": []}
+        by_id[s["span_id"]] = node
+        parent = by_id.get(s["parent_span_id"])
+        (parent["children"] if parent is not None else roots).append(node)
+    return roots
+
+
+def print_demo(summary: dict[str, dict[str, dict[str, int]]], db: str, total: int, elapsed: float) -> None:
+    agents = list(summary)
+    tasks = list(next(iter(summary.values())))
+    table = RichTable(title=f"demo: {total} runs in {elapsed:.1f}s → {db}", title_justify="left", header_style="bold")
+    table.add_column("task")
+    for agent in agents:
+        table.add_column(f"{agent}\nsuccesses / runs", justify="right")
+    for task in tasks:
+        table.add_row(task, *(f"{summary[a][task]['successes']} / {summary[a][task]['runs']}" for a in agents))
+    totals = []
+    for a in agents:
+        wins = sum(t["successes"] for t in summary[a].values())
+        runs = sum(t["runs"] for t in summary[a].values())
+        totals.append(f"[bold]{wins / runs:.0%}[/] ({wins} / {runs})")
+    table.add_row("[bold]success[/]", *totals)
+    console.print(table)
