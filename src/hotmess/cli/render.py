@@ -68,25 +68,38 @@ _STATUS_STYLE = {"ok": "green", "error": "red", "incomplete": "yellow"}
 
 
 def runs_table(rows: Sequence[dict[str, Any]], total: int, title: str) -> RichTable:
-    table = RichTable(title=title, title_justify="left", header_style="bold")
-    for name, justify in (("run", "left"), ("task", "left"), ("agent", "left"), ("inst", "right"),
-                          ("status", "left"), ("success", "left"), ("steps", "right"),
-                          ("tools", "right"), ("time", "right"), ("outcome", "left")):
-        table.add_column(name, justify=justify, no_wrap=name != "outcome", overflow="fold" if name == "outcome" else "ellipsis")
+    agents = {r["agent"] for r in rows}
+    timed = any(r["end_ns"] for r in rows)
+    if len(agents) == 1:
+        title += f" · agent {next(iter(agents))}"
+    table = RichTable(title=escape(title), title_justify="left", header_style="bold")
+    columns = [("run", "left"), ("task", "left")]
+    if len(agents) > 1:
+        columns.append(("agent", "left"))
+    columns += [("#", "right"), ("status", "left"), ("ok", "left"), ("steps", "right"), ("tools", "right")]
+    if timed:
+        columns.append(("time", "right"))
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    others = 14 + 23 + (27 if len(agents) > 1 else 0) + 5 + 11 + 6 + 8 + 8 + (10 if timed else 0) + 2
+    width = max(16, console.width - others)
     for r in rows:
         status = r["status"]
-        table.add_row(
-            r["run_id"][:12],
-            escape(short(r["task_id"], 24)),
-            escape(short(r["agent"], 24)),
+        cells = [r["run_id"][:11], escape(short(r["task_id"], 20))]
+        if len(agents) > 1:
+            cells.append(escape(short(r["agent"], 24)))
+        cells += [
             escape(str(r["instance"] or "")),
             f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]",
             fmt_success(r["success"]),
             str(r["n_steps"]),
             str(r["n_tool_calls"]),
-            fmt_duration(r["start_ns"], r["end_ns"]),
-            escape(short(r["outcome"], 50)),
-        )
+        ]
+        if timed:
+            cells.append(fmt_duration(r["start_ns"], r["end_ns"]))
+        cells.append(escape(short(r["outcome"], width)))
+        table.add_row(*cells)
     if total > len(rows):
         table.caption = f"{len(rows)} of {total} runs shown; --limit 0 shows all"
     return table
@@ -160,3 +173,18 @@ def print_demo(summary: dict[str, dict[str, dict[str, int]]], db: str, total: in
         totals.append(f"[bold]{wins / runs:.0%}[/] ({wins} / {runs})")
     table.add_row("[bold]success[/]", *totals)
     console.print(table)
+
+
+def print_import(result: Any, db: str, flagged: Sequence[dict[str, Any]] = ()) -> None:
+    d = result.to_dict()
+    console.print(
+        f"Imported [bold]{d['new']}[/] new runs ({d['steps']} steps) from {escape(d['path'])} into {escape(db)}"
+        + (f"; {d['already_stored']} were already stored" if d["already_stored"] else "")
+    )
+    if flagged:
+        console.print(
+            f"[yellow]{len(flagged)} runs were not graded (step limit) and are counted as failed:[/] "
+            + ", ".join(f"task {f['task_id']} trial {f['trial']}" for f in flagged[:10])
+            + (" …" if len(flagged) > 10 else "")
+        )
+    console.print("Next: [bold]hotmess analyze --outcome actions[/] " + (f"--db {escape(db)}" if db else ""))

@@ -1,0 +1,77 @@
+"""Writing imported runs: all of a file in one transaction, existing runs left as they are."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotmess.store.database import transaction
+from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
+
+_RUN_INSERT = f"INSERT OR IGNORE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+_STEP_INSERT = f"INSERT OR IGNORE INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join('?' * len(STEP_COLUMNS))})"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    path: str
+    source: str
+    runs: int  # runs in the file
+    new: int  # runs not already in the database
+    steps: int  # steps written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "source": self.source, "runs": self.runs, "new": self.new,
+                "already_stored": self.runs - self.new, "steps": self.steps}
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def insert_runs(
+    conn: sqlite3.Connection,
+    runs: Sequence[dict[str, Any]],
+    steps: Sequence[dict[str, Any]],
+    *,
+    source: str,
+    path: str | Path,
+    spans: Sequence[tuple] = (),
+) -> ImportResult:
+    """Insert runs (and the steps and spans of the new ones) in one transaction.
+
+    A run already stored (same ``run_id``) is left untouched with its steps, so importing a
+    file twice adds nothing; an error anywhere rolls the whole file back.
+    """
+    from hotmess.store.rows import SPAN_INSERT
+
+    with transaction(conn):
+        ids = [r["run_id"] for r in runs]
+        existing: set[str] = set()
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            existing.update(
+                row[0]
+                for row in conn.execute(f"SELECT run_id FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk)
+            )
+        new_runs = [r for r in runs if r["run_id"] not in existing]
+        new_ids = {r["run_id"] for r in new_runs}
+        new_steps = [s for s in steps if s["run_id"] in new_ids]
+        conn.executemany(_RUN_INSERT, [tuple(r.get(c) for c in RUN_COLUMNS) for r in new_runs])
+        conn.executemany(_STEP_INSERT, [tuple(s.get(c) for c in STEP_COLUMNS) for s in new_steps])
+        if spans:
+            conn.executemany(SPAN_INSERT, [s for s in spans if s[0] in new_ids])
+        conn.execute(
+            "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?)",
+            (source, str(path), file_sha256(path), time.time_ns(), len(runs), len(new_runs)),
+        )
+    return ImportResult(str(path), source, len(runs), len(new_runs), len(new_steps))
