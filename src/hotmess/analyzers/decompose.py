@@ -248,7 +248,9 @@ def brier_decomposition(
 def _probability_rows(probs: Any, name: str) -> np.ndarray:
     array = np.asarray(probs, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array (runs × classes), got {array.shape}")
+        raise ValueError(
+            f"{name} must be a non-empty 2-D array (runs × classes), got {array.shape}"
+        )
     if not np.isfinite(array).all() or (array < 0).any():
         raise ValueError(f"{name} must hold finite non-negative probabilities")
     sums = array.sum(axis=1)
@@ -312,8 +314,13 @@ def kl_decomposition(
         error = float((y[support] * (log_y[None, :] - log_f[:, support])).sum(axis=1).mean())
         has_ref = True
     result = _finish(
-        np.array([bias]), np.array([variance]), np.array([error]), np.array([n]),
-        np.array([has_ref]), "kl", correction,
+        np.array([bias]),
+        np.array([variance]),
+        np.array([error]),
+        np.array([n]),
+        np.array([has_ref]),
+        "kl",
+        correction,
     )
     return result[0]
 
@@ -344,8 +351,13 @@ def checks_decomposition(checks: Any, *, correction: bool = False) -> Decomposit
     bias = float(np.mean((1.0 - ybar) ** 2))
     variance = float(np.mean((y - ybar) ** 2))
     result = _finish(
-        np.array([bias]), np.array([variance]), np.array([error]), np.array([y.shape[0]]),
-        np.array([True]), "checks", correction,
+        np.array([bias]),
+        np.array([variance]),
+        np.array([error]),
+        np.array([y.shape[0]]),
+        np.array([True]),
+        "checks",
+        correction,
     )
     return result[0]
 
@@ -384,7 +396,9 @@ def mse_by_task(
     n = np.bincount(task_codes, minlength=n_tasks)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.bincount(task_codes, weights=s, minlength=n_tasks) / n
-        variance = np.bincount(task_codes, weights=(s - mean[task_codes]) ** 2, minlength=n_tasks) / n
+        variance = (
+            np.bincount(task_codes, weights=(s - mean[task_codes]) ** 2, minlength=n_tasks) / n
+        )
         bias = (mean - tau) ** 2
         error = np.bincount(task_codes, weights=(s - tau[task_codes]) ** 2, minlength=n_tasks) / n
     has_ref = np.isfinite(tau)
@@ -404,7 +418,9 @@ def mse_decomposition(
     if s.ndim != 1 or s.size == 0:
         raise ValueError(f"scores must be a non-empty 1-D array, got shape {s.shape}")
     tau = np.array([np.nan if target is None else float(target)])
-    return mse_by_task(np.zeros(s.size, dtype=np.int64), s, tau, n_tasks=1, correction=correction)[0]
+    return mse_by_task(np.zeros(s.size, dtype=np.int64), s, tau, n_tasks=1, correction=correction)[
+        0
+    ]
 
 
 # ---------------------------------------------------------------------------- embeddings
@@ -415,8 +431,8 @@ def embedding_decomposition(
 ) -> Decomposition:
     """Spread of one task's outcome embeddings ``v_i`` (``n × d``) around their mean ``v̄``::
 
-        variance = mean_i ‖v_i − v̄‖²
-        bias     = ‖v̄ − r‖²,  error = mean_i ‖v_i − r‖²   (only with a reference vector r)
+    variance = mean_i ‖v_i − v̄‖²
+    bias     = ‖v̄ − r‖²,  error = mean_i ‖v_i − r‖²   (only with a reference vector r)
     """
     v = np.asarray(vectors, dtype=np.float64)
     if v.ndim != 2 or v.shape[0] == 0:
@@ -436,7 +452,12 @@ def embedding_decomposition(
         error = float(((v - r) ** 2).sum(axis=1).mean())
         has_ref = True
     result = _finish(
-        np.array([bias]), np.array([variance]), np.array([error]), np.array([v.shape[0]]),
-        np.array([has_ref]), "embedding", correction,
+        np.array([bias]),
+        np.array([variance]),
+        np.array([error]),
+        np.array([v.shape[0]]),
+        np.array([has_ref]),
+        "embedding",
+        correction,
     )
     return result[0]

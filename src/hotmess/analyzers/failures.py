@@ -73,7 +73,9 @@ def failure_consistency(
     else:
         task_codes, t_found = as_codes(tasks, "tasks")
         if task_codes.shape != label_codes.shape:
-            raise ValueError(f"tasks has {task_codes.size} values but labels has {label_codes.size}")
+            raise ValueError(
+                f"tasks has {task_codes.size} values but labels has {label_codes.size}"
+            )
     n_tasks = t_found if n_tasks is None else int(n_tasks)
     if n_tasks < t_found:
         raise ValueError(f"n_tasks={n_tasks} but task codes go up to {t_found - 1}")
@@ -93,6 +95,4 @@ def failure_consistency(
     entropy = np.clip(entropy, 0.0, 1.0)  # rounding only; nan stays nan
     total = all_pairs.sum()
     value = float(same.sum() / total) if total > 0 else float("nan")
-    return FailureConsistency(
-        value, m.astype(np.int64), consistency, entropy, int((m >= 2).sum())
-    )
+    return FailureConsistency(value, m.astype(np.int64), consistency, entropy, int((m >= 2).sum()))

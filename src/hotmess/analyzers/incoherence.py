@@ -103,7 +103,9 @@ def _clean(variance: Any, error: Any) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(variance, dtype=np.float64)
     e = np.asarray(error, dtype=np.float64)
     if v.ndim != 1 or e.ndim != 1:
-        raise ValueError(f"variance and error must be 1-D (one per task), got {v.shape} and {e.shape}")
+        raise ValueError(
+            f"variance and error must be 1-D (one per task), got {v.shape} and {e.shape}"
+        )
     if v.shape != e.shape:
         raise ValueError(f"variance has {v.size} tasks but error has {e.size}")
     keep = np.isfinite(v) & np.isfinite(e)
@@ -177,8 +179,17 @@ def incoherence(
     nan = float("nan")
     if reason is not None:
         return Incoherence(
-            nan, nan, nan, method, int(v.size), confidence, n_boot, 0,
-            float(v.sum()), float(e.sum()), reason,
+            nan,
+            nan,
+            nan,
+            method,
+            int(v.size),
+            confidence,
+            n_boot,
+            0,
+            float(v.sum()),
+            float(e.sum()),
+            reason,
         )
     value = float(v.sum() / e.sum())
     low = high = nan
@@ -189,8 +200,17 @@ def incoherence(
         used = int(ok.sum())
         low, high = _interval(sum_v[ok] / sum_e[ok], confidence)
     return Incoherence(
-        value, low, high, method, int(v.size), confidence, n_boot, used,
-        float(v.sum()), float(e.sum()), None,
+        value,
+        low,
+        high,
+        method,
+        int(v.size),
+        confidence,
+        n_boot,
+        used,
+        float(v.sum()),
+        float(e.sum()),
+        None,
     )
 
 
@@ -254,5 +274,16 @@ def incoherence_difference(
         if used:
             p_value = float(min(1.0, 2.0 * min(np.mean(diff <= 0), np.mean(diff >= 0))))
     return IncoherenceDifference(
-        value, low, high, inc_a, inc_b, confidence, n_boot, used, p_value, labels[0], labels[1], None
+        value,
+        low,
+        high,
+        inc_a,
+        inc_b,
+        confidence,
+        n_boot,
+        used,
+        p_value,
+        labels[0],
+        labels[1],
+        None,
     )

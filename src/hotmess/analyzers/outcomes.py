@@ -334,7 +334,9 @@ def map_outcomes(outcomes: Iterable[Any], method: str | Callable[[Any], Hashable
 def _check_threshold(distance_threshold: float) -> float:
     threshold = float(distance_threshold)
     if not np.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"distance_threshold must be a finite number >= 0, got {distance_threshold}")
+        raise ValueError(
+            f"distance_threshold must be a finite number >= 0, got {distance_threshold}"
+        )
     return threshold
 
 

@@ -52,16 +52,37 @@ def _ks(k: int | Iterable[int] | None, n: np.ndarray) -> list[int]:
 def pass_ratios(n: Any, c: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per task ``C(c, k)/C(n, k)`` and ``C(n − c, k)/C(n, k)`` (nan where n < k)."""
     n_arr, c_arr = _validate(n, c)
-    j = np.arange(k)
+    k = _ks(k, n_arr)[0]
+    all_pass, none_pass = _ratio_tables(n_arr, c_arr, k)
+    return all_pass[:, k - 1], none_pass[:, k - 1]
+
+
+def _ratio_tables(n: np.ndarray, c: np.ndarray, k_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column k−1: C(c, k)/C(n, k) and C(n − c, k)/C(n, k) for k = 1..k_max (nan where n < k)."""
+    j = np.arange(k_max)
     with np.errstate(divide="ignore", invalid="ignore"):
-        denominator = n_arr[:, None] - j
-        all_pass = np.clip((c_arr[:, None] - j) / denominator, 0.0, None).prod(axis=1)
-        none_pass = np.clip((n_arr - c_arr)[:, None] - j, 0, None) / denominator
-        none_pass = none_pass.prod(axis=1)
-    short = n_arr < k
+        denominator = (n[:, None] - j).astype(np.float64)
+        all_pass = np.cumprod(np.clip(c[:, None] - j, 0, None) / denominator, axis=1)
+        none_pass = np.cumprod(np.clip((n - c)[:, None] - j, 0, None) / denominator, axis=1)
+    short = n[:, None] < j + 1
     all_pass[short] = np.nan
     none_pass[short] = np.nan
     return all_pass, none_pass
+
+
+def _estimate(n: Any, c: Any, k: int | Iterable[int] | None, at: bool) -> dict[int, float]:
+    n_arr, c_arr = _validate(n, c)
+    ks = _ks(k, n_arr)
+    if not ks:
+        return {}
+    all_pass, none_pass = _ratio_tables(n_arr, c_arr, max(ks))
+    table = 1.0 - none_pass if at else all_pass
+    out: dict[int, float] = {}
+    for kk in ks:
+        column = table[:, kk - 1]
+        ok = np.isfinite(column)
+        out[kk] = float(column[ok].mean()) if ok.any() else float("nan")
+    return out
 
 
 def pass_hat_k(n: Any, c: Any, k: int | Iterable[int] | None = None) -> dict[int, float]:
@@ -70,12 +91,7 @@ def pass_hat_k(n: Any, c: Any, k: int | Iterable[int] | None = None) -> dict[int
     ``n`` runs and ``c`` successes per task; ``k`` an int, several, or ``None`` for 1..min(n).
     A k no task reaches maps to nan. Example: n = 4, c = 2: pass^1 = 1/2, pass^2 = 1/6, pass^3 = 0.
     """
-    n_arr, c_arr = _validate(n, c)
-    out: dict[int, float] = {}
-    for kk in _ks(k, n_arr):
-        ratio, _ = pass_ratios(n_arr, c_arr, kk)
-        out[kk] = float(np.nanmean(ratio)) if np.isfinite(ratio).any() else float("nan")
-    return out
+    return _estimate(n, c, k, at=False)
 
 
 def pass_at_k(n: Any, c: Any, k: int | Iterable[int] | None = None) -> dict[int, float]:
@@ -83,9 +99,4 @@ def pass_at_k(n: Any, c: Any, k: int | Iterable[int] | None = None) -> dict[int,
 
     Example: n = 4, c = 1: pass@1 = 1/4, pass@2 = 1 − C(3,2)/C(4,2) = 1/2, pass@4 = 1.
     """
-    n_arr, c_arr = _validate(n, c)
-    out: dict[int, float] = {}
-    for kk in _ks(k, n_arr):
-        _, none = pass_ratios(n_arr, c_arr, kk)
-        out[kk] = float(np.nanmean(1.0 - none)) if np.isfinite(none).any() else float("nan")
-    return out
+    return _estimate(n, c, k, at=True)

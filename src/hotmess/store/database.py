@@ -62,10 +62,13 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
         return
     if "meta" not in tables:
         raise StoreError(f"{path}: a SQLite database but not a hotmess one (no meta table); refusing to touch it")
-    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        version = int(meta.get("schema_version", "0"))
+    except (sqlite3.DatabaseError, ValueError, TypeError):  # someone else's meta table
+        meta, version = {}, 0
     if meta.get("application") != schema.APPLICATION:
         raise StoreError(f"{path}: a SQLite database but not a hotmess one; refusing to touch it")
-    version = int(meta.get("schema_version", "0"))
     if version > schema.SCHEMA_VERSION:
         raise StoreError(
             f"{path}: written by a newer hotmess (schema {version}, this one knows {schema.SCHEMA_VERSION}); upgrade hotmess"

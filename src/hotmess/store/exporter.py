@@ -53,6 +53,12 @@ def span_record(span: ReadableSpan) -> SpanRecord:
     )
 
 
+def _utf8_safe(value: object) -> object:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 class SQLiteSpanExporter(SpanExporter):
     """Writes hotmess runs, their steps and every span losslessly into a SQLite file.
 
@@ -85,12 +91,14 @@ class SQLiteSpanExporter(SpanExporter):
         started: Sequence[SpanRecord],
         ended: Sequence[tuple[ReadableSpan, int, int]],
     ) -> None:
-        span_rows, run_rows, start_rows, step_rows = [], [], [], []
+        span_rows, run_rows, start_rows, start_span_rows, step_rows = [], [], [], [], []
         touched: set[str] = set()
         for rec in started:
             rec = rec.redacted(self._redactor)
-            span_rows.append(rows.span_row(rec))
+            start_span_rows.append(rows.span_row(rec))
             start_rows.append(rows.values(rows.run_row(rec), rows.RUN_FIELDS))
+            # its steps may have been written in an earlier batch, before the run row existed
+            touched.add(rec.trace_id)
         for span, index, depth in ended:
             rec = span_record(span).redacted(self._redactor)
             span_rows.append(rows.span_row(rec))
@@ -99,14 +107,26 @@ class SQLiteSpanExporter(SpanExporter):
             else:
                 step_rows.append(rows.values(rows.step_row(rec, rec.trace_id, index, depth), rows.STEP_FIELDS))
             touched.add(rec.trace_id)
+        batch = (start_rows, span_rows, start_span_rows, step_rows, run_rows, [(t,) for t in touched])
         with self._lock:
             conn = self._connection()
-            with transaction(conn):
-                conn.executemany(rows.RUN_START, start_rows)
-                conn.executemany(rows.SPAN_INSERT, span_rows)
-                conn.executemany(rows.STEP_INSERT, step_rows)
-                conn.executemany(rows.RUN_UPSERT, run_rows)
-                conn.executemany(rows.RUN_COUNTS, [(t,) for t in touched])
+            try:
+                self._insert(conn, *batch)
+            except UnicodeEncodeError:
+                # A lone surrogate (os.fsdecode of an odd file name, say) cannot be stored as
+                # UTF-8; escape it rather than lose the whole batch, other runs' spans included.
+                self._insert(conn, *([tuple(map(_utf8_safe, row)) for row in part] for part in batch))
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, start_rows, span_rows, start_span_rows, step_rows, run_rows, touched) -> None:
+        with transaction(conn):
+            conn.executemany(rows.RUN_START, start_rows)
+            conn.executemany(rows.SPAN_INSERT, span_rows)
+            # after the ended spans: a start never replaces its own span's end
+            conn.executemany(rows.SPAN_START, start_span_rows)
+            conn.executemany(rows.STEP_INSERT, step_rows)
+            conn.executemany(rows.RUN_UPSERT, run_rows)
+            conn.executemany(rows.RUN_COUNTS, touched)
 
     def shutdown(self) -> None:
         with self._lock:

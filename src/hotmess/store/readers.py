@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
-
-_CHUNK = 900  # stay under SQLite's bound-parameter limit
 
 
 def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
@@ -44,20 +43,12 @@ def read_runs(
             ("status != 'incomplete'", None if include_incomplete else []),
         ]
     )
+    if run_ids is not None:
+        # One bound parameter however many ids (no chunks, so one ORDER BY over all of them).
+        where = (where + " AND " if where else " WHERE ") + "run_id IN (SELECT value FROM json_each(?))"
+        params = params + [json.dumps(list(run_ids))]
     sql = f"SELECT {', '.join(names)} FROM runs{where} ORDER BY task_id, start_ns, instance, run_id"
-    if run_ids is None:
-        return _table(conn.execute(sql, params), RUN_COLUMNS, names)
-    rows: list[tuple] = []
-    for i in range(0, len(run_ids), _CHUNK):
-        chunk = list(run_ids[i : i + _CHUNK])
-        sub_where = (where + " AND " if where else " WHERE ") + f"run_id IN ({', '.join('?' * len(chunk))})"
-        rows.extend(
-            conn.execute(
-                f"SELECT {', '.join(names)} FROM runs{sub_where} ORDER BY task_id, start_ns, instance, run_id",
-                params + chunk,
-            )
-        )
-    return _table(rows, RUN_COLUMNS, names)
+    return _table(conn.execute(sql, params), RUN_COLUMNS, names)
 
 
 def read_steps(
@@ -75,17 +66,12 @@ def read_steps(
         ("r.task_id = ?", task_id),
         (f"s.kind IN ({', '.join('?' * len(kinds))})" if kinds else "", list(kinds) if kinds else None),
     ]
+    if run_ids is not None:
+        clauses.append(("s.run_id IN (SELECT value FROM json_each(?))", json.dumps(list(run_ids))))
     base = f"SELECT {select} FROM steps s JOIN runs r ON r.run_id = s.run_id"
     order = " ORDER BY s.run_id, s.step_index, s.start_ns"
-    if run_ids is None:
-        where, params = _where(clauses)
-        return _table(conn.execute(base + where + order, params), STEP_COLUMNS, names)
-    rows: list[tuple] = []
-    for i in range(0, len(run_ids), _CHUNK):
-        chunk = list(run_ids[i : i + _CHUNK])
-        where, params = _where(clauses + [(f"s.run_id IN ({', '.join('?' * len(chunk))})", chunk)])
-        rows.extend(conn.execute(base + where + order, params))
-    return _table(rows, STEP_COLUMNS, names)
+    where, params = _where(clauses)
+    return _table(conn.execute(base + where + order, params), STEP_COLUMNS, names)
 
 
 def find_run(conn: sqlite3.Connection, run_id: str) -> str | None:

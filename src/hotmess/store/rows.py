@@ -45,6 +45,7 @@ class SpanRecord:
     def redacted(self, redactor: Redactor | None) -> SpanRecord:
         if redactor is None:
             return self
+        self.name = redactor(self.name)  # a step named after a URL may carry its api_key
         self.attributes = {k: redactor.value(v) for k, v in self.attributes.items()}
         self.events = [
             {**e, "attributes": {k: redactor.value(v) for k, v in e.get("attributes", {}).items()}}
@@ -79,6 +80,8 @@ def span_row(rec: SpanRecord) -> tuple:
 
 
 SPAN_INSERT = "INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# A run root's start: never over the row of the same span already written at its end.
+SPAN_START = "INSERT OR IGNORE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _error(rec: SpanRecord) -> str | None:

@@ -71,6 +71,12 @@ def configure(
     flush_interval: seconds between writes to SQLite (at most 1 s keeps the durability promise).
     """
     with _State.lock:
+        redactor = make_redactor(redact)
+        path = str(db if db is not None else default_path())
+        exporter = SQLiteSpanExporter(path, redactor=redactor)
+        # Fail here, in the caller's thread, on a bad path or foreign file, and before the
+        # previous set-up is shut down: a failed configure() leaves the old one recording.
+        exporter._connection()
         _shutdown_processors()
         provider = tracer_provider
         owns = False
@@ -81,10 +87,6 @@ def configure(
             else:
                 provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
                 owns = True
-        redactor = make_redactor(redact)
-        path = str(db if db is not None else default_path())
-        exporter = SQLiteSpanExporter(path, redactor=redactor)
-        exporter._connection()  # fail here, in the caller's thread, on a bad path or foreign file
         processor = RunSpanProcessor(exporter, flush_interval=flush_interval, max_queue_size=max_queue_size)
         provider.add_span_processor(processor)
         _State.processors = [processor]

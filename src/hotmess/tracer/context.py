@@ -59,7 +59,7 @@ def set_json(span: Span, run: RunState | None, key: str, value: Any) -> None:
     text, cut = bounded_json(value, get_config().max_attribute_chars)
     span.set_attribute(key, text)
     if cut:
-        span.set_attribute(A.TRUNCATED, key)
+        _mark_truncated(span, key)
         if run is not None:
             run.truncated.append(key)
 
@@ -68,7 +68,16 @@ def set_text(span: Span, key: str, value: str) -> None:
     text, cut = truncate(str(value), get_config().max_attribute_chars)
     span.set_attribute(key, text)
     if cut:
-        span.set_attribute(A.TRUNCATED, key)
+        _mark_truncated(span, key)
+
+
+def _mark_truncated(span: Span, key: str) -> None:
+    """Add ``key`` to the span's list of cut attributes (a span may have several)."""
+    attrs = getattr(span, "attributes", None) or {}
+    names = attrs.get(A.TRUNCATED, ())
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if key not in names:
+        span.set_attribute(A.TRUNCATED, (*names, key))
 
 
 def mark_error(span: Span, exc: BaseException) -> None:

@@ -7,6 +7,7 @@ exceptions pass through unchanged; hotmess's bookkeeping never raises into the a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -39,7 +40,9 @@ def _resolver(value: Any, fn: Callable, param: str) -> Callable[[inspect.BoundAr
         return lambda bound: value(*bound.args, **bound.kwargs)
     if value is not None:
         return lambda bound: value
-    return lambda bound: bound.arguments.get(param)
+    p = inspect.signature(fn).parameters.get(param)
+    default = None if p is None or p.default is inspect.Parameter.empty else p.default
+    return lambda bound: bound.arguments.get(param, default)
 
 
 class _Traced:
@@ -60,6 +63,7 @@ class _Traced:
 
     def begin(self, args: tuple, kwargs: dict) -> Activation | None:
         """Start the run (or sub-agent step) span; None if hotmess itself fails."""
+        span = None
         try:
             bound = self.signature.bind_partial(*args, **kwargs)
             parent = current_run()
@@ -88,6 +92,9 @@ class _Traced:
             return Activation(span, run)
         except Exception:  # noqa: BLE001
             logger.exception("hotmess: could not start a run for %s; the agent runs untraced", self.fn.__qualname__)
+            if span is not None:  # never leave a started span open (its run would stay 'incomplete')
+                with contextlib.suppress(Exception):
+                    span.end()
             return None
 
     @staticmethod
@@ -176,10 +183,11 @@ def _wrap_generator(t: _Traced) -> Callable:
         finally:
             act.exit()
         to_send: Any = None
+        to_throw: BaseException | None = None
         while True:
             act.enter()
             try:
-                item = gen.send(to_send)
+                item = gen.send(to_send) if to_throw is None else gen.throw(to_throw)
             except StopIteration as stop:
                 act.exit()
                 t.finish(act, _generator_outcome(items, stop.value))
@@ -190,28 +198,23 @@ def _wrap_generator(t: _Traced) -> Callable:
                 raise
             act.exit()
             items.append(item)
+            to_send, to_throw = None, None
             try:
                 to_send = yield item
             except GeneratorExit:
-                gen.close()
+                act.enter()
+                try:
+                    gen.close()
+                except BaseException as exc:
+                    act.exit()
+                    t.finish(act, exc=exc)
+                    raise
+                act.exit()
                 act.span.set_attribute(A.CLOSED_EARLY, True)
                 t.finish(act, _generator_outcome(items, None))
                 raise
             except BaseException as exc:  # thrown in by the consumer: pass it on
-                act.enter()
-                try:
-                    item = gen.throw(exc)
-                except StopIteration as stop:
-                    act.exit()
-                    t.finish(act, _generator_outcome(items, stop.value))
-                    return stop.value
-                except BaseException as inner:
-                    act.exit()
-                    t.finish(act, exc=inner)
-                    raise
-                act.exit()
-                items.append(item)
-                to_send = yield item
+                to_throw = exc
 
     return wrapper
 
@@ -233,10 +236,11 @@ def _wrap_async_generator(t: _Traced) -> Callable:
         finally:
             act.exit()
         to_send: Any = None
+        to_throw: BaseException | None = None
         while True:
             act.enter()
             try:
-                item = await agen.asend(to_send)
+                item = await (agen.asend(to_send) if to_throw is None else agen.athrow(to_throw))
             except StopAsyncIteration:
                 act.exit()
                 t.finish(act, _generator_outcome(items, None))
@@ -247,13 +251,23 @@ def _wrap_async_generator(t: _Traced) -> Callable:
                 raise
             act.exit()
             items.append(item)
+            to_send, to_throw = None, None
             try:
                 to_send = yield item
             except GeneratorExit:
-                await agen.aclose()
+                act.enter()
+                try:
+                    await agen.aclose()
+                except BaseException as exc:
+                    act.exit()
+                    t.finish(act, exc=exc)
+                    raise
+                act.exit()
                 act.span.set_attribute(A.CLOSED_EARLY, True)
                 t.finish(act, _generator_outcome(items, None))
                 raise
+            except BaseException as exc:  # thrown in by the consumer: pass it on
+                to_throw = exc
 
     return wrapper
 

@@ -170,9 +170,11 @@ class RunSpanProcessor(SpanProcessor):
 
     def _drain(self) -> None:
         while self._started or self._ended:
-            started = _take(self._started, self._max_batch_size)
-            ended = _take(self._ended, self._max_batch_size)
+            # Taken and counted as pending at once: force_flush() must never see a batch
+            # that has left the queues and is not yet pending (it would return before the write).
             with self._idle:
+                started = _take(self._started, self._max_batch_size)
+                ended = _take(self._ended, self._max_batch_size)
                 self._pending += len(started) + len(ended)
             try:
                 self._write(started, ended)

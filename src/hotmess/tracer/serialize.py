@@ -23,15 +23,22 @@ def _fallback(value: Any) -> Any:
         return sorted(value, key=repr)
     if isinstance(value, bytes | bytearray):
         return value.decode("utf-8", errors="replace")
-    return repr(value)
+    return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not break the agent
+        return f"<{type(value).__qualname__} object; repr() failed>"
 
 
 def to_json(value: Any) -> str:
     """JSON text for any value; what JSON cannot hold becomes its closest form or its repr()."""
     try:
         return json.dumps(value, default=_fallback, ensure_ascii=False)
-    except (ValueError, TypeError, RecursionError):  # circular references, odd keys
-        return json.dumps(repr(value), ensure_ascii=False)
+    except Exception:  # noqa: BLE001 - circular references, odd keys, a raising __repr__ or to_dict
+        return json.dumps(_safe_repr(value), ensure_ascii=False)
 
 
 def truncate(text: str, max_chars: int) -> tuple[str, bool]:

@@ -1,0 +1,105 @@
+"""Analyzers: pure functions over numpy arrays and :class:`hotmess.tables.Table` s.
+
+Outcome mappers (:mod:`.outcomes`), bias-variance decompositions (:mod:`.decompose`),
+incoherence with bootstrap intervals (:mod:`.incoherence`), failure consistency
+(:mod:`.failures`), pass^k / pass@k (:mod:`.passk`) and the pipeline :func:`analyze`
+(:mod:`.analysis`). Nothing here touches SQLite or OpenTelemetry.
+"""
+
+from __future__ import annotations
+
+from .analysis import (
+    CHECKS_ATTRIBUTE,
+    DECOMPOSITIONS,
+    OUTCOME_METHODS,
+    Analysis,
+    ClusterExample,
+    GroupedAnalysis,
+    TaskResult,
+    analyze,
+)
+from .decompose import (
+    Decomposition,
+    TaskDecompositions,
+    brier_by_task,
+    brier_decomposition,
+    checks_decomposition,
+    embedding_decomposition,
+    kl_decomposition,
+    mse_by_task,
+    mse_decomposition,
+)
+from .failures import FailureConsistency, failure_consistency
+from .incoherence import Incoherence, IncoherenceDifference, incoherence, incoherence_difference
+from .outcomes import (
+    DEFAULT_READ_ONLY,
+    NONE_KEY,
+    READ_ONLY_NAMES,
+    READ_ONLY_PREFIXES,
+    MissingDependencyError,
+    action_key,
+    action_keys,
+    canonical_action,
+    canonical_json,
+    canonical_value,
+    embedding_clusters,
+    exact_key,
+    exact_keys,
+    is_read_only,
+    map_outcomes,
+    normalize_text,
+    parse_actions,
+    read_only_predicate,
+    sentence_transformer_embedder,
+    text_clusters,
+)
+from .passk import pass_at_k, pass_hat_k, pass_ratios
+
+__all__ = [
+    "CHECKS_ATTRIBUTE",
+    "DECOMPOSITIONS",
+    "DEFAULT_READ_ONLY",
+    "NONE_KEY",
+    "OUTCOME_METHODS",
+    "READ_ONLY_NAMES",
+    "READ_ONLY_PREFIXES",
+    "Analysis",
+    "ClusterExample",
+    "Decomposition",
+    "FailureConsistency",
+    "GroupedAnalysis",
+    "Incoherence",
+    "IncoherenceDifference",
+    "MissingDependencyError",
+    "TaskDecompositions",
+    "TaskResult",
+    "action_key",
+    "action_keys",
+    "analyze",
+    "brier_by_task",
+    "brier_decomposition",
+    "canonical_action",
+    "canonical_json",
+    "canonical_value",
+    "checks_decomposition",
+    "embedding_clusters",
+    "embedding_decomposition",
+    "exact_key",
+    "exact_keys",
+    "failure_consistency",
+    "incoherence",
+    "incoherence_difference",
+    "is_read_only",
+    "kl_decomposition",
+    "map_outcomes",
+    "mse_by_task",
+    "mse_decomposition",
+    "normalize_text",
+    "parse_actions",
+    "pass_at_k",
+    "pass_hat_k",
+    "pass_ratios",
+    "read_only_predicate",
+    "sentence_transformer_embedder",
+    "text_clusters",
+]
