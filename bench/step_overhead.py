@@ -66,7 +66,7 @@ def measure(runs: int, steps: int, repeats: int) -> dict:
 
     loops = {"none": agent_none, "bare": agent_bare, "hotmess": agent_hotmess}
     samples: dict[str, list[float]] = {name: [] for name in [*loops, "hotmess+write"]}
-    for name, fn in loops.items():  # warm-up
+    for fn in loops.values():  # warm-up
         for task in range(10):
             fn(task)
     hotmess.flush()

@@ -35,21 +35,21 @@ class Task:
 
 TASKS = (
     Task("refund-1042", "Refund order 1042, it arrived broken.", ("get_order", {"order_id": 1042}),
-         ("refund_order", {"order_id": 1042, "amount": 59.9}), "Refunded 59.90 for order 1042.", 0.45),
+         ("refund_order", {"order_id": 1042, "amount": 59.9}), "Refunded 59.90 for order 1042.", 0.3),
     Task("address-77", "Change the address of customer 77 to 5 Elm St.", ("get_customer", {"customer_id": 77}),
-         ("update_address", {"customer_id": 77, "address": "5 Elm St"}), "Address updated.", 0.55),
+         ("update_address", {"customer_id": 77, "address": "5 Elm St"}), "Address updated.", 0.35),
     Task("cancel-sub-9", "Cancel subscription 9 at the end of the period.", ("get_subscription", {"subscription_id": 9}),
-         ("cancel_subscription", {"subscription_id": 9, "when": "period_end"}), "Subscription 9 will end with the period.", 0.4),
+         ("cancel_subscription", {"subscription_id": 9, "when": "period_end"}), "Subscription 9 will end with the period.", 0.25),
     Task("exchange-311", "Exchange the shoes in order 311 for size 42.", ("get_order", {"order_id": 311}),
-         ("exchange_item", {"order_id": 311, "item": "shoes", "size": 42}), "Exchange for size 42 started.", 0.5),
+         ("exchange_item", {"order_id": 311, "item": "shoes", "size": 42}), "Exchange for size 42 started.", 0.3),
     Task("upgrade-5", "Upgrade account 5 to the business plan.", ("get_customer", {"customer_id": 5}),
-         ("change_plan", {"customer_id": 5, "plan": "business"}), "Account 5 is on the business plan.", 0.6),
+         ("change_plan", {"customer_id": 5, "plan": "business"}), "Account 5 is on the business plan.", 0.4),
     Task("invoice-88", "Resend invoice 88 to the billing email.", ("get_invoice", {"invoice_id": 88}),
-         ("send_invoice", {"invoice_id": 88, "to": "billing"}), "Invoice 88 sent to billing.", 0.5),
+         ("send_invoice", {"invoice_id": 88, "to": "billing"}), "Invoice 88 sent to billing.", 0.3),
     Task("pause-14", "Pause subscription 14 for two months.", ("get_subscription", {"subscription_id": 14}),
-         ("pause_subscription", {"subscription_id": 14, "months": 2}), "Subscription 14 paused for 2 months.", 0.45),
+         ("pause_subscription", {"subscription_id": 14, "months": 2}), "Subscription 14 paused for 2 months.", 0.25),
     Task("warranty-620", "File a warranty claim for order 620.", ("get_order", {"order_id": 620}),
-         ("file_claim", {"order_id": 620, "type": "warranty"}), "Warranty claim filed for order 620.", 0.55),
+         ("file_claim", {"order_id": 620, "type": "warranty"}), "Warranty claim filed for order 620.", 0.35),
 )
 
 _WRONG_TOOLS = (

@@ -132,10 +132,22 @@ def demo_command(
         summary = demo.run_demo(runs_per_task=runs_per_task, seed=seed, progress=advance)
     hotmess.shutdown()
     elapsed = time.perf_counter() - started
+    from hotmess.analyzers import analyze
+
+    runs, _ = _load_for_analysis(db, "exact", "brier")
+    verdict = analyze(runs, outcome="exact", decomposition="brier", by="agent").to_dict()
     if as_json:
-        render.print_json({"db": str(db), "runs": total, "variants": summary})
+        render.print_json({"db": str(db), "runs": total, "variants": summary, "analysis": verdict})
         return
     render.print_demo(summary, str(db), total, elapsed)
+    render.print_analysis(verdict, str(db))
+    render.console.print(
+        "\nNext:\n"
+        f"  hotmess analyze --db {db} --by agent      the same verdict, as a table (--json for scripts)\n"
+        f"  hotmess analyze --db {db}                 both variants together, per task\n"
+        f"  hotmess runs --db {db} --task refund-1042\n"
+        f"  hotmess show --db {db} RUN_ID             one run's steps as a tree"
+    )
 
 
 @contextlib.contextmanager
@@ -144,7 +156,13 @@ def _progress(description: str, total: int | None):
     if not show_progress():
         yield lambda n=1: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -168,10 +186,9 @@ def main() -> None:
     except typer.Abort:
         render.err_console.print("aborted")
         sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        from click.exceptions import ClickException
-
-        if isinstance(exc, ClickException):
+    except Exception as exc:
+        # Usage errors (click's, or the copy typer carries) show themselves with exit code 2.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         _fail(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback; please report it)", exc)
@@ -206,3 +223,49 @@ def import_taubench_command(
         render.print_json({**result.to_dict(), "flagged": batch.flagged})
         return
     render.print_import(result, _db_path(db), flagged=batch.flagged)
+
+
+def _load_for_analysis(db: Path | None, outcome: str, decomposition: str, task: str | None = None):
+    conn = _open(db)
+    runs = read_runs(conn, task_id=task)
+    if len(runs) == 0:
+        raise HotmessError(
+            f"no runs in {_db_path(db)}" + (f" for task {task!r}" if task else "")
+            + " (record some with @hotmess.trace, `hotmess import`, or `hotmess demo`)"
+        )
+    needs_steps = outcome == "actions" or decomposition == "checks"
+    steps = read_steps(conn, task_id=task, kinds=("tool",)) if needs_steps else None
+    return runs, steps
+
+
+@app.command("analyze")
+def analyze_command(
+    db: DbOption = None,
+    outcome: Annotated[str, typer.Option("--outcome", help="How outcomes are compared: exact, actions, text, embedding.")] = "exact",
+    decomposition: Annotated[str, typer.Option("--decomposition", help="brier (outcome clusters), checks, kl, mse.")] = "brier",
+    by: Annotated[str | None, typer.Option("--by", help="Compare groups: a runs column (agent) or a run attribute (gen_ai.request.model).")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
+    correction: Annotated[bool, typer.Option("--correction", help="Finite-sample n/(n-1) correction of variance.")] = False,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the interval.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Bias, variance and incoherence (with a bootstrap interval), failure consistency, pass^k."""
+    from hotmess.analyzers import DECOMPOSITIONS, OUTCOME_METHODS, analyze
+
+    if outcome not in OUTCOME_METHODS:
+        raise HotmessError(f"--outcome must be one of {', '.join(OUTCOME_METHODS)}, not {outcome!r}")
+    if decomposition not in DECOMPOSITIONS:
+        raise HotmessError(f"--decomposition must be one of {', '.join(DECOMPOSITIONS)}, not {decomposition!r}")
+    if outcome == "embedding":
+        raise HotmessError(
+            "--outcome embedding needs an embedding function: use hotmess.analyzers.analyze(..., "
+            "outcome='embedding', embed=fn) from Python (sentence_transformer_embedder for a local model)"
+        )
+    runs, steps = _load_for_analysis(db, outcome, decomposition, task)
+    result = analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
+                     correction=correction, n_boot=n_boot, seed=seed)
+    if as_json:
+        render.print_json(result.to_dict())
+        return
+    render.print_analysis(result.to_dict(), _db_path(db))

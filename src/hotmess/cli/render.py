@@ -14,7 +14,7 @@ from rich.table import Table as RichTable
 from rich.tree import Tree
 
 console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
@@ -188,3 +188,74 @@ def print_import(result: Any, db: str, flagged: Sequence[dict[str, Any]] = ()) -
             + (" …" if len(flagged) > 10 else "")
         )
     console.print("Next: [bold]hotmess analyze --outcome actions[/] " + (f"--db {escape(db)}" if db else ""))
+
+
+def _interval(inc: dict[str, Any]) -> str:
+    if inc.get("value") is None:
+        return "–"
+    return f"{inc['value']:.3f} [{fmt_float(inc.get('ci_low'))}, {fmt_float(inc.get('ci_high'))}]"
+
+
+def _verdict(inc: dict[str, Any]) -> str:
+    value = inc.get("value")
+    if value is None:
+        return "undefined (no errors, or no reference)"
+    if value < 0.35:
+        return "[green]coherent[/]: most error is bias, the same miss again and again"
+    if value < 0.65:
+        return "[yellow]mixed[/]: error splits between systematic misses and scatter"
+    return "[red]a hot mess[/]: most error is variance, a different miss each time"
+
+
+def _summary_table(groups: dict[str, dict[str, Any]], title: str) -> RichTable:
+    table = RichTable(title=title, title_justify="left", header_style="bold")
+    table.add_column("")
+    for name in groups:
+        table.add_column(escape(str(name)), justify="right")
+
+    def row(label: str, fn: Any) -> None:
+        table.add_row(label, *(fn(d) for d in groups.values()))
+
+    row("tasks / runs", lambda d: f"{d['n_tasks']} / {d['n_runs']}")
+    row("runs per task (min, median)", lambda d: f"{d.get('min_runs_per_task')}, {fmt_float(d.get('median_runs_per_task'), 0)}")
+    row("success", lambda d: fmt_float(d["success_rate"]))
+    ks = sorted({int(k) for d in groups.values() for k in d["pass_hat_k"]})
+    for k in [k for k in ks if k in (1, 2, 4, 8, 16) or k == ks[-1]]:
+        row(f"pass^{k}", lambda d, k=k: fmt_float(d["pass_hat_k"].get(str(k))))
+    row("bias² (mean per task)", lambda d: fmt_float(d["bias"]))
+    row("variance (mean per task)", lambda d: fmt_float(d["variance"]))
+    row("error (mean per task)", lambda d: fmt_float(d["error"]))
+    row("[bold]incoherence [95% CI][/]", lambda d: f"[bold]{_interval(d['incoherence'])}[/]")
+    row("failure consistency", lambda d: fmt_float(d["failure_consistency"]))
+    return table
+
+
+def print_analysis(result: dict[str, Any], db: str, show_tasks: bool = True) -> None:
+    grouped = "groups" in result
+    groups = result["groups"] if grouped else {"all runs": result}
+    method = next(iter(groups.values()))["incoherence"].get("method", "")
+    console.print(_summary_table(groups, f"{escape(db)} · {method} decomposition · outcomes: {next(iter(groups.values())).get('outcome')}"))
+    for name, d in groups.items():
+        console.print(f"  {escape(str(name))}: {_verdict(d['incoherence'])}")
+    if grouped:
+        for diff in result.get("differences", []):
+            console.print(
+                f"  incoherence {escape(str(diff.get('a')))} − {escape(str(diff.get('b')))}: "
+                f"{fmt_float(diff.get('value'))} [{fmt_float(diff.get('ci_low'))}, {fmt_float(diff.get('ci_high'))}]"
+            )
+    if show_tasks and not grouped:
+        table = RichTable(title="per task", title_justify="left", header_style="bold")
+        for col in ("task", "n", "succ", "bias²", "variance", "error", "incoh.", "clusters", "fail. cons."):
+            table.add_column(col, justify="left" if col == "task" else "right")
+        for t in result["tasks"]:
+            table.add_row(escape(short(t["task_id"], 24)), str(t["n"]), str(t["successes"]),
+                          fmt_float(t["bias"]), fmt_float(t["variance"]), fmt_float(t["error"]),
+                          fmt_float(t["incoherence"]), str(t["outcome_clusters"]),
+                          fmt_float(t["failure_consistency"]))
+        console.print(table)
+    warnings = list(result.get("warnings", []))
+    if grouped:
+        for d in groups.values():
+            warnings += [w for w in d.get("warnings", []) if w not in warnings]
+    for w in warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(w)}")

@@ -1,0 +1,160 @@
+"""The hotmess command as a user runs it: a real process, real files, terminal and JSON forms."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "gpt-4o-airline.json"
+needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
+
+
+def hotmess(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
+        capture_output=True, text=True, timeout=120, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    db = tmp_path_factory.mktemp("demo") / "demo.db"
+    out = hotmess("demo", "--db", str(db), "--json")
+    return db, json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def tau_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("tau") / "tau.db"
+    if TAU.exists():
+        hotmess("import", "tau-bench", str(TAU), "--db", str(db))
+    return db
+
+
+def test_demo_coherent_variant_is_clearly_less_incoherent(demo_db):
+    db, out = demo_db
+    assert out["runs"] == 320
+    groups = out["analysis"]["groups"]
+    coherent = groups["support-bot-coherent"]["incoherence"]
+    incoherent = groups["support-bot-incoherent"]["incoherence"]
+    assert coherent["ci_high"] < incoherent["ci_low"]
+    assert groups["support-bot-coherent"]["failure_consistency"] == 1.0
+    assert groups["support-bot-incoherent"]["failure_consistency"] < 0.1
+    for agent in ("support-bot-coherent", "support-bot-incoherent"):
+        assert all(t["runs"] == 20 for t in out["variants"][agent].values())
+
+
+def test_demo_terminal_output_says_what_to_run_next(tmp_path):
+    out = hotmess("demo", "--db", str(tmp_path / "d.db"), "--runs", "10").stdout
+    assert "support-bot-coherent" in out and "incoherence" in out and "Next:" in out
+
+
+def test_runs_and_show_terminal_and_json(demo_db):
+    db, _ = demo_db
+    runs = json.loads(hotmess("runs", "--db", str(db), "--json").stdout)
+    assert len(runs) == 320 and {r["status"] for r in runs} == {"ok"}
+    one_task = json.loads(hotmess("runs", "--db", str(db), "--task", "refund-1042", "--json").stdout)
+    assert len(one_task) == 40 and {r["task_id"] for r in one_task} == {"refund-1042"}
+    table = hotmess("runs", "--db", str(db), "--limit", "5").stdout
+    assert "5 of 320 runs shown" in table
+    run_id = runs[0]["run_id"]
+    shown = json.loads(hotmess("show", run_id[:10], "--db", str(db), "--json").stdout)
+    assert shown["run"]["run_id"] == run_id
+    kinds = [s["kind"] for s in shown["steps"]]
+    assert kinds == ["goal", "llm", "tool", "goal", "llm", "tool"]
+    tree = hotmess("show", run_id, "--db", str(db)).stdout
+    assert "goal" in tree and "execute_tool" in tree and "outcome" in tree
+
+
+def test_analyze_json_has_the_documented_shape(demo_db):
+    db, _ = demo_db
+    out = json.loads(hotmess("analyze", "--db", str(db), "--json").stdout)
+    for key in ("n_tasks", "n_runs", "success_rate", "pass_hat_k", "pass_at_k", "bias", "variance",
+                "error", "incoherence", "failure_consistency", "tasks"):
+        assert key in out
+    assert out["n_tasks"] == 8 and out["n_runs"] == 320
+    assert set(out["incoherence"]) >= {"value", "ci_low", "ci_high", "method"}
+    assert out["incoherence"]["method"] == "brier"
+    task = out["tasks"][0]
+    assert set(task) >= {"task_id", "n", "successes", "bias", "variance", "error", "incoherence",
+                         "outcome_clusters", "failure_consistency"}
+    assert math.isclose(task["bias"] + task["variance"], task["error"], abs_tol=1e-9)
+    grouped = json.loads(hotmess("analyze", "--db", str(db), "--by", "agent", "--json").stdout)
+    assert set(grouped["groups"]) == {"support-bot-coherent", "support-bot-incoherent"}
+    assert len(grouped["differences"]) == 1
+
+
+@needs_tau
+def test_tau_bench_import_is_idempotent_and_analyzes(tau_db):
+    again = json.loads(hotmess("import", "tau-bench", str(TAU), "--db", str(tau_db), "--json").stdout)
+    assert again["new"] == 0 and again["already_stored"] == 200
+    conn = sqlite3.connect(tau_db)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 200
+    records = json.loads(TAU.read_text())
+    out = json.loads(hotmess("analyze", "--db", str(tau_db), "--outcome", "actions", "--json").stdout)
+    assert out["n_tasks"] == 50 and out["n_runs"] == 200
+    # pass^k straight from the file's rewards
+    by_task: dict[int, list[float]] = {}
+    for r in records:
+        by_task.setdefault(r["task_id"], []).append(r["reward"])
+    for k in (1, 2, 3, 4):
+        direct = sum(math.comb(sum(v == 1.0 for v in rs), k) / math.comb(len(rs), k) for rs in by_task.values()) / len(by_task)
+        assert math.isclose(out["pass_hat_k"][str(k)], direct, rel_tol=1e-12)
+    assert math.isclose(out["success_rate"], sum(r["reward"] == 1.0 for r in records) / 200)
+    inc = out["incoherence"]
+    assert 0 <= inc["ci_low"] <= inc["value"] <= inc["ci_high"] <= 1
+    checks = json.loads(hotmess("analyze", "--db", str(tau_db), "--decomposition", "checks", "--json").stdout)
+    assert checks["incoherence"]["method"] == "checks"
+    assert 0 < checks["n_tasks"] <= 50
+
+
+@needs_tau
+def test_malformed_import_names_file_and_record_and_keeps_the_database(tau_db, tmp_path):
+    bad = tmp_path / "bad.json"
+    records = json.loads(TAU.read_text())[:3]
+    del records[2]["traj"]
+    bad.write_text(json.dumps(records))
+    before = sqlite3.connect(tau_db).execute("SELECT count(*) FROM runs").fetchone()[0]
+    proc = hotmess("import", "tau-bench", str(bad), "--db", str(tau_db), ok=False)
+    assert proc.returncode == 1
+    assert "bad.json" in proc.stderr and "record 2" in proc.stderr and "traj" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sqlite3.connect(tau_db).execute("SELECT count(*) FROM runs").fetchone()[0] == before
+
+
+def test_errors_are_one_clear_line(tmp_path, demo_db):
+    db, _ = demo_db
+    missing = hotmess("runs", "--db", str(tmp_path / "nope.db"), ok=False)
+    assert missing.returncode == 1 and "no such database" in missing.stderr
+    assert not (tmp_path / "nope.db").exists()
+    empty = tmp_path / "empty.db"
+    hotmess("import", "tau-bench", "--help")
+    from hotmess.store.database import connect
+
+    connect(empty).close()
+    assert "No runs" in hotmess("runs", "--db", str(empty)).stdout
+    no_runs = hotmess("analyze", "--db", str(empty), ok=False)
+    assert no_runs.returncode == 1 and "no runs" in no_runs.stderr
+    unknown_run = hotmess("show", "ffffffff", "--db", str(db), ok=False)
+    assert unknown_run.returncode == 1 and "no run 'ffffffff'" in unknown_run.stderr
+    unknown_task = hotmess("runs", "--db", str(db), "--task", "nope", ok=False)
+    assert unknown_task.returncode == 1 and "no runs for task 'nope'" in unknown_task.stderr
+    wrong = hotmess("analyze", "--db", str(db), "--outcome", "bogus", ok=False)
+    assert wrong.returncode == 1 and "--outcome must be one of" in wrong.stderr
+    usage = hotmess("runs", "--bogus", ok=False)
+    assert usage.returncode == 2 and "bogus" in usage.stderr
+    foreign = tmp_path / "foreign.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)")
+    refused = hotmess("runs", "--db", str(foreign), ok=False)
+    assert refused.returncode == 1 and "not a hotmess" in refused.stderr
+    for proc in (missing, no_runs, unknown_run, unknown_task, wrong, refused):
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
