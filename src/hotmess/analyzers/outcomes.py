@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from hotmess.errors import HotmessError
+from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
 
 from ._common import factorize
 
@@ -51,16 +51,6 @@ __all__ = [
 #: Key of a run without an outcome (``None`` or JSON ``null``).
 NONE_KEY = "<none>"
 
-#: First words of tool names that only read state (``get_user_details``, ``searchFlights``...).
-READ_ONLY_PREFIXES: frozenset[str] = frozenset(
-    {"get", "search", "list", "find", "lookup", "read", "fetch", "query"}
-)
-#: Whole tool names that only read state or think. ``transfer_to_human_agents`` is NOT here:
-#: handing over to a human is an outcome.
-READ_ONLY_NAMES: frozenset[str] = frozenset({"think", "calculate"})
-
-_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
-_WORD = re.compile(r"[^0-9a-zA-Z]+")
 
 
 class MissingDependencyError(HotmessError, ImportError):
@@ -158,22 +148,6 @@ def exact_keys(outcomes: Iterable[Any]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- actions
-
-
-def is_read_only(name: str) -> bool:
-    """The default read-only filter.
-
-    True when the tool name's first word (split on ``_``, ``-``, ``.``, spaces and camelCase,
-    case-insensitive) is one of :data:`READ_ONLY_PREFIXES` (get, search, list, find, lookup,
-    read, fetch, query), or the whole name is ``think`` or ``calculate``. ``getUser`` and
-    ``get_user`` are read-only; ``getaway`` and ``transfer_to_human_agents`` are not.
-    """
-    name = str(name)
-    if name.casefold() in READ_ONLY_NAMES:
-        return True
-    words = _WORD.split(_CAMEL.sub(r"\1_\2", name).casefold())
-    words = [w for w in words if w]
-    return bool(words) and words[0] in READ_ONLY_PREFIXES
 
 
 #: The default read-only filter (a predicate over tool names); see :func:`is_read_only`.

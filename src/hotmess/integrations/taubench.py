@@ -68,7 +68,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from os import PathLike
@@ -78,6 +77,7 @@ from typing import Any, NoReturn
 from hotmess.errors import InputError
 from hotmess.integrations.canonical import canonical_json
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
+from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
 
 __all__ = [
     "READ_ONLY_PREFIXES",
@@ -93,16 +93,8 @@ __all__ = [
 SOURCE = "tau-bench"
 STEP_LIMIT_FLAG = "step_limit"
 
-#: A tool whose name's first word is one of these (``get_user_details``, ``searchFlights``)
-#: only reads; it is not part of a run's outcome.
-READ_ONLY_PREFIXES: frozenset[str] = frozenset(
-    {"get", "search", "list", "find", "lookup", "read", "fetch", "query"}
-)
-#: Whole tool names that neither read nor write the environment's state.
-READ_ONLY_TOOLS: frozenset[str] = frozenset({"think", "calculate"})
-
-_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
-_WORD = re.compile(r"[^0-9a-zA-Z]+")
+#: Kept under these names for callers of this module; the rule lives in hotmess.tools.
+READ_ONLY_TOOLS = READ_ONLY_NAMES
 _ROLES = ("system", "user", "assistant", "tool")
 
 
@@ -112,14 +104,10 @@ def is_state_changing(tool_name: str) -> bool:
     word (split on non-alphanumerics and camelCase, case-insensitive) is get, search, list,
     find, lookup, read, fetch or query, or the whole name is ``think`` or ``calculate``.
 
-    The same rule as ``hotmess.analyzers.outcomes.is_read_only`` (the "actions" outcome
-    mapper's default), so imported outcomes and computed action keys agree.
+    The negation of :func:`hotmess.tools.is_read_only`, the rule the "actions" outcome
+    mapper uses too, so imported outcomes and computed action keys agree.
     """
-    name = str(tool_name)
-    if name.casefold() in READ_ONLY_TOOLS:
-        return False
-    words = [w for w in _WORD.split(_CAMEL.sub(r"\1_\2", name).casefold()) if w]
-    return not (words and words[0] in READ_ONLY_PREFIXES)
+    return not is_read_only(tool_name)
 
 
 def is_tool_error(result: str | None) -> bool:
