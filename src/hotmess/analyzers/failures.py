@@ -82,6 +82,10 @@ def failure_consistency(
     t = task_codes[fail]
     width = max(n_labels, 1)
     pairs, counts = np.unique(t * width + label_codes[fail], return_counts=True)
+    # Sum each task's clusters in order of size, not of label code: the label codes follow the
+    # order of the runs, and float sums must not (results are invariant to run order).
+    order = np.lexsort((counts, pairs // width))
+    pairs, counts = pairs[order], counts[order]
     pair_task = pairs // width
     c = counts.astype(np.float64)
     m = np.bincount(t, minlength=n_tasks).astype(np.float64)
