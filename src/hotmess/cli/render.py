@@ -196,15 +196,18 @@ def _interval(inc: dict[str, Any]) -> str:
     return f"{inc['value']:.3f} [{fmt_float(inc.get('ci_low'))}, {fmt_float(inc.get('ci_high'))}]"
 
 
-def _verdict(inc: dict[str, Any]) -> str:
-    value = inc.get("value")
+def _verdict(result: dict[str, Any]) -> str:
+    """A reading of the numbers in words; the thresholds are conventions, the numbers are the result."""
+    value = result["incoherence"].get("value")
     if value is None:
-        return "undefined (no errors, or no reference)"
-    if value < 0.35:
-        return "[green]coherent[/]: most error is bias, the same miss again and again"
-    if value < 0.65:
-        return "[yellow]mixed[/]: error splits between systematic misses and scatter"
-    return "[red]a hot mess[/]: most error is variance, a different miss each time"
+        return "incoherence undefined (no errors, or no reference to measure error against)"
+    consistency = result.get("failure_consistency")
+    same = f"; two failures of a task fail the same way {consistency:.0%} of the time" if consistency is not None else ""
+    if value < 0.4:
+        return f"[green]coherent[/]: most error is bias, a systematic miss{same}"
+    if value <= 0.6:
+        return f"[yellow]mixed[/]: error splits between systematic misses and scatter{same}"
+    return f"[red]a hot mess[/]: most error is variance, a different miss each time{same}"
 
 
 def _summary_table(groups: dict[str, dict[str, Any]], title: str) -> RichTable:
@@ -236,7 +239,7 @@ def print_analysis(result: dict[str, Any], db: str, show_tasks: bool = True) -> 
     method = next(iter(groups.values()))["incoherence"].get("method", "")
     console.print(_summary_table(groups, f"{escape(db)} · {method} decomposition · outcomes: {next(iter(groups.values())).get('outcome')}"))
     for name, d in groups.items():
-        console.print(f"  {escape(str(name))}: {_verdict(d['incoherence'])}")
+        console.print(f"  {escape(str(name))}: {_verdict(d)}")
     if grouped:
         for diff in result.get("differences", []):
             console.print(
