@@ -8,7 +8,7 @@ time), reference actions, and 20 tool steps per run (read-only ``get_*``/``list_
 the run's state-changing ``update_*``/``cancel_*`` calls).
 
 Then, in a fresh subprocess per measurement (so peak RSS is that of the analysis alone):
-connect, read_runs, read_steps(kinds=("tool",)), analyze(outcome="actions") and
+connect, read_for_analysis (what `hotmess analyze` reads), analyze(outcome="actions") and
 analyze() (exact), each phase timed. Three subprocesses per N; medians reported, with the
 growth ratio between the largest and smallest N (linear = the ratio of N).
 
@@ -110,12 +110,11 @@ def measure_once(db: Path) -> dict:
     """End to end in this process: connect, read, analyze twice. Peak RSS of this process."""
     from hotmess.analyzers import analyze
     from hotmess.store.database import connect
-    from hotmess.store.readers import read_runs, read_steps
+    from hotmess.store.readers import read_for_analysis
 
     t0 = time.perf_counter()
     conn = connect(db, create=False)
-    runs = read_runs(conn)
-    steps = read_steps(conn, kinds=("tool",))
+    runs, steps = read_for_analysis(conn)
     t1 = time.perf_counter()
     actions = analyze(runs, steps, outcome="actions")
     t2 = time.perf_counter()

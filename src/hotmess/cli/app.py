@@ -15,7 +15,7 @@ import typer
 from hotmess.cli import render
 from hotmess.errors import HotmessError
 from hotmess.store.database import connect, default_path
-from hotmess.store.readers import find_run, read_runs, read_steps
+from hotmess.store.readers import find_run, read_for_analysis, read_runs, read_steps
 from hotmess.store.writer import insert_runs
 
 app = typer.Typer(
@@ -226,15 +226,13 @@ def import_taubench_command(
 
 
 def _load_for_analysis(db: Path | None, outcome: str, decomposition: str, task: str | None = None):
-    conn = _open(db)
-    runs = read_runs(conn, task_id=task)
+    needs_steps = outcome == "actions" or decomposition == "checks"
+    runs, steps = read_for_analysis(_open(db), task_id=task, with_steps=needs_steps)
     if len(runs) == 0:
         raise HotmessError(
             f"no runs in {_db_path(db)}" + (f" for task {task!r}" if task else "")
             + " (record some with @hotmess.trace, `hotmess import`, or `hotmess demo`)"
         )
-    needs_steps = outcome == "actions" or decomposition == "checks"
-    steps = read_steps(conn, task_id=task, kinds=("tool",)) if needs_steps else None
     return runs, steps
 
 

@@ -93,3 +93,20 @@ def read_spans(conn: sqlite3.Connection, trace_id: str) -> list[dict[str, Any]]:
 
 def count_runs(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+
+
+#: The step columns the analyzers read (tool calls for the ``actions`` mapper and checks).
+ANALYSIS_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input")
+
+
+def read_for_analysis(
+    conn: sqlite3.Connection, *, task_id: str | None = None, with_steps: bool = True
+) -> tuple[Table, Table | None]:
+    """The runs, and their tool steps with only the columns analyzers use (memory at 1M steps)."""
+    runs = read_runs(conn, task_id=task_id)
+    steps = (
+        read_steps(conn, task_id=task_id, kinds=("tool",), columns=ANALYSIS_STEP_COLUMNS)
+        if with_steps
+        else None
+    )
+    return runs, steps
