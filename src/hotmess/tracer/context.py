@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -29,7 +29,6 @@ class RunState:
     outcome_recorded: bool = False
     success_recorded: bool = False
     goal: str | None = None
-    truncated: list[str] = field(default_factory=list)
 
 
 _RUN: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("hotmess_run", default=None)
@@ -54,14 +53,12 @@ def warn_outside_run(what: str) -> None:
         )
 
 
-def set_json(span: Span, run: RunState | None, key: str, value: Any) -> None:
-    """Set ``key`` to the bounded JSON text of ``value``, noting a cut on the run."""
+def set_json(span: Span, key: str, value: Any) -> None:
+    """Set ``key`` to the bounded JSON text of ``value``; a cut is noted on the span."""
     text, cut = bounded_json(value, get_config().max_attribute_chars)
     span.set_attribute(key, text)
     if cut:
         _mark_truncated(span, key)
-        if run is not None:
-            run.truncated.append(key)
 
 
 def set_text(span: Span, key: str, value: str) -> None:

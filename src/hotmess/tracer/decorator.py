@@ -69,7 +69,7 @@ class _Traced:
             parent = current_run()
             if parent is not None:
                 span = start_step_span(self.name, parent, "agent", {A.AGENT_NAME: self.agent})
-                set_json(span, parent, A.INPUT, dict(bound.arguments))
+                set_json(span, A.INPUT, dict(bound.arguments))
                 return Activation(span, parent)
             task_id = self.task_id(bound)
             instance = self.instance(bound)
@@ -88,7 +88,7 @@ class _Traced:
                 self.name, context=otel_context.Context(), attributes=attrs, links=links
             )
             run = RunState(span=span, task_id=str(task_id))
-            set_json(span, run, A.INPUT, dict(bound.arguments))
+            set_json(span, A.INPUT, dict(bound.arguments))
             return Activation(span, run)
         except Exception:  # noqa: BLE001
             logger.exception("hotmess: could not start a run for %s; the agent runs untraced", self.fn.__qualname__)
@@ -107,9 +107,9 @@ class _Traced:
                     act.span.set_attribute(A.SUCCESS, False)
             elif is_root:
                 if not act.run.outcome_recorded:
-                    set_json(act.span, act.run, A.OUTCOME, result)
+                    set_json(act.span, A.OUTCOME, result)
             else:
-                set_json(act.span, act.run, A.OUTPUT, result)
+                set_json(act.span, A.OUTPUT, result)
             act.span.end()
         except Exception:  # noqa: BLE001
             logger.exception("hotmess: could not finish a span")

@@ -55,7 +55,7 @@ class step:
             attrs[A.TOOL_NAME] = self.name
         span = start_step_span(self.name, run, self.kind, attrs)
         if self.input is not None:
-            set_json(span, run, A.TOOL_ARGUMENTS if self.kind == "tool" else A.INPUT, self.input)
+            set_json(span, A.TOOL_ARGUMENTS if self.kind == "tool" else A.INPUT, self.input)
         if self.goal is not None:
             set_text(span, A.GOAL, self.goal)
         self._act = Activation(span, run)
@@ -71,7 +71,7 @@ class step:
         if exc is not None:
             mark_error(act.span, exc)
         if self.output is not None:
-            set_json(act.span, act.run, A.TOOL_RESULT if self.kind == "tool" else A.OUTPUT, self.output)
+            set_json(act.span, A.TOOL_RESULT if self.kind == "tool" else A.OUTPUT, self.output)
         act.span.end()
 
     async def __aenter__(self) -> step:
@@ -136,9 +136,9 @@ def action(tool: str, args: Any = None, result: Any = None, error: Any = None) -
         return
     span = start_step_span(f"{A.OP_TOOL} {tool}", run, "tool", {A.TOOL_NAME: str(tool)})
     if args is not None:
-        set_json(span, run, A.TOOL_ARGUMENTS, args)
+        set_json(span, A.TOOL_ARGUMENTS, args)
     if result is not None:
-        set_json(span, run, A.TOOL_RESULT, result)
+        set_json(span, A.TOOL_RESULT, result)
     if error is not None:
         if isinstance(error, BaseException):
             mark_error(span, error)
@@ -156,13 +156,13 @@ def outcome(value: Any, success: bool | None = None, reference: Any = None) -> N
     if run is None:
         warn_outside_run("outcome")
         return
-    set_json(run.span, run, A.OUTCOME, value)
+    set_json(run.span, A.OUTCOME, value)
     run.outcome_recorded = True
     if success is not None:
         run.span.set_attribute(A.SUCCESS, bool(success))
         run.success_recorded = True
     if reference is not None:
-        set_json(run.span, run, A.REFERENCE, reference)
+        set_json(run.span, A.REFERENCE, reference)
 
 
 def score(value: float) -> None:
