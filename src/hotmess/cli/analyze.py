@@ -1,0 +1,50 @@
+"""``hotmess analyze``: bias, variance, incoherence, failure consistency, pass^k."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hotmess.cli import render
+from hotmess.cli.app import (
+    DbOption,
+    JsonOption,
+    app,
+    db_path,
+    load_for_analysis,
+)
+from hotmess.errors import HotmessError
+
+
+@app.command("analyze")
+def analyze_command(
+    db: DbOption = None,
+    outcome: Annotated[str, typer.Option("--outcome", help="How outcomes are compared: exact, actions, text, embedding.")] = "exact",
+    decomposition: Annotated[str, typer.Option("--decomposition", help="brier (outcome clusters), checks, kl, mse.")] = "brier",
+    by: Annotated[str | None, typer.Option("--by", help="Compare groups: a runs column (agent) or a run attribute (gen_ai.request.model).")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
+    correction: Annotated[bool, typer.Option("--correction", help="Finite-sample n/(n-1) correction of variance.")] = False,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the interval.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Bias, variance and incoherence (with a bootstrap interval), failure consistency, pass^k."""
+    from hotmess.analyzers import DECOMPOSITIONS, OUTCOME_METHODS, analyze
+
+    if outcome not in OUTCOME_METHODS:
+        raise HotmessError(f"--outcome must be one of {', '.join(OUTCOME_METHODS)}, not {outcome!r}")
+    if decomposition not in DECOMPOSITIONS:
+        raise HotmessError(f"--decomposition must be one of {', '.join(DECOMPOSITIONS)}, not {decomposition!r}")
+    if outcome == "embedding":
+        raise HotmessError(
+            "--outcome embedding needs an embedding function: use hotmess.analyzers.analyze(..., "
+            "outcome='embedding', embed=fn) from Python (sentence_transformer_embedder for a local model)"
+        )
+    runs, steps = load_for_analysis(db, outcome, decomposition, task)
+    result = analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
+                     correction=correction, n_boot=n_boot, seed=seed)
+    if as_json:
+        render.print_json(result.to_dict())
+        return
+    render.print_analysis(result.to_dict(), db_path(db))
