@@ -32,6 +32,22 @@ _PAIR = (
     r"\s*[:=]\s*[\"']?)([^\"'\s,;&}]{4,})"
 )
 
+# Every match of a default pattern contains one of these (case-sensitive for SECRET_PATTERNS,
+# lower-cased for _BEARER and _PAIR). A string containing none of them cannot match, so the
+# regexes are skipped: the same redaction, several times faster on ordinary values.
+# ASCII only: under re.IGNORECASE a few non-ASCII letters match ASCII ones (the Kelvin sign
+# matches "k"), which str.lower() would not show.
+_SECRET_MARKERS = re.compile(r"sk-|AKIA|gh[pousr]_|github_pat_|xox|AIza|hf_|eyJ|-----BEGIN")
+_PAIR_MARKERS = re.compile(r"bearer|basic|pass|pwd|secret|key|token")
+
+
+def _may_hold_default_secret(text: str) -> bool:
+    return (
+        not text.isascii()
+        or _SECRET_MARKERS.search(text) is not None
+        or _PAIR_MARKERS.search(text.lower()) is not None
+    )
+
 
 class Redactor:
     """Replaces secrets in text with ``[REDACTED]``.
@@ -52,8 +68,12 @@ class Redactor:
         self._bearer = re.compile(_BEARER) if defaults else None
         self._pair = re.compile(_PAIR) if defaults else None
         self._function = function
+        # The markers only cover the default patterns; extra ones always run their regexes.
+        self._prefilter = defaults and not whole[len(SECRET_PATTERNS):]
 
     def __call__(self, text: str) -> str:
+        if self._prefilter and not _may_hold_default_secret(text):
+            return self._function(text) if self._function is not None else text
         if self._whole is not None:
             text = self._whole.sub(REDACTED, text)
         if self._bearer is not None:

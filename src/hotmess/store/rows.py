@@ -56,11 +56,21 @@ class SpanRecord:
         return self
 
 
+# One encoder for every row: json.dumps with options builds a new encoder on each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=repr)
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=repr)
+    if value is None:
+        return None
+    if not value and type(value) is list:  # most spans have no events and no links
+        return "[]"
+    return _ENCODER.encode(value)
 
 
-def span_row(rec: SpanRecord) -> tuple:
+def span_row(rec: SpanRecord, *, resource_json: str | None = None) -> tuple:
+    """The ``spans`` row; ``resource_json``, when given, is ``rec.resource`` already as JSON
+    (spans share their resource, so the exporter encodes it once)."""
     return (
         rec.trace_id,
         rec.span_id,
@@ -74,7 +84,7 @@ def span_row(rec: SpanRecord) -> tuple:
         _json(rec.attributes),
         _json(rec.events),
         _json(rec.links),
-        _json(rec.resource),
+        resource_json if resource_json is not None else _json(rec.resource),
         rec.scope,
     )
 
@@ -187,7 +197,7 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, default=repr)
+    return _ENCODER.encode(value)
 
 
 def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[str, Any]:
