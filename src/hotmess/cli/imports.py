@@ -38,3 +38,52 @@ def import_taubench_command(
         render.print_json({**result.to_dict(), "flagged": batch.flagged})
         return
     render.print_import(result, db_path(db), flagged=batch.flagged)
+
+
+@import_app.command("otlp")
+def import_otlp_command(
+    file: Annotated[Path, typer.Argument(help="OTLP JSON traces: the Collector file exporter's JSON lines, or one JSON object or list (gzip ok).")],
+    db: DbOption = None,
+    task_attr: Annotated[str, typer.Option("--task-attr", help="Span or resource attribute holding the task id (else: a hash of the first user message).")] = "hotmess.task.id",
+    agent: Annotated[str | None, typer.Option("--agent", help="Agent name for these runs (default: gen_ai.agent.name, else service.name).")] = None,
+    no_redact: Annotated[bool, typer.Option("--no-redact", help="Store values as they are (default: secrets are redacted, as when tracing).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Import production traces from an OTLP JSON file: one run per trace, steps from its spans.
+
+    Malformed lines are skipped and reported; the command fails only when nothing can be imported.
+    """
+    from hotmess.integrations.otlp_json import parse_otlp_json
+
+    if not file.exists():
+        raise HotmessError(f"{file}: no such file")
+    batch = parse_otlp_json(file, task_attr=task_attr, agent=agent, redact=not no_redact)
+    conn = connect(db_path(db))
+    result = insert_runs(conn, batch.runs, batch.steps, source="otlp", path=file, spans=batch.spans)
+    details = batch.to_dict()
+    if as_json:
+        render.print_json({
+            **result.to_dict(), "spans": details["spans"], "skipped": batch.skipped,
+            "errors": details["errors"][:_SHOWN_ERRORS], "ignored_traces": batch.ignored_traces,
+            "hashed_task_ids": batch.hashed_task_ids,
+        })
+        return
+    render.print_import(result, db_path(db))
+    _print_otlp_notes(batch)
+
+
+_SHOWN_ERRORS = 5
+
+
+def _print_otlp_notes(batch) -> None:
+    out = render.console
+    if batch.skipped:
+        out.print(f"[yellow]{batch.skipped} of {batch.records} lines were malformed and skipped:[/]")
+        for error in batch.errors[:_SHOWN_ERRORS]:
+            out.print(f"  {render.escape(str(error))}")
+        if batch.skipped > _SHOWN_ERRORS:
+            out.print(f"  … and {batch.skipped - _SHOWN_ERRORS} more")
+    if batch.ignored_traces:
+        out.print(f"[dim]{batch.ignored_traces} traces without agent spans (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute) were left out[/]")
+    if batch.hashed_task_ids:
+        out.print(f"[dim]{batch.hashed_task_ids} runs had no task id attribute; their task id is a hash of the first user message (msg:…)[/]")

@@ -1,0 +1,622 @@
+"""OTLP JSON trace files → hotmess runs, steps and spans (the parsing half of ``import otlp``).
+
+Formats
+-------
+- **JSON lines**, as the OpenTelemetry Collector's ``file`` exporter writes them: one
+  ``ExportTraceServiceRequest`` per line (``{"resourceSpans": [{"resource": ..., "scopeSpans":
+  [{"scope": ..., "spans": [...]}]}]}``). Lines of other signals (``resourceLogs``,
+  ``resourceMetrics``) and blank lines are passed over.
+- **Whole file**: one such object, or a JSON list of them, pretty-printed or not.
+- Either one gzip-compressed (recognised by its magic bytes, not its name).
+
+Values follow the OTLP/JSON encoding: ``traceId`` / ``spanId`` as hex (base64, what
+protobuf's ``MessageToJson`` writes, is accepted too: the lengths tell them apart), times as
+strings or integers of nanoseconds, ``kind`` and ``status.code`` as integers or enum names
+(``SPAN_KIND_CLIENT``, ``STATUS_CODE_ERROR``), attributes as ``[{"key", "value": {"stringValue"
+| "intValue" | "doubleValue" | "boolValue" | "arrayValue" | "kvlistValue" | "bytesValue"}}]``.
+
+Mapping
+-------
+Spans are grouped by trace over the whole file (the collector spreads one trace over many
+lines). **One trace is one run**, ``run_id`` = the trace id, so a trace recorded live by
+hotmess and the same trace imported from a collector file are one run, and importing a file
+twice adds nothing.
+
+- The root: the span carrying ``hotmess.run``; else the span whose parent is not in the trace
+  (no parent, or a parent that was never exported). With several such spans the earliest to
+  start is the root and the others are steps at depth 1, as are spans whose parent is missing.
+- Every other span of the trace is a step: ``step_index`` in start order (a parent before a
+  child that starts in the same nanosecond), ``depth`` 1 under the root and one more per level,
+  exactly as the live exporter numbers them. Rows come from :mod:`hotmess.store.rows` (the
+  live exporter's mapping): the step kind from ``hotmess.step.kind``, else
+  ``gen_ai.operation.name`` (chat → llm, execute_tool → tool, invoke_agent → agent), else
+  ``openinference.span.kind`` (LLM, TOOL, AGENT, CHAIN, RETRIEVER/EMBEDDING/RERANKER); tool
+  names, arguments, results, messages, ``input.value`` / ``output.value``, token counts and
+  models from the GenAI and OpenInference attributes.
+- The run: :func:`hotmess.store.rows.run_row` of the root, ``source`` ``"otlp"``. For a trace
+  that hotmess recorded (its root has ``hotmess.run``) that is all, so it round-trips exactly.
+  For other traces: ``outcome`` is the root's ``hotmess.outcome``, else its ``output.value``,
+  else its ``gen_ai.output.messages``, else the output of the last LLM step to end (the final
+  answer of a ReAct loop); ``success`` is ``hotmess.success`` when present, else unknown;
+  ``agent`` is ``gen_ai.agent.name`` (root first, then any span), else the resource's
+  ``service.name``. ``--agent`` overrides the agent of every run.
+- Task id: the attribute named by ``task_attr`` (default ``hotmess.task.id``) on the root, else
+  on the resource, else on any span in start order. Failing that, ``"msg:"`` + the first 16 hex
+  digits of sha256 of the first user message (whitespace-stripped UTF-8): the first ``user``
+  message of ``gen_ai.input.messages`` or of OpenInference's ``llm.input_messages.N.message.*``
+  on the spans in start order (root first), else of a ``gen_ai.user.message`` event, else the
+  root's ``input.value``. So repeats of one prompt group into one task. With no user message
+  either, ``"span:"`` + the root span's name.
+- Traces without a single ``hotmess.*``, ``gen_ai.*``, ``llm.*`` or ``openinference.*``
+  attribute (HTTP or database spans of the same service) are not agent runs: they are counted
+  in :attr:`OtlpBatch.ignored_traces` and not imported.
+- A span repeated in the file (same trace and span id, e.g. a collector retry) counts once;
+  the last copy wins.
+
+Errors
+------
+Each line (JSON lines) or list item (whole file) is checked as a unit: one that is not JSON,
+not an object, or holds a span with a missing or malformed ``traceId`` / ``spanId`` or a
+mistyped field is skipped whole and recorded as an :class:`~hotmess.errors.InputError` naming
+the file and the line (``line 7``) or item (``item 3``); every other line is kept.
+:func:`parse_otlp_json` raises only when nothing can be imported: an unreadable, empty or
+non-JSON file, or no agent trace in any good line (the error then quotes the first problems).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from hotmess.errors import InputError
+from hotmess.redact import Redactor, make_redactor
+from hotmess.store import rows
+from hotmess.store.rows import SpanRecord
+from hotmess.tracer import attributes as A
+
+__all__ = ["DEFAULT_TASK_ATTR", "MAX_ERRORS", "SOURCE", "OtlpBatch", "parse_otlp_json"]
+
+SOURCE = "otlp"
+DEFAULT_TASK_ATTR = A.TASK_ID
+#: Errors kept in the batch; the rest are only counted.
+MAX_ERRORS = 100
+
+_AGENT_PREFIXES = ("hotmess.", "gen_ai.", "llm.", "openinference.")
+_SPAN_KINDS = {0: "INTERNAL", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+@dataclass
+class OtlpBatch:
+    """Everything parsed from one file, ready for :func:`hotmess.store.writer.insert_runs`.
+
+    ``runs`` / ``steps`` are row dicts keyed by the runs and steps columns (steps grouped by
+    run, in step order); ``spans`` are rows of the lossless ``spans`` table. ``errors`` holds
+    the first :data:`MAX_ERRORS` skipped lines' errors, ``skipped`` counts them all.
+    """
+
+    path: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    spans: list[tuple] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    skipped: int = 0
+    records: int = 0  # lines (or list items) holding trace data, good or bad
+    ignored_traces: int = 0
+    hashed_task_ids: int = 0  # runs whose task id is the hash of their first user message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "runs": len(self.runs), "steps": len(self.steps),
+            "spans": len(self.spans), "records": self.records, "skipped": self.skipped,
+            "errors": [str(e) for e in self.errors], "ignored_traces": self.ignored_traces,
+            "hashed_task_ids": self.hashed_task_ids,
+        }
+
+
+class _Bad(ValueError):
+    """A malformed piece of one record; becomes an InputError naming the line."""
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _open(path: Path):
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def _records(path: Path, where: str) -> Iterator[tuple[str, Any]]:
+    """(label, parsed JSON or a _Bad) for each record of the file, streamed line by line."""
+    with _open(path) as f:
+        first = True
+        for number, line in enumerate(f, 1):
+            if first:
+                if not line.strip():
+                    continue
+                first = False
+                try:
+                    yield f"line {number}", json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    whole = _whole_file(path)
+                    if whole is None:  # JSON lines whose first line is broken
+                        yield f"line {number}", _Bad(f"not valid JSON: {exc}")
+                        continue
+                    yield from whole
+                    return
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield f"line {number}", json.loads(line)
+            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+                yield f"line {number}", _Bad(f"not valid JSON: {exc}")
+        if first:
+            raise InputError(where, None, "the file is empty (no OTLP JSON in it)")
+
+
+def _whole_file(path: Path) -> list[tuple[str, Any]] | None:
+    """The whole-file form (one object, or a list of them), or None if the file is not one."""
+    try:
+        with _open(path) as f:
+            data = json.loads(f.read())
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, list):
+        return [(f"item {i}", item) for i, item in enumerate(data)]
+    return [(None, data)]
+
+
+# ---------------------------------------------------------------------------------------------
+# OTLP/JSON values
+
+
+def _hex_id(value: Any, size: int, name: str) -> str:
+    """A trace (16 bytes) or span (8 bytes) id as lowercase hex."""
+    if not isinstance(value, str) or not value:
+        raise _Bad(f"missing {name}" if value in (None, "") else f"{name} must be a string")
+    if len(value) == 2 * size:
+        try:
+            int(value, 16)
+        except ValueError:
+            raise _Bad(f"{name} {value!r} is not hex") from None
+        return value.lower()
+    try:  # protobuf's own JSON mapping writes bytes as base64
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size:
+        raise _Bad(f"{name} {value!r} is not {size} bytes in hex (or base64)")
+    return raw.hex()
+
+
+def _nanos(value: Any, name: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise _Bad(f"{name} must be nanoseconds (an integer or a string of digits), got {value!r}")
+
+
+def _enum(value: Any, names: dict[int, str], prefix: str, name: str) -> str:
+    if value is None:
+        return names[0]
+    if isinstance(value, int) and not isinstance(value, bool) and value in names:
+        return names[value]
+    if isinstance(value, str):
+        bare = value.removeprefix(prefix)
+        if bare in names.values() or bare == "UNSPECIFIED":
+            return names[0] if bare == "UNSPECIFIED" else bare
+    raise _Bad(f"{name} {value!r} is not a known value")
+
+
+def _any_value(v: Any) -> Any:
+    """An OTLP AnyValue as a Python value (arrays as lists, kvlists as dicts, bytes as base64)."""
+    if type(v) is not dict:
+        raise _Bad(f"an attribute value must be an object, got {v!r}")
+    for kind, x in v.items():
+        if kind == "stringValue":
+            if type(x) is not str:
+                raise _Bad(f"stringValue must be a string, got {x!r}")
+            return x
+        if kind == "intValue":
+            if isinstance(x, bool) or not isinstance(x, int | str):
+                raise _Bad(f"intValue must be an integer or a string of digits, got {x!r}")
+            try:
+                return int(x)
+            except ValueError:
+                raise _Bad(f"intValue {x!r} is not an integer") from None
+        if kind == "doubleValue":
+            if isinstance(x, bool) or not isinstance(x, int | float | str):
+                raise _Bad(f"doubleValue must be a number, got {x!r}")
+            try:
+                return float(x)  # "NaN" / "Infinity" are proto3 JSON spellings
+            except ValueError:
+                raise _Bad(f"doubleValue {x!r} is not a number") from None
+        if kind == "boolValue":
+            if type(x) is not bool:
+                raise _Bad(f"boolValue must be true or false, got {x!r}")
+            return x
+        if kind == "arrayValue":
+            return [_any_value(e) for e in _list(_obj(x, kind).get("values"), "arrayValue.values")]
+        if kind == "kvlistValue":
+            return _attributes(_obj(x, kind).get("values"))
+        if kind == "bytesValue":
+            if type(x) is not str:
+                raise _Bad(f"bytesValue must be a base64 string, got {x!r}")
+            return x
+    return None  # an empty AnyValue
+
+
+def _obj(x: Any, name: str) -> dict[str, Any]:
+    if type(x) is not dict:
+        raise _Bad(f"{name} must be an object, got {_kind(x)}")
+    return x
+
+
+def _list(x: Any, name: str) -> list[Any]:
+    if x is None:
+        return []
+    if type(x) is not list:
+        raise _Bad(f"{name} must be a list, got {_kind(x)}")
+    return x
+
+
+def _kind(x: Any) -> str:
+    return "null" if x is None else type(x).__name__
+
+
+def _attributes(items: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not items:
+        return out
+    if type(items) is not list:
+        raise _Bad(f"attributes must be a list of {{key, value}}, got {_kind(items)}")
+    for kv in items:
+        if type(kv) is not dict:
+            raise _Bad(f"an attribute must be a {{key, value}} object, got {kv!r}")
+        key = kv.get("key")
+        if type(key) is not str:
+            raise _Bad(f"an attribute key must be a string, got {key!r}")
+        v = kv.get("value")
+        if v is None:
+            continue
+        # the common case first: a plain string
+        s = v.get("stringValue") if type(v) is dict and len(v) == 1 else None
+        value = s if type(s) is str else _any_value(v)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _span(s: Any, resource: dict[str, Any], scope: str | None) -> SpanRecord:
+    if type(s) is not dict:
+        raise _Bad(f"a span must be an object, got {_kind(s)}")
+    trace_id = _hex_id(s.get("traceId"), 16, "traceId")
+    span_id = _hex_id(s.get("spanId"), 8, "spanId")
+    parent = s.get("parentSpanId")
+    parent_id = _hex_id(parent, 8, "parentSpanId") if parent else None
+    name = s.get("name", "")
+    if type(name) is not str:
+        raise _Bad(f"name must be a string, got {_kind(name)}")
+    status = s.get("status")
+    code, message = "UNSET", None
+    if status:
+        status = _obj(status, "status")
+        code = _enum(status.get("code"), _STATUS_CODES, "STATUS_CODE_", "status.code")
+        message = status.get("message") or None
+        if message is not None and type(message) is not str:
+            raise _Bad(f"status.message must be a string, got {_kind(message)}")
+    end = _nanos(s.get("endTimeUnixNano"), "endTimeUnixNano")
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_id,
+        name=name,
+        kind=_enum(s.get("kind"), _SPAN_KINDS, "SPAN_KIND_", "kind"),
+        start_ns=_nanos(s.get("startTimeUnixNano"), "startTimeUnixNano"),
+        end_ns=end or None,  # never ended (or not said): the run shows as incomplete
+        status_code=code,
+        status_message=message,
+        attributes=_attributes(s.get("attributes")),
+        events=[
+            {
+                "name": _obj(e, "an event").get("name", ""),
+                "timestamp": _nanos(e.get("timeUnixNano"), "event timeUnixNano"),
+                "attributes": _attributes(e.get("attributes")),
+            }
+            for e in _list(s.get("events"), "events")
+        ],
+        links=[
+            {
+                "trace_id": _hex_id(_obj(link, "a link").get("traceId"), 16, "link traceId"),
+                "span_id": _hex_id(link.get("spanId"), 8, "link spanId"),
+                "attributes": _attributes(link.get("attributes")),
+            }
+            for link in _list(s.get("links"), "links")
+        ],
+        resource=resource,
+        scope=scope,
+    )
+
+
+def _request_spans(request: Any) -> list[SpanRecord]:
+    """Every span of one ExportTraceServiceRequest; _Bad (with where it is) if any is malformed."""
+    if type(request) is not dict:
+        raise _Bad(f"expected an OTLP ExportTraceServiceRequest object, got {_kind(request)}")
+    if "resourceSpans" not in request:
+        if "resourceLogs" in request or "resourceMetrics" in request or "resourceProfiles" in request:
+            return []  # another signal in the same collector file
+        raise _Bad("not an OTLP trace request: no resourceSpans")
+    out: list[SpanRecord] = []
+    for ri, rs in enumerate(_list(request["resourceSpans"], "resourceSpans")):
+        where = f"resourceSpans[{ri}]"
+        try:
+            rs = _obj(rs, where)
+            resource = _attributes(_obj(rs.get("resource") or {}, "resource").get("attributes"))
+            scope_spans = _list(rs.get("scopeSpans", rs.get("instrumentationLibrarySpans")), "scopeSpans")
+        except _Bad as exc:
+            raise _Bad(f"{where}: {exc}") from None
+        for si, ss in enumerate(scope_spans):
+            where = f"resourceSpans[{ri}].scopeSpans[{si}]"
+            try:
+                ss = _obj(ss, where)
+                scope = _obj(ss.get("scope") or ss.get("instrumentationLibrary") or {}, "scope").get("name") or None
+                spans = _list(ss.get("spans"), "spans")
+            except _Bad as exc:
+                raise _Bad(f"{where}: {exc}") from None
+            for pi, s in enumerate(spans):
+                try:
+                    out.append(_span(s, resource, scope))
+                except _Bad as exc:
+                    raise _Bad(f"{where}.spans[{pi}]: {exc}") from None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# traces → runs
+
+
+def _is_agent_trace(spans: Iterable[SpanRecord]) -> bool:
+    return any(k.startswith(_AGENT_PREFIXES) for rec in spans for k in rec.attributes)
+
+
+def _root(spans: list[SpanRecord], ids: set[str]) -> SpanRecord:
+    marked = [s for s in spans if s.attributes.get(A.RUN)]
+    if not marked:
+        marked = [s for s in spans if s.parent_span_id is None or s.parent_span_id not in ids]
+    if not marked:  # every span has a parent in the trace: a cycle; take the earliest
+        marked = spans
+    return min(marked, key=lambda s: s.start_ns)
+
+
+def _depths(spans: list[SpanRecord], root: SpanRecord) -> dict[str, int]:
+    """Depth of each span: 0 for the root, 1 under it (or with a missing parent), +1 per level."""
+    parent_of = {s.span_id: s.parent_span_id for s in spans}
+    depth: dict[str, int] = {root.span_id: 0}
+    for s in spans:
+        chain: list[str] = []
+        node: str | None = s.span_id
+        while node is not None and node not in depth:
+            if node in chain or node not in parent_of:  # a cycle, or above the spans we have
+                break
+            chain.append(node)
+            node = parent_of[node]
+        base = depth.get(node, 0) if node is not None else 0
+        for i, span_id in enumerate(reversed(chain)):
+            depth[span_id] = base + i + 1
+    return depth
+
+
+def _message_text(message: Any) -> str | None:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    parts = message.get("parts", content)
+    if isinstance(parts, list):
+        texts = [p.get("content", p.get("text")) for p in parts if isinstance(p, dict)]
+        text = "".join(t for t in texts if isinstance(t, str))
+        return text or None
+    return None
+
+
+def _first_user_in(attrs: dict[str, Any]) -> str | None:
+    messages = attrs.get(A.INPUT_MESSAGES)
+    if isinstance(messages, str):
+        try:
+            messages = json.loads(messages)
+        except (ValueError, RecursionError):
+            messages = None
+    if isinstance(messages, list):
+        for m in messages:
+            if isinstance(m, dict) and m.get("role") == "user":
+                text = _message_text(m)
+                if text:
+                    return text
+    i = 0
+    while (role := attrs.get(f"llm.input_messages.{i}.message.role")) is not None:
+        if role == "user":
+            text = attrs.get(f"llm.input_messages.{i}.message.content")
+            if isinstance(text, str) and text:
+                return text
+        i += 1
+    return None
+
+
+def _first_user_message(root: SpanRecord, ordered: list[SpanRecord]) -> str | None:
+    for rec in (root, *ordered):
+        text = _first_user_in(rec.attributes)
+        if text:
+            return text
+    for rec in (root, *ordered):
+        for event in rec.events:
+            if event["name"] == "gen_ai.user.message":
+                content = event["attributes"].get("content")
+                if isinstance(content, str) and content:
+                    return content
+    value = root.attributes.get("input.value")
+    return value if isinstance(value, str) and value else None
+
+
+def _task_id(
+    root: SpanRecord, ordered: list[SpanRecord], task_attr: str
+) -> tuple[str, bool]:
+    """The run's task id, and whether it is the hash of the first user message."""
+    for attrs in (root.attributes, root.resource, *(s.attributes for s in ordered)):
+        value = attrs.get(task_attr)
+        if value is not None and value != "":
+            return str(value), False
+    text = _first_user_message(root, ordered)
+    if text is not None:
+        return "msg:" + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16], True
+    return "span:" + root.name, False
+
+
+def _agent(root: SpanRecord, ordered: list[SpanRecord]) -> str | None:
+    for rec in (root, *ordered):
+        name = rec.attributes.get(A.AGENT_NAME)
+        if name:
+            return str(name)
+    name = root.resource.get("service.name")
+    return None if name is None else str(name)
+
+
+def _outcome(root: SpanRecord, steps: list[dict[str, Any]]) -> Any:
+    a = root.attributes
+    for key in (A.OUTCOME, "output.value", A.OUTPUT_MESSAGES):
+        if a.get(key) is not None:
+            return rows._text(a[key])
+    finals = [s for s in steps if s["kind"] == "llm" and s["output"] is not None]
+    if finals:
+        return max(finals, key=lambda s: (s["end_ns"] or 0, s["step_index"]))["output"]
+    return None
+
+
+_COUNTED = ("n_steps", "n_tool_calls", "n_llm_calls", "n_errors", "input_tokens", "output_tokens")
+
+
+def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:
+    """The per-run counts, as :data:`hotmess.store.rows.RUN_COUNTS` computes them in SQL."""
+    n_steps = n_tools = n_llm = n_errors = tokens_in = tokens_out = 0
+    for s in steps:
+        kind = s["kind"]
+        if kind != "goal":
+            n_steps += 1
+        if kind == "tool":
+            n_tools += 1
+        elif kind == "llm":
+            n_llm += 1
+        if s["error"] is not None:
+            n_errors += 1
+        tokens_in += s["input_tokens"]
+        tokens_out += s["output_tokens"]
+    return dict(zip(_COUNTED, (n_steps, n_tools, n_llm, n_errors, tokens_in, tokens_out), strict=True))
+
+
+def _run(
+    batch: OtlpBatch, spans: list[SpanRecord], task_attr: str, agent: str | None
+) -> None:
+    ids = {s.span_id for s in spans}
+    root = _root(spans, ids)
+    depth = _depths(spans, root)
+    # start order, a parent before a child started in the same nanosecond (sort is stable)
+    ordered = sorted((s for s in spans if s is not root), key=lambda s: (s.start_ns, depth[s.span_id]))
+    run_id = root.trace_id
+    steps = [rows.step_row(s, run_id, i, depth[s.span_id]) for i, s in enumerate(ordered)]
+    task_id, hashed = _task_id(root, ordered, task_attr)
+    run = rows.run_row(root, task_id=task_id, source=SOURCE)
+    if not root.attributes.get(A.RUN):  # not recorded by hotmess: read the other conventions
+        run["outcome"] = _outcome(root, steps)
+        run["agent"] = _agent(root, ordered)
+    if agent is not None:
+        run["agent"] = agent
+    run.update(_counts(steps))
+    batch.hashed_task_ids += hashed
+    batch.runs.append(run)
+    batch.steps.extend(steps)
+    batch.spans.extend(rows.span_row(s) for s in spans)
+
+
+def parse_otlp_json(
+    path: str | PathLike[str],
+    *,
+    task_attr: str = DEFAULT_TASK_ATTR,
+    agent: str | None = None,
+    redact: bool | Redactor = True,
+) -> OtlpBatch:
+    """Read an OTLP JSON trace file (JSON lines or whole file, optionally gzipped).
+
+    Returns the runs, steps and spans rows of its agent traces, with the lines that were
+    skipped and why. ``redact`` as in :func:`hotmess.configure`: by default secrets (API keys,
+    tokens, passwords) are replaced before anything is stored, as on the live path. Raises :class:`~hotmess.errors.InputError` naming the file when nothing
+    can be imported (unreadable, empty, not JSON, no agent trace); see the module docstring
+    for the mapping and the error rules.
+    """
+    file = Path(path)
+    where = str(path)
+    if agent is not None and (not isinstance(agent, str) or not agent.strip()):
+        raise ValueError(f"agent must be a non-empty string, got {agent!r}")
+    batch = OtlpBatch(path=where)
+    redactor = make_redactor(redact)
+    traces: dict[str, dict[str, SpanRecord]] = {}
+    try:
+        for label, record in _records(file, where):
+            batch.records += 1
+            try:
+                if isinstance(record, _Bad):
+                    raise record
+                spans = _request_spans(record)
+            except _Bad as exc:
+                batch.skipped += 1
+                if len(batch.errors) < MAX_ERRORS:
+                    batch.errors.append(InputError(where, label, str(exc)))
+                continue
+            for rec in spans:
+                if redactor is not None:
+                    rec.redacted(redactor)
+                trace = traces.get(rec.trace_id)
+                if trace is None:
+                    trace = traces[rec.trace_id] = {}
+                trace[rec.span_id] = rec
+    except OSError as exc:  # unreadable, or a gzip stream cut short
+        raise InputError(where, None, f"cannot read the file: {exc.strerror or exc}") from None
+    except EOFError as exc:
+        raise InputError(where, None, f"cannot read the file: {exc}") from None
+    for trace in traces.values():
+        spans = list(trace.values())
+        if not _is_agent_trace(spans):
+            batch.ignored_traces += 1
+            continue
+        _run(batch, spans, task_attr, agent)
+    if not batch.runs:
+        if batch.skipped == 1 and batch.records == 1:
+            raise batch.errors[0]
+        raise InputError(where, None, _nothing_message(batch, len(traces)))
+    return batch
+
+
+def _nothing_message(batch: OtlpBatch, n_traces: int) -> str:
+    if batch.skipped:
+        first = "; ".join(f"{e.record}: {e.message}" for e in batch.errors[:3])
+        return f"nothing to import: {batch.skipped} of {batch.records} records are malformed, the rest hold no agent trace (first: {first})"
+    if n_traces:
+        return (
+            f"nothing to import: none of its {n_traces} traces has a hotmess.*, gen_ai.*, llm.* or "
+            "openinference.* attribute (not an agent's traces)"
+        )
+    return "nothing to import: no spans in the file"
