@@ -110,3 +110,25 @@ def read_for_analysis(
         else None
     )
     return runs, steps
+
+
+#: The step columns the goal analyzers read (``hotmess.analyzers.goals``).
+GOAL_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input", "output", "goal")
+
+
+def read_goal_steps(conn: sqlite3.Connection, *, task_id: str | None = None) -> Table:
+    """The steps that may carry a goal (goal records, tool calls, LLM steps, any step with a
+    goal), ordered by run then step order; ``input`` only for tool calls and ``output`` only
+    for LLM steps, so tool results are never loaded."""
+    where, params = _where([("r.task_id = ?", task_id)])
+    where = (where + " AND " if where else " WHERE ") + (
+        "(s.kind IN ('goal', 'tool', 'llm') OR s.goal IS NOT NULL)"
+    )
+    sql = (
+        "SELECT s.run_id, s.step_index, s.kind, s.name, s.tool,"
+        " CASE WHEN s.kind = 'tool' THEN s.input END,"
+        " CASE WHEN s.kind = 'llm' THEN s.output END, s.goal"
+        f" FROM steps s JOIN runs r ON r.run_id = s.run_id{where}"
+        " ORDER BY s.run_id, s.step_index, s.start_ns"
+    )
+    return _table(conn.execute(sql, params), STEP_COLUMNS, GOAL_STEP_COLUMNS)
