@@ -13,39 +13,56 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from hotmess.errors import HotmessError
 from hotmess.redact import Redactor
+from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS, scrub_attributes, scrub_text
 
 
 class RedactingSpanExporter(SpanExporter):
-    """Passes copies of the spans with secrets redacted (attributes, event attributes, name)."""
+    """Passes copies of the spans with secrets redacted, then texts cut to ``max_chars``
+    (name, attributes, event and link attributes, status message, resource): the same
+    scrubbing as the SQLite store, so nothing is sent that would not be stored."""
 
-    def __init__(self, exporter: SpanExporter, redactor: Redactor | None):
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        redactor: Redactor | None,
+        max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS,
+    ):
         self._exporter = exporter
         self._redactor = redactor
+        self._max_chars = max_chars
 
     def _redact(self, span: ReadableSpan) -> ReadableSpan:
-        r = self._redactor
+        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import Event
+        from opentelemetry.trace import Link, Status
 
+        r, n = self._redactor, self._max_chars
+        status = span.status
+        if status.description:
+            status = Status(status.status_code, scrub_text(status.description, n, r)[0])
+        resource = span.resource
+        if resource is not None:
+            resource = Resource(scrub_attributes(resource.attributes, n, r), resource.schema_url)
         return ReadableSpan(
-            name=r(span.name),
+            name=scrub_text(span.name, n, r)[0],
             context=span.context,
             parent=span.parent,
-            resource=span.resource,
-            attributes={k: r.value(v) for k, v in (span.attributes or {}).items()},
+            resource=resource,
+            attributes=scrub_attributes(span.attributes or {}, n, r),
             events=[
-                Event(e.name, {k: r.value(v) for k, v in (e.attributes or {}).items()}, e.timestamp)
+                Event(e.name, scrub_attributes(e.attributes or {}, n, r), e.timestamp)
                 for e in span.events
             ],
-            links=span.links,
+            links=[Link(link.context, scrub_attributes(link.attributes or {}, n, r)) for link in span.links],
             kind=span.kind,
             instrumentation_scope=span.instrumentation_scope,
-            status=span.status,
+            status=status,
             start_time=span.start_time,
             end_time=span.end_time,
         )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._redactor is not None:
+        if self._redactor is not None or self._max_chars > 0:
             spans = [self._redact(s) for s in spans]
         return self._exporter.export(spans)
 
@@ -56,7 +73,9 @@ class RedactingSpanExporter(SpanExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
-def otlp_processor(endpoint: str, *, redactor: Redactor | None = None) -> BatchSpanProcessor:
+def otlp_processor(
+    endpoint: str, *, redactor: Redactor | None = None, max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS
+) -> BatchSpanProcessor:
     """A batch processor exporting to ``endpoint`` (``http://host:4318``, or the full ``/v1/traces`` URL)."""
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -65,4 +84,4 @@ def otlp_processor(endpoint: str, *, redactor: Redactor | None = None) -> BatchS
             "configure(otlp_endpoint=...) needs the OTLP exporter: pip install 'hotmess[otlp]'"
         ) from None
     url = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
-    return BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter(endpoint=url), redactor), max_queue_size=65536)
+    return BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter(endpoint=url), redactor, max_chars), max_queue_size=65536)

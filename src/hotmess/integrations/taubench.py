@@ -469,7 +469,9 @@ def parse_taubench(path: str | PathLike[str], *, agent: str | None = None) -> Ta
     its task and trial when known) for: a missing or unreadable file, bytes that are not UTF-8,
     text that is not JSON, a top level that is not a list, a record that is not an object, a
     missing or mistyped ``task_id`` / ``trial`` / ``reward`` / ``traj`` / ``info.task.actions``
-    or message field, and two records with the same task and trial but different content.
+    or message field, a record nested too deeply (RecursionError) or holding what cannot be
+    stored (a number too large for a double, a lone UTF-16 surrogate), and two records with
+    the same task and trial but different content.
     An exact repeat of an earlier record is skipped and listed in ``duplicates``.
     """
     file = Path(path)
@@ -487,91 +489,118 @@ def parse_taubench(path: str | PathLike[str], *, agent: str | None = None) -> Ta
     seen: dict[tuple[str, str], tuple[int, str]] = {}
     for index, record in enumerate(records):
         rec = _Record(where, index, record)
-        task_id = rec.require(record, "task_id", "task_id", _INT_OR_STR, _is_id)
-        trial = rec.require(record, "trial", "trial", _INT_OR_STR, _is_id)
-        reward = rec.require(record, "reward", "reward", "a number", _is_number)
-        if not math.isfinite(reward):
-            rec.fail(f"'reward' must be a finite number, got {reward!r}")
-        traj = rec.require(record, "traj", "traj", "a list of chat messages", _is_list)
-        info = rec.require(record, "info", "info", "an object", _is_dict)
-        task = rec.require(info, "task", "info.task", "an object", _is_dict)
-        actions = rec.require(task, "actions", "info.task.actions", "a list of actions", _is_list)
-        reference = _actions(rec, actions, "info.task.actions")
-        instruction = rec.optional(
-            task, "instruction", "info.task.instruction", "a string", _is_str
-        )
-        user_id = rec.optional(task, "user_id", "info.task.user_id", "a string", _is_str)
-        reward_info = rec.optional(info, "reward_info", "info.reward_info", "an object", _is_dict)
-
-        record_json = canonical_json(record)
-        key = (str(task_id), str(trial))
-        if key in seen:
-            first_index, first_json = seen[key]
-            if first_json != record_json:
-                rec.fail(
-                    f"duplicate task {task_id} trial {trial}: records {first_index} and {index} "
-                    "have the same task_id and trial but different content"
-                )
-            duplicates.append(
-                {"index": index, "first_index": first_index, "task_id": key[0], "trial": key[1]}
+        try:
+            run, run_steps = _run(rec, agent, seen, flagged, duplicates)
+        except InputError:
+            raise
+        except RecursionError:
+            rec.fail("nested too deeply to import")
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end]
+            rec.fail(
+                f"holds text that is not valid Unicode ({bad.encode('unicode_escape').decode()}, "
+                "a lone UTF-16 surrogate escape); it cannot be stored"
             )
-            continue
-        seen[key] = (index, record_json)
-
-        run_id = _run_id(record_json, agent)
-        run_steps, outcome, n_llm = _steps(rec, run_id, traj)
-        graded = reward_info is not None
-        flags = [] if graded else [STEP_LIMIT_FLAG]
-        if graded:
-            details = reward_info.get("info")
-            summary = {"reward": reward_info.get("reward")}
-            if isinstance(details, dict):
-                summary.update(details)
-        else:
-            summary = None
-            flagged.append(
-                {
-                    "index": index,
-                    "task_id": key[0],
-                    "trial": key[1],
-                    "run_id": run_id,
-                    "reason": "not graded: info.reward_info is null (the run hit its step limit); "
-                    "imported as failed",
-                }
-            )
-        attributes = {
-            "hotmess.instruction": instruction,
-            "hotmess.user_id": user_id,
-            "tau_bench.reward_info": summary,
-            "hotmess.graded": graded,
-            "hotmess.flags": flags,
-        }
-        tool_steps = [s for s in run_steps if s["kind"] == "tool"]
-        run = dict.fromkeys(RUN_COLUMNS)
-        run.update(
-            run_id=run_id,
-            task_id=key[0],
-            agent=agent,
-            instance=key[1],
-            source=SOURCE,
-            status="ok",
-            start_ns=0,
-            end_ns=0,
-            outcome=canonical_json(outcome),
-            success=1.0 if graded and reward == 1.0 else 0.0,
-            reference=canonical_json(reference),
-            score=float(reward),
-            error=None,
-            n_steps=len(run_steps),
-            n_tool_calls=len(tool_steps),
-            n_llm_calls=n_llm,
-            n_errors=sum(1 for s in tool_steps if s["error"] is not None),
-            input_tokens=0,
-            output_tokens=0,
-            attributes=canonical_json(attributes),
-        )
-        runs.append(run)
-        steps.extend(run_steps)
+        except (ValueError, TypeError) as exc:  # canonical_json: 1e400 is inf, not JSON data
+            rec.fail(f"holds a value that is not JSON data: {exc}")
+        if run is not None:
+            runs.append(run)
+            steps.extend(run_steps)
     return TauBenchBatch(
         path=where, agent=agent, runs=runs, steps=steps, flagged=flagged, duplicates=duplicates
     )
+
+
+def _run(
+    rec: _Record,
+    agent: str,
+    seen: dict[tuple[str, str], tuple[int, str]],
+    flagged: list[dict[str, Any]],
+    duplicates: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """One record's run row and step rows; (None, []) for an exact repeat of an earlier record."""
+    record, index = rec.record, rec.index
+    task_id = rec.require(record, "task_id", "task_id", _INT_OR_STR, _is_id)
+    trial = rec.require(record, "trial", "trial", _INT_OR_STR, _is_id)
+    reward = rec.require(record, "reward", "reward", "a number", _is_number)
+    if not math.isfinite(reward):
+        rec.fail(f"'reward' must be a finite number, got {reward!r}")
+    traj = rec.require(record, "traj", "traj", "a list of chat messages", _is_list)
+    info = rec.require(record, "info", "info", "an object", _is_dict)
+    task = rec.require(info, "task", "info.task", "an object", _is_dict)
+    actions = rec.require(task, "actions", "info.task.actions", "a list of actions", _is_list)
+    reference = _actions(rec, actions, "info.task.actions")
+    instruction = rec.optional(
+        task, "instruction", "info.task.instruction", "a string", _is_str
+    )
+    user_id = rec.optional(task, "user_id", "info.task.user_id", "a string", _is_str)
+    reward_info = rec.optional(info, "reward_info", "info.reward_info", "an object", _is_dict)
+
+    record_json = canonical_json(record)
+    key = (str(task_id), str(trial))
+    if key in seen:
+        first_index, first_json = seen[key]
+        if first_json != record_json:
+            rec.fail(
+                f"duplicate task {task_id} trial {trial}: records {first_index} and {index} "
+                "have the same task_id and trial but different content"
+            )
+        duplicates.append(
+            {"index": index, "first_index": first_index, "task_id": key[0], "trial": key[1]}
+        )
+        return None, []
+    seen[key] = (index, record_json)
+
+    run_id = _run_id(record_json, agent)
+    run_steps, outcome, n_llm = _steps(rec, run_id, traj)
+    graded = reward_info is not None
+    flags = [] if graded else [STEP_LIMIT_FLAG]
+    if graded:
+        details = reward_info.get("info")
+        summary = {"reward": reward_info.get("reward")}
+        if isinstance(details, dict):
+            summary.update(details)
+    else:
+        summary = None
+        flagged.append(
+            {
+                "index": index,
+                "task_id": key[0],
+                "trial": key[1],
+                "run_id": run_id,
+                "reason": "not graded: info.reward_info is null (the run hit its step limit); "
+                "imported as failed",
+            }
+        )
+    attributes = {
+        "hotmess.instruction": instruction,
+        "hotmess.user_id": user_id,
+        "tau_bench.reward_info": summary,
+        "hotmess.graded": graded,
+        "hotmess.flags": flags,
+    }
+    tool_steps = [s for s in run_steps if s["kind"] == "tool"]
+    run = dict.fromkeys(RUN_COLUMNS)
+    run.update(
+        run_id=run_id,
+        task_id=key[0],
+        agent=agent,
+        instance=key[1],
+        source=SOURCE,
+        status="ok",
+        start_ns=0,
+        end_ns=0,
+        outcome=canonical_json(outcome),
+        success=1.0 if graded and reward == 1.0 else 0.0,
+        reference=canonical_json(reference),
+        score=float(reward),
+        error=None,
+        n_steps=len(run_steps),
+        n_tool_calls=len(tool_steps),
+        n_llm_calls=n_llm,
+        n_errors=sum(1 for s in tool_steps if s["error"] is not None),
+        input_tokens=0,
+        output_tokens=0,
+        attributes=canonical_json(attributes),
+    )
+    return run, run_steps

@@ -23,7 +23,9 @@ def connect(path: str | os.PathLike[str] | None = None, *, create: bool = True) 
     """Open (and create or upgrade) a hotmess database.
 
     A file that exists but is not a hotmess database is refused and left untouched;
-    with ``create=False`` a missing file is an error instead of a new database.
+    with ``create=False`` a missing file, an empty file or a SQLite database without tables
+    is an error instead of a new database. (With ``create=True`` an empty file, such as
+    ``tempfile.mkstemp`` makes, becomes a new database: it holds nothing to lose.)
     """
     path = Path(path if path is not None else default_path())
     if not path.exists() and not create:
@@ -34,12 +36,18 @@ def connect(path: str | os.PathLike[str] | None = None, *, create: bool = True) 
         with open(path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise StoreError(f"{path}: not a SQLite database; refusing to touch it")
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    elif path.exists() and not create:
+        raise StoreError(f"{path}: an empty file, not a hotmess database")
+    try:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.OperationalError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise StoreError(f"{path}: cannot open or create the database here ({reason})") from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        _ensure_schema(conn, path)
+        _ensure_schema(conn, path, create)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -49,11 +57,13 @@ def connect(path: str | os.PathLike[str] | None = None, *, create: bool = True) 
     return conn
 
 
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+def _ensure_schema(conn: sqlite3.Connection, path: Path, create: bool = True) -> None:
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not a usable SQLite database ({exc})") from None
+    if not tables and not create:
+        raise StoreError(f"{path}: a SQLite database with no tables, not a hotmess database")
     if not tables:
         with transaction(conn):
             # Another process may have created it between our look and the lock.
@@ -86,7 +96,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (SQLITE_FULL, an I/O error): a
+        # second ROLLBACK would fail and hide the error that matters.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     else:
         conn.execute("COMMIT")

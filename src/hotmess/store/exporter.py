@@ -6,6 +6,7 @@ thread never waits on SQLite.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -19,6 +20,9 @@ from hotmess.store import rows
 from hotmess.store.database import connect, transaction
 from hotmess.store.rows import SpanRecord
 from hotmess.tracer import attributes as A
+from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
+
+logger = logging.getLogger("hotmess")
 
 
 def span_record(span: ReadableSpan) -> SpanRecord:
@@ -53,6 +57,14 @@ def span_record(span: ReadableSpan) -> SpanRecord:
     )
 
 
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _utf8_safe(value: object) -> object:
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -68,15 +80,33 @@ class SQLiteSpanExporter(SpanExporter):
     behind any SDK span processor too.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, redactor: Redactor | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        redactor: Redactor | None = None,
+        max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS,
+    ):
         self.path = str(path)
         self._redactor = redactor
+        self._max_chars = max_chars
         self._conn: sqlite3.Connection | None = None
+        self._file_id: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._file_id != _file_id(self.path):
+            # Deleted or replaced under us: SQLite would go on writing to the unlinked inode
+            # and every later run would vanish with it. Start a new file at the same path.
+            logger.warning(
+                "hotmess: %s was deleted or replaced while recording; writing to a new database "
+                "there (runs written before are not in it)", self.path,
+            )
+            self._conn.close()
+            self._conn = None
         if self._conn is None:
             self._conn = connect(self.path)
+            self._file_id = _file_id(self.path)
         return self._conn
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -94,13 +124,13 @@ class SQLiteSpanExporter(SpanExporter):
         span_rows, run_rows, start_rows, start_span_rows, step_rows = [], [], [], [], []
         touched: set[str] = set()
         for rec in started:
-            rec = rec.redacted(self._redactor)
+            rec = rec.redacted(self._redactor, self._max_chars)
             start_span_rows.append(rows.span_row(rec))
             start_rows.append(rows.values(rows.run_row(rec), rows.RUN_FIELDS))
             # its steps may have been written in an earlier batch, before the run row existed
             touched.add(rec.trace_id)
         for span, index, depth in ended:
-            rec = span_record(span).redacted(self._redactor)
+            rec = span_record(span).redacted(self._redactor, self._max_chars)
             span_rows.append(rows.span_row(rec))
             if rec.attributes.get(A.RUN):
                 run_rows.append(rows.values(rows.run_row(rec), rows.RUN_FIELDS))
@@ -133,6 +163,7 @@ class SQLiteSpanExporter(SpanExporter):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                self._file_id = None
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -12,6 +12,7 @@ from typing import Any
 
 from hotmess.redact import Redactor
 from hotmess.tracer import attributes as A
+from hotmess.tracer.serialize import scrub_attributes, scrub_text
 
 # OpenInference (Arize Phoenix) span kinds, for spans imported from such agents.
 _OPENINFERENCE_KIND = {
@@ -42,17 +43,24 @@ class SpanRecord:
     resource: dict[str, Any] = field(default_factory=dict)
     scope: str | None = None
 
-    def redacted(self, redactor: Redactor | None) -> SpanRecord:
-        if redactor is None:
+    def redacted(self, redactor: Redactor | None, max_chars: int = 0) -> SpanRecord:
+        """Secrets redacted, then every text cut to ``max_chars`` (0: no cap), in place."""
+        if redactor is None and max_chars <= 0:
             return self
-        self.name = redactor(self.name)  # a step named after a URL may carry its api_key
-        self.attributes = {k: redactor.value(v) for k, v in self.attributes.items()}
+        # a step named after a URL may carry its api_key
+        self.name = scrub_text(self.name, max_chars, redactor)[0]
+        self.attributes = scrub_attributes(self.attributes, max_chars, redactor)
         self.events = [
-            {**e, "attributes": {k: redactor.value(v) for k, v in e.get("attributes", {}).items()}}
+            {**e, "attributes": scrub_attributes(e.get("attributes", {}), max_chars, redactor)}
             for e in self.events
         ]
+        self.links = [
+            {**link, "attributes": scrub_attributes(link.get("attributes", {}), max_chars, redactor)}
+            for link in self.links
+        ]
+        self.resource = scrub_attributes(self.resource, max_chars, redactor)
         if self.status_message:
-            self.status_message = redactor(self.status_message)
+            self.status_message = scrub_text(self.status_message, max_chars, redactor)[0]
         return self
 
 

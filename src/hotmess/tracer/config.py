@@ -24,10 +24,11 @@ from hotmess.redact import Redactor, make_redactor
 from hotmess.store.database import default_path
 from hotmess.store.exporter import SQLiteSpanExporter
 from hotmess.tracer.processor import ProcessorStats, RunSpanProcessor
+from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
 logger = logging.getLogger("hotmess")
 
-DEFAULT_MAX_ATTRIBUTE_CHARS = 8192
+__all__ = ["DEFAULT_MAX_ATTRIBUTE_CHARS", "Config", "configure", "flush", "get_config", "shutdown", "stats"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,10 @@ def configure(
     otlp_endpoint: also send every span to this OTLP/HTTP endpoint (e.g. ``http://localhost:4318``).
     redact: True for the built-in secret patterns, False to store values as they are, a list
         of extra regular expressions, a function ``str -> str``, or a :class:`Redactor`.
-    max_attribute_chars: inputs, outputs and messages longer than this are cut (and marked).
+    max_attribute_chars: every text stored or sent (inputs, outputs, messages, tool arguments
+        and results, exception messages, any attribute) longer than this is cut after
+        redaction, with a visible ``…[truncated N chars]`` mark and its key listed in the
+        span's ``hotmess.truncated`` attribute; 0 for no cap.
     tracer_provider: the SDK provider to add hotmess to; default: the global one when it is
         an SDK provider, else a new provider of hotmess's own.
     flush_interval: seconds between writes to SQLite (at most 1 s keeps the durability promise).
@@ -73,7 +77,7 @@ def configure(
     with _State.lock:
         redactor = make_redactor(redact)
         path = str(db if db is not None else default_path())
-        exporter = SQLiteSpanExporter(path, redactor=redactor)
+        exporter = SQLiteSpanExporter(path, redactor=redactor, max_chars=max_attribute_chars)
         # Fail here, in the caller's thread, on a bad path or foreign file, and before the
         # previous set-up is shut down: a failed configure() leaves the old one recording.
         exporter._connection()
@@ -93,7 +97,7 @@ def configure(
         if otlp_endpoint:
             from hotmess.integrations.otlp_export import otlp_processor
 
-            otlp = otlp_processor(otlp_endpoint, redactor=redactor)
+            otlp = otlp_processor(otlp_endpoint, redactor=redactor, max_chars=max_attribute_chars)
             provider.add_span_processor(otlp)
             _State.processors.append(otlp)
         _State.config = Config(

@@ -55,14 +55,16 @@ def warn_outside_run(what: str) -> None:
 
 def set_json(span: Span, key: str, value: Any) -> None:
     """Set ``key`` to the bounded JSON text of ``value``; a cut is noted on the span."""
-    text, cut = bounded_json(value, get_config().max_attribute_chars)
+    config = get_config()
+    text, cut = bounded_json(value, config.max_attribute_chars, config.redactor)
     span.set_attribute(key, text)
     if cut:
         _mark_truncated(span, key)
 
 
 def set_text(span: Span, key: str, value: str) -> None:
-    text, cut = truncate(str(value), get_config().max_attribute_chars)
+    config = get_config()
+    text, cut = truncate(str(value), config.max_attribute_chars, config.redactor)
     span.set_attribute(key, text)
     if cut:
         _mark_truncated(span, key)

@@ -84,6 +84,8 @@ class RunSpanProcessor(SpanProcessor):
         self._shutdown = False
         self.stats = ProcessorStats()
         self._warned_drop = False
+        self._failing = False  # the last write failed: say so once, not once per batch
+        self._failed_since_logged = 0
         self._thread = threading.Thread(target=self._work, name="hotmess-writer", daemon=True)
         self._thread.start()
         # Flush at exit even when the provider we were added to does not shut down.
@@ -190,11 +192,18 @@ class RunSpanProcessor(SpanProcessor):
             except Exception as exc:  # noqa: BLE001 - the tracer must never break the agent
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 if attempt == self._retries:
-                    self.stats.failed += len(started) + len(ended)
+                    n = len(started) + len(ended)
+                    self.stats.failed += n
+                    if self._failing:
+                        self._failed_since_logged += n
+                        logger.debug("hotmess: dropped %d more spans (%s)", n, self.stats.last_error)
+                        return
+                    self._failing = True
                     logger.error(
                         "hotmess: could not write %d spans after %d attempts (%s); they are dropped "
-                        "and counted in hotmess.stats().failed",
-                        len(started) + len(ended),
+                        "and counted in hotmess.stats().failed. Until a write succeeds, further "
+                        "failures are only counted.",
+                        n,
                         attempt + 1,
                         self.stats.last_error,
                     )
@@ -203,6 +212,15 @@ class RunSpanProcessor(SpanProcessor):
             else:
                 self.stats.written += len(started) + len(ended)
                 self.stats.batches += 1
+                if self._failing:
+                    self._failing = False
+                    logger.warning(
+                        "hotmess: writing again; %d more spans were dropped meanwhile (%d in all, "
+                        "hotmess.stats().failed)",
+                        self._failed_since_logged,
+                        self.stats.failed,
+                    )
+                    self._failed_since_logged = 0
                 return
 
     # --- SpanProcessor ---

@@ -1,12 +1,23 @@
-"""Turn arbitrary Python values into bounded JSON text for span attributes."""
+"""Turn arbitrary Python values into bounded JSON text for span attributes, and bound what is stored.
+
+Every cut is made *after* redaction: a secret cut in half at the boundary would leave a
+prefix too short for the redaction patterns to recognise, and that prefix would be stored.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hotmess.tracer import attributes as A
+
+if TYPE_CHECKING:
+    from hotmess.redact import Redactor
 
 TRUNCATION_MARK = "…[truncated {n} chars]"
+DEFAULT_MAX_ATTRIBUTE_CHARS = 8192
 
 
 def _fallback(value: Any) -> Any:
@@ -41,15 +52,72 @@ def to_json(value: Any) -> str:
         return json.dumps(_safe_repr(value), ensure_ascii=False)
 
 
-def truncate(text: str, max_chars: int) -> tuple[str, bool]:
-    """Cut ``text`` to ``max_chars`` plus a visible mark saying how much went."""
+def truncate(text: str, max_chars: int, redactor: Redactor | None = None) -> tuple[str, bool]:
+    """Cut ``text`` to ``max_chars`` plus a visible mark saying how much went.
+
+    With a ``redactor``, a text about to be cut is redacted first (whole secrets, not the
+    stub the cut would leave); a text that is not cut is left for the exporter to redact,
+    off the agent's thread.
+    """
     if max_chars <= 0 or len(text) <= max_chars:
         return text, False
+    if redactor is not None:
+        text = redactor(text)
+        if len(text) <= max_chars:
+            return text, False
     return text[:max_chars] + TRUNCATION_MARK.format(n=len(text) - max_chars), True
 
 
-def bounded_json(value: Any, max_chars: int) -> tuple[str, bool]:
+def bounded_json(value: Any, max_chars: int, redactor: Redactor | None = None) -> tuple[str, bool]:
     """``truncate(to_json(value))``, with a fast path for plain strings."""
     if isinstance(value, str) and len(value) < 256 and value.isprintable() and '"' not in value and "\\" not in value:
         return '"' + value + '"', False
-    return truncate(to_json(value), max_chars)
+    return truncate(to_json(value), max_chars, redactor)
+
+
+def scrub_text(text: str, max_chars: int, redactor: Redactor | None) -> tuple[str, bool]:
+    """Redact, then cut: what is stored or sent of one string."""
+    if redactor is not None:
+        text = redactor(text)
+    return truncate(text, max_chars)
+
+
+def scrub_value(value: Any, max_chars: int, redactor: Redactor | None) -> tuple[Any, bool]:
+    """``scrub_text`` on an attribute value: a string, or each string of a sequence."""
+    if isinstance(value, str):
+        return scrub_text(value, max_chars, redactor)
+    if isinstance(value, tuple | list):
+        out, cut = [], False
+        for item in value:
+            if isinstance(item, str):
+                item, item_cut = scrub_text(item, max_chars, redactor)
+                cut = cut or item_cut
+            out.append(item)
+        return type(value)(out), cut
+    return value, False
+
+
+def scrub_attributes(
+    attributes: Mapping[str, Any], max_chars: int, redactor: Redactor | None
+) -> dict[str, Any]:
+    """Every value redacted then cut to ``max_chars``; cut keys are added to ``hotmess.truncated``.
+
+    Values the tracer already cut (named in ``hotmess.truncated``) are redacted, not cut again.
+    """
+    if redactor is None and max_chars <= 0:
+        return dict(attributes)
+    already = attributes.get(A.TRUNCATED, ())
+    already = (already,) if isinstance(already, str) else tuple(already)
+    out: dict[str, Any] = {}
+    cut_now: list[str] = []
+    for key, value in attributes.items():
+        if key == A.TRUNCATED:
+            out[key] = value
+            continue
+        value, cut = scrub_value(value, 0 if key in already else max_chars, redactor)
+        out[key] = value
+        if cut:
+            cut_now.append(key)
+    if cut_now:
+        out[A.TRUNCATED] = (*already, *cut_now)
+    return out
