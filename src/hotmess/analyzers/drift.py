@@ -1,0 +1,560 @@
+"""Drift in production: does the agent's behaviour change from one window of runs to the next?
+
+``drift(runs, window="1d")`` cuts the complete runs (``status != "incomplete"``) into windows by
+their ``start_ns``:
+
+- **time windows** ``"Nd"``, ``"Nh"``, ``"Nm"`` (also ``"Nw"``): ``[k·width, (k+1)·width)`` in UTC
+  nanoseconds since the epoch, so ``1d`` windows are calendar days (UTC) and ``6h`` windows start
+  at 00, 06, 12 and 18 UTC. Windows without runs are not listed; a window is compared to the
+  previous *listed* one.
+- **count windows** ``"Nruns"``: consecutive blocks of N runs in start order (ties by run id);
+  the last block may be smaller. ``start``/``end`` are the first and the last run's start time.
+
+Per window: ``n_runs``; ``success_rate`` and ``incoherence`` exactly as
+:func:`hotmess.analyzers.analyze` reports them for the window's runs (verdicts from ``success`` or
+the reference; incoherence ``Σ variance / Σ error`` over the window's tasks, nan when undefined);
+and the **outcome-cluster distribution**: each run's outcome is mapped once, over all runs, with
+the chosen mapper (``exact``, ``actions``, ``text`` clusters per task, or a callable), so clusters
+mean the same in every window; the distribution is over (task, cluster) pairs. A change in the mix
+of tasks therefore also shows as drift.
+
+**The test.** A window is compared with the previous one (and every window with the baseline
+window) by the Jensen-Shannon divergence of their distributions, base 2 (0 = identical, 1 =
+disjoint)::
+
+    JS(P, Q) = ½ Σ_k P_k log2(P_k / M_k) + ½ Σ_k Q_k log2(Q_k / M_k),   M = (P + Q) / 2
+
+Its p-value is a permutation test of "the two windows' runs are exchangeable": the window labels
+of the pooled runs are shuffled ``n_perm`` times, ``p = (1 + #{JS* ≥ JS}) / (1 + n_perm)``.
+Shuffling labels leaves the pooled counts fixed, so the first window's counts of a shuffle are a
+multivariate hypergeometric draw from the pooled counts: drawn as such (numpy), with every pair
+seen once in the pool collapsed into one colour (where each of them lands only moves JS by a
+fixed amount), so no loop runs over runs.
+
+**False alarms.** ``changed`` is the Holm step-down correction at level ``alpha`` over all the
+window-vs-previous tests (of every group with ``by``): the chance of flagging any window when
+nothing changed is at most ``alpha``, whatever the dependence between tests (Holm controls the
+family-wise error rate). The window-vs-baseline tests are a second family, corrected the same way,
+flagged as ``changed_from_baseline``. ``n_perm`` is raised to at least ``2·m/alpha`` (m = tests in
+the family) so the smallest attainable p-value can pass the strictest Holm threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from hotmess.tables import Table
+
+from ._common import factorize, json_float, natural_key
+from .analysis import Analysis, _as_text, _collect_actions, _group_values, analyze
+from .outcomes import (
+    DEFAULT_READ_ONLY,
+    ReadOnly,
+    exact_keys,
+    map_outcomes,
+    read_only_predicate,
+    text_clusters,
+)
+
+__all__ = [
+    "BY_COLUMNS",
+    "MAX_WINDOWS",
+    "TEST_DESCRIPTION",
+    "Drift",
+    "Window",
+    "drift",
+    "holm",
+    "js_divergence",
+    "js_permutation_test",
+    "parse_window",
+]
+
+#: Widths of time-window units in nanoseconds.
+UNIT_NS = {"w": 7 * 86_400 * 10**9, "d": 86_400 * 10**9, "h": 3_600 * 10**9, "m": 60 * 10**9}
+#: More windows than this is refused (each window is analyzed and tested).
+MAX_WINDOWS = 2000
+#: ``by`` shorthands for runs columns.
+BY_COLUMNS = {"task": "task_id", "agent": "agent"}
+TEST_DESCRIPTION = (
+    "Jensen-Shannon divergence (base 2) of (task, outcome cluster) distributions, permutation "
+    "test of window labels; Holm correction at level alpha over the windows (family-wise false "
+    "alarm rate <= alpha)"
+)
+_WINDOW = re.compile(r"^\s*(\d+)\s*(runs?|[wdhm])\s*$", re.IGNORECASE)
+_CHUNK_CELLS = 4_000_000  # permutation-matrix cells drawn at once (32 MB of int64)
+_TOP = 3
+
+
+def parse_window(window: str) -> tuple[str, int]:
+    """``("time", width_ns)`` or ``("runs", n)`` from ``"1d"``, ``"6h"``, ``"30m"``, ``"500runs"``."""
+    match = _WINDOW.match(str(window))
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(
+            f"window must be a positive count and a unit, like 1d, 6h, 30m, 2w or 500runs; "
+            f"got {window!r}"
+        )
+    count, unit = int(match.group(1)), match.group(2).lower()
+    if unit.startswith("run"):
+        return "runs", count
+    return "time", count * UNIT_NS[unit]
+
+
+def js_divergence(a: Any, b: Any) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) of two count (or probability) vectors."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"a and b must be 1-D of one length, got {a.shape} and {b.shape}")
+    if a.sum() <= 0 or b.sum() <= 0:
+        return float("nan")
+    return float(_js_rows(a[None, :], b[None, :], a.sum(), b.sum())[0])
+
+
+def _js_rows(a: np.ndarray, b: np.ndarray, n_a: float, n_b: float) -> np.ndarray:
+    """JS divergence of each row pair of count matrices (rows sum to n_a and n_b)."""
+    p = a / n_a
+    q = b / n_b
+    m = (p + q) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tp = np.where(p > 0, p * np.log2(p / m), 0.0)
+        tq = np.where(q > 0, q * np.log2(q / m), 0.0)
+    return np.clip(0.5 * (tp.sum(axis=1) + tq.sum(axis=1)), 0.0, 1.0)
+
+
+def js_permutation_test(
+    codes_a: np.ndarray, codes_b: np.ndarray, n_perm: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """(JS divergence, permutation p-value) of two samples of category codes.
+
+    Shuffling the labels of the pooled runs keeps the pooled count of every category; sample a's
+    counts under a shuffle are multivariate hypergeometric. Categories seen once in the pool are
+    one colour: a singleton in a adds ``½/n_a`` to JS, in b ``½/n_b``, whichever it is.
+    """
+    n_a, n_b = len(codes_a), len(codes_b)
+    if n_a == 0 or n_b == 0:
+        return float("nan"), float("nan")
+    cats, inverse = np.unique(np.concatenate([codes_a, codes_b]), return_inverse=True)
+    k = len(cats)
+    a = np.bincount(inverse[:n_a], minlength=k)
+    b = np.bincount(inverse[n_a:], minlength=k)
+    observed = float(_js_rows(a[None, :], b[None, :], n_a, n_b)[0])
+    if n_perm == 0:
+        return observed, float("nan")
+    pooled = a + b
+    single = pooled == 1
+    n_single = int(single.sum())
+    colors = pooled[~single]
+    if n_single:
+        colors = np.append(colors, n_single)
+    total = int(colors.sum())
+    # 'count' walks the pooled runs, 'marginals' the colours: pick the shorter walk.
+    method = "count" if total <= 4 * len(colors) else "marginals"
+    rows = max(1, _CHUNK_CELLS // max(len(colors), 1))
+    exceed = 0
+    for start in range(0, n_perm, rows):
+        size = min(rows, n_perm - start)
+        draw = rng.multivariate_hypergeometric(colors, n_a, size=size, method=method)
+        if n_single:
+            s = draw[:, -1].astype(np.float64)
+            multi_a = draw[:, :-1]
+        else:
+            s = np.zeros(size)
+            multi_a = draw
+        js = (
+            _js_rows(multi_a, colors[: multi_a.shape[1]] - multi_a, n_a, n_b)
+            + 0.5 * (s / n_a + (n_single - s) / n_b)
+        )
+        exceed += int(np.sum(js >= observed - 1e-12))
+    return observed, (1 + exceed) / (1 + n_perm)
+
+
+def holm(p_values: Any, alpha: float) -> np.ndarray:
+    """Holm step-down rejections (bool per test; nan p-values are not tests and not rejected)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    reject = np.zeros(p.shape, dtype=bool)
+    tested = np.flatnonzero(np.isfinite(p))
+    m = len(tested)
+    order = tested[np.argsort(p[tested], kind="stable")]
+    for rank, i in enumerate(order):
+        if p[i] > alpha / (m - rank):
+            break
+        reject[i] = True
+    return reject
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of runs and its comparison with the previous window and the baseline."""
+
+    start_ns: int
+    end_ns: int
+    n_runs: int
+    n_tasks: int
+    success_rate: float
+    incoherence: float
+    n_clusters: int
+    top_clusters: tuple[tuple[str, str, float], ...]
+    js_divergence: float = float("nan")
+    p_value: float = float("nan")
+    changed: bool = False
+    js_baseline: float = float("nan")
+    p_baseline: float = float("nan")
+    changed_from_baseline: bool = False
+    is_baseline: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": iso_utc(self.start_ns),
+            "end": iso_utc(self.end_ns),
+            "n_runs": int(self.n_runs),
+            "success_rate": json_float(self.success_rate),
+            "incoherence": json_float(self.incoherence),
+            "js_divergence": json_float(self.js_divergence),
+            "p_value": json_float(self.p_value),
+            "changed": bool(self.changed),
+            "js_baseline": json_float(self.js_baseline),
+            "p_baseline": json_float(self.p_baseline),
+            "changed_from_baseline": bool(self.changed_from_baseline),
+            "is_baseline": bool(self.is_baseline),
+            "n_tasks": int(self.n_tasks),
+            "n_clusters": int(self.n_clusters),
+            "top_clusters": [
+                {"task_id": t, "cluster": c, "share": json_float(s)} for t, c, s in self.top_clusters
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The result of :func:`drift`: windows (per group with ``by``) and the test's settings."""
+
+    window: str
+    groups: dict[str, tuple[Window, ...]]
+    by: str | None
+    alpha: float
+    n_perm: int
+    baseline: int
+    n_runs: int
+    n_incomplete: int
+    outcome: str
+    test: str = TEST_DESCRIPTION
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """The windows of an un-grouped result (all windows of all groups, in order, otherwise)."""
+        return tuple(w for ws in self.groups.values() for w in ws)
+
+    @property
+    def n_changed(self) -> int:
+        return sum(w.changed for w in self.windows)
+
+    def to_dict(self) -> dict[str, Any]:
+        settings = {
+            "window": self.window,
+            "alpha": float(self.alpha),
+            "n_perm": int(self.n_perm),
+            "baseline": int(self.baseline),
+            "n_runs": int(self.n_runs),
+            "n_incomplete": int(self.n_incomplete),
+            "outcome": self.outcome,
+            "test": self.test,
+            "warnings": list(self.warnings),
+        }
+        if self.by is None:
+            windows = next(iter(self.groups.values()), ())
+            return {"windows": [w.to_dict() for w in windows], **settings}
+        return {
+            "by": self.by,
+            "groups": {
+                key: {"windows": [w.to_dict() for w in ws]} for key, ws in self.groups.items()
+            },
+            **settings,
+        }
+
+
+def iso_utc(ns: int) -> str:
+    """ISO-8601 UTC text of nanoseconds since the epoch (``Z`` suffix)."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ns) // 1000)
+    spec = "seconds" if int(ns) % 10**9 == 0 else "milliseconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def _window_index(
+    start_ns: np.ndarray, run_ids: np.ndarray, kind: str, size: int
+) -> list[tuple[int, int, np.ndarray]]:
+    """(start_ns, end_ns, run rows) of each non-empty window, in time order."""
+    if kind == "time":
+        slot = start_ns // size
+        order = np.argsort(slot, kind="stable")
+        slots, first = np.unique(slot[order], return_index=True)
+        bounds = np.append(first, len(order))
+        return [
+            (int(s) * size, (int(s) + 1) * size, order[bounds[i] : bounds[i + 1]])
+            for i, s in enumerate(slots)
+        ]
+    order = np.lexsort((run_ids.astype(str), start_ns))
+    return [
+        (int(start_ns[rows[0]]), int(start_ns[rows[-1]]), rows)
+        for rows in (order[i : i + size] for i in range(0, len(order), size))
+    ]
+
+
+def _outcome_codes(
+    runs: Table,
+    steps: Table | None,
+    task_ids: np.ndarray,
+    outcome: str | Callable[[Any], Hashable],
+    read_only: ReadOnly,
+    distance_threshold: float,
+) -> tuple[np.ndarray, list[Hashable]]:
+    """A code per run for its (task, outcome cluster) pair, mapped once over all runs."""
+    outcomes = runs["outcome"]
+    if outcome == "exact":
+        keys = exact_keys(outcomes)
+    elif outcome == "actions":
+        run_ids = runs["run_id"] if "run_id" in runs else np.arange(len(runs)).astype(str)
+        keys, _ = _collect_actions(
+            run_ids, outcomes, steps, read_only_predicate(read_only), want_pieces=False
+        )
+    elif outcome == "text":
+        texts = [None if o is None else _as_text(o) for o in outcomes]
+        keys = text_clusters(texts, task_ids.tolist(), distance_threshold)
+    elif callable(outcome):
+        keys = map_outcomes(outcomes, outcome)
+    else:
+        raise ValueError(
+            f"outcome must be exact, actions, text or a callable for drift, got {outcome!r}"
+        )
+    return factorize(zip(task_ids.tolist(), keys.tolist(), strict=True))
+
+
+def drift(
+    runs: Table,
+    steps: Table | None = None,
+    *,
+    window: str = "1d",
+    by: str | None = None,
+    baseline: int = 0,
+    alpha: float = 0.05,
+    n_perm: int = 1000,
+    outcome: str | Callable[[Any], Hashable] = "exact",
+    seed: int | None = 0,
+    read_only: ReadOnly = DEFAULT_READ_ONLY,
+    distance_threshold: float = 0.5,
+) -> Drift:
+    """Per window of runs: success, incoherence, outcome clusters; changes flagged (see module doc).
+
+    Parameters
+    ----------
+    runs : the runs table (needs ``task_id``, ``outcome``, ``start_ns``; uses ``run_id``,
+        ``status``, ``success``, ``reference`` and ``by``'s column).
+    steps : tool steps, for ``outcome="actions"``.
+    window : ``"Nd"``, ``"Nh"``, ``"Nm"``, ``"Nw"`` (time) or ``"Nruns"`` (count).
+    by : ``"task"``, ``"agent"``, another runs column or a run attribute: windows per group
+        (one Holm family over all groups' tests).
+    baseline : index of the baseline window (per group; negative counts from the end).
+    alpha : level of the Holm correction (family-wise false-alarm rate).
+    n_perm : permutations per test (raised to ``2·m/alpha`` when lower; see module doc).
+    outcome : outcome mapper: ``"exact"``, ``"actions"``, ``"text"`` or a callable.
+    seed : seed of the permutations (same seed, same p-values).
+    """
+    if not isinstance(runs, Table):
+        raise ValueError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
+    kind, size = parse_window(window)
+    alpha = float(alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 0:
+        raise ValueError(f"n_perm must be a non-negative integer, got {n_perm!r}")
+    if isinstance(baseline, bool) or int(baseline) != baseline:
+        raise ValueError(f"baseline must be an integer window index, got {baseline!r}")
+    for name in ("task_id", "outcome", "start_ns"):
+        if name not in runs:
+            raise ValueError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
+
+    status = runs["status"] if "status" in runs else np.full(len(runs), None, dtype=object)
+    complete = np.flatnonzero(status != "incomplete")
+    n_incomplete = len(runs) - len(complete)
+    runs = runs.take(complete)
+    n = len(runs)
+    warnings: list[str] = []
+    start_ns = runs["start_ns"].astype(np.int64)
+    run_ids = runs["run_id"] if "run_id" in runs else np.arange(n).astype(str).astype(object)
+    if n and kind == "time" and not (start_ns > 0).any():
+        raise ValueError(
+            "no run has a start time (start_ns is 0, e.g. runs imported from a file without "
+            "timestamps): use count windows, e.g. 100runs"
+        )
+    if n and kind == "time" and (start_ns <= 0).any():
+        warnings.append(
+            f"{int((start_ns <= 0).sum())} runs have no start time: they fall in a 1970 window"
+        )
+    task_ids = np.array(["<none>" if t is None else str(t) for t in runs["task_id"]], dtype=object)
+    use_steps = steps if outcome == "actions" else None
+    codes, pairs = _outcome_codes(runs, use_steps, task_ids, outcome, read_only, distance_threshold)
+
+    if by is None:
+        group_of = np.zeros(n, dtype=np.int64)
+        group_names = ["all"]
+    else:
+        column = BY_COLUMNS.get(by, by)
+        attributes = runs["attributes"] if "attributes" in runs else np.full(n, None, dtype=object)
+        values = _group_values(runs, column, attributes)
+        group_codes, names = factorize(values.tolist())
+        ranked = sorted(range(len(names)), key=lambda i: natural_key(str(names[i])))
+        remap = np.empty(len(names), dtype=np.int64)
+        remap[ranked] = np.arange(len(names))
+        group_of = remap[group_codes] if n else group_codes
+        group_names = [str(names[i]) for i in ranked]
+
+    step_run = None
+    if use_steps is not None and len(use_steps):
+        position = {rid: i for i, rid in enumerate(run_ids.tolist())}
+        step_run = np.fromiter(
+            (position.get(r, -1) for r in use_steps["run_id"]), dtype=np.int64, count=len(use_steps)
+        )
+
+    per_group: list[list[tuple[int, int, np.ndarray]]] = []
+    for g in range(len(group_names)):
+        rows = np.flatnonzero(group_of == g)
+        cut = _window_index(start_ns[rows], run_ids[rows], kind, size)
+        per_group.append([(s, e, rows[r]) for s, e, r in cut])
+    n_windows = sum(len(w) for w in per_group)
+    if n_windows > MAX_WINDOWS:
+        raise ValueError(
+            f"window={window!r} makes {n_windows} windows (limit {MAX_WINDOWS}): choose a longer window"
+        )
+
+    # the two families of tests: each window vs the previous one, and vs the baseline
+    previous_tests, baseline_tests, base_index = [], [], []
+    for g, windows in enumerate(per_group):
+        if not windows:
+            base_index.append(None)
+            continue
+        if not -len(windows) <= baseline < len(windows):
+            raise ValueError(
+                f"baseline={baseline} is not a window index: there are {len(windows)} windows"
+                + (f" for {by} {group_names[g]!r}" if by else "")
+            )
+        b = baseline % len(windows)
+        base_index.append(b)
+        previous_tests += [(g, i, i - 1) for i in range(1, len(windows))]
+        baseline_tests += [(g, i, b) for i in range(len(windows)) if i != b]
+    n_perm_used = int(n_perm)
+    if n_perm:
+        m = max(len(previous_tests), len(baseline_tests), 1)
+        n_perm_used = max(n_perm_used, math.ceil(2 * m / alpha))
+
+    rng = np.random.default_rng(seed)
+    results: dict[tuple[str, int, int], tuple[float, float]] = {}
+    for family, tests in (("previous", previous_tests), ("baseline", baseline_tests)):
+        for g, i, j in tests:
+            rows_i, rows_j = per_group[g][i][2], per_group[g][j][2]
+            results[(family, g, i)] = js_permutation_test(
+                codes[rows_j], codes[rows_i], n_perm_used, rng
+            )
+    changed = _flags([results[("previous", g, i)][1] for g, i, _ in previous_tests], alpha)
+    drifted = _flags([results[("baseline", g, i)][1] for g, i, _ in baseline_tests], alpha)
+    changed_at = {(g, i) for (g, i, _), c in zip(previous_tests, changed, strict=True) if c}
+    drifted_at = {(g, i) for (g, i, _), c in zip(baseline_tests, drifted, strict=True) if c}
+
+    groups: dict[str, tuple[Window, ...]] = {}
+    nan = float("nan")
+    for g, windows in enumerate(per_group):
+        out = []
+        for i, (start, end, rows) in enumerate(windows):
+            summary = _summarise(runs, use_steps, step_run, rows, outcome, read_only,
+                                 distance_threshold, seed)
+            js_prev, p_prev = results.get(("previous", g, i), (nan, nan))
+            js_base, p_base = results.get(("baseline", g, i), (nan, nan))
+            out.append(
+                Window(
+                    start_ns=start,
+                    end_ns=end,
+                    n_runs=len(rows),
+                    n_tasks=summary.n_tasks,
+                    success_rate=summary.success_rate,
+                    incoherence=summary.incoherence.value,
+                    n_clusters=len(np.unique(codes[rows])),
+                    top_clusters=_top(codes[rows], pairs),
+                    js_divergence=js_prev,
+                    p_value=p_prev,
+                    changed=(g, i) in changed_at,
+                    js_baseline=js_base,
+                    p_baseline=p_base,
+                    changed_from_baseline=(g, i) in drifted_at,
+                    is_baseline=i == base_index[g],
+                )
+            )
+        groups[group_names[g]] = tuple(out)
+    if n and all(len(w) < 2 for w in per_group):
+        warnings.append(f"window={window!r} puts every run in one window: nothing to compare")
+    outcome_name = (
+        outcome if isinstance(outcome, str) else f"callable:{getattr(outcome, '__name__', 'fn')}"
+    )
+    return Drift(
+        window=str(window).strip(),
+        groups=groups,
+        by=by,
+        alpha=alpha,
+        n_perm=n_perm_used,
+        baseline=int(baseline),
+        n_runs=n,
+        n_incomplete=n_incomplete,
+        outcome=outcome_name,
+        warnings=tuple(warnings),
+    )
+
+
+def _flags(p_values: list[float], alpha: float) -> list[bool]:
+    return holm(np.asarray(p_values, dtype=np.float64), alpha).tolist() if p_values else []
+
+
+def _summarise(
+    runs: Table,
+    steps: Table | None,
+    step_run: np.ndarray | None,
+    rows: np.ndarray,
+    outcome: str | Callable[[Any], Hashable],
+    read_only: ReadOnly,
+    distance_threshold: float,
+    seed: int | None,
+) -> Analysis:
+    """``analyze`` of one window's runs (no bootstrap: the point value is what is reported)."""
+    window_steps = None
+    if steps is not None and step_run is not None:
+        inside = np.zeros(len(runs), dtype=bool)
+        inside[rows] = True
+        window_steps = steps.take(np.flatnonzero((step_run >= 0) & inside[np.maximum(step_run, 0)]))
+    result = analyze(
+        runs.take(rows),
+        window_steps,
+        outcome=outcome,
+        n_boot=0,
+        seed=seed,
+        read_only=read_only,
+        distance_threshold=distance_threshold,
+    )
+    assert isinstance(result, Analysis)
+    return result
+
+
+def _top(window_codes: np.ndarray, pairs: list[Hashable]) -> tuple[tuple[str, str, float], ...]:
+    """The window's largest (task, cluster) pairs with their share of its runs."""
+    values, counts = np.unique(window_codes, return_counts=True)
+    order = np.lexsort((values, -counts))[:_TOP]
+    total = counts.sum()
+    out = []
+    for j in order:
+        task, key = pairs[int(values[j])]
+        text = str(key)
+        out.append((str(task), text if len(text) <= 80 else text[:79] + "…", float(counts[j] / total)))
+    return tuple(out)
