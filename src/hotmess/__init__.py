@@ -20,6 +20,21 @@ from hotmess.tracer import (
 )
 
 __all__ = [
-    "__version__", "action", "configure", "flush", "goal", "outcome", "score", "shutdown",
-    "stats", "step", "trace",
+    "__version__", "action", "configure", "flush", "goal", "instrument_langchain",
+    "langchain_handler", "outcome", "score", "shutdown", "stats", "step", "trace",
 ]
+
+# Imported on first use, so that hotmess imports without langchain-core installed.
+_LAZY = {
+    "langchain_handler": "hotmess.integrations.langchain",
+    "instrument_langchain": "hotmess.integrations.langchain",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hotmess' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -25,6 +25,7 @@ INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
+PROVIDER = "gen_ai.provider.name"
 
 # hotmess's own
 RUN = "hotmess.run"  # True on a run's root span
@@ -42,6 +43,10 @@ SCORE = "hotmess.score"
 CHECKS = "hotmess.checks"
 TRUNCATED = "hotmess.truncated"  # names of attributes cut to max_attribute_chars
 CLOSED_EARLY = "hotmess.closed_early"  # a generator run whose consumer stopped early
+
+# LangChain's own ids of the run a span records (the callback handler's spans)
+LANGCHAIN_RUN_ID = "langchain.run.id"
+LANGCHAIN_PARENT_RUN_ID = "langchain.run.parent_id"
 
 STEP_KINDS = ("llm", "tool", "agent", "goal", "step", "retriever", "chain")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from hotmess.tracer import attributes as A
 from hotmess.tracer.config import get_config, get_tracer
@@ -108,8 +108,18 @@ class Activation:
         otel_context.detach(otel_token)
 
 
-def start_step_span(name: str, run: RunState, kind: str, attributes: dict[str, Any] | None = None) -> Span:
-    """A child span of the current span, as a step of ``run``."""
+def start_step_span(
+    name: str,
+    run: RunState,
+    kind: str,
+    attributes: dict[str, Any] | None = None,
+    parent: Span | None = None,
+) -> Span:
+    """A child span of ``parent`` (default: the current span), as a step of ``run``.
+
+    An explicit ``parent`` is for callers that cannot rely on the ambient context (LangChain
+    callbacks of async or threaded runs arrive in whatever task or thread ran the step).
+    """
     attrs: dict[str, Any] = {A.STEP_KIND: kind}
     op = A.OPERATION_FOR_KIND.get(kind)
     if op is not None:
@@ -118,4 +128,40 @@ def start_step_span(name: str, run: RunState, kind: str, attributes: dict[str, A
         attrs[A.GOAL] = run.goal
     if attributes:
         attrs.update(attributes)
-    return get_tracer().start_span(name, attributes=attrs)
+    ctx = None if parent is None else trace.set_span_in_context(parent)
+    return get_tracer().start_span(name, context=ctx, attributes=attrs)
+
+
+def start_run(name: str, task_id: Any, agent: str, instance: Any = None) -> RunState:
+    """A new run: its root span, in a trace of its own.
+
+    An enclosing span (a web request, say) is linked, not a parent, so the run stays one trace.
+    """
+    attrs: dict[str, Any] = {
+        A.RUN: True,
+        A.OPERATION: A.OP_AGENT,
+        A.AGENT_NAME: agent,
+        A.TASK_ID: str(task_id),
+    }
+    if instance is not None:
+        attrs[A.INSTANCE] = str(instance)
+    outer = trace.get_current_span().get_span_context()
+    links = [Link(outer)] if outer.is_valid else None
+    span = get_tracer().start_span(name, context=otel_context.Context(), attributes=attrs, links=links)
+    return RunState(span=span, task_id=str(task_id))
+
+
+def end_span(span: Span, run: RunState, result: Any = None, exc: BaseException | None = None) -> None:
+    """End a run's root or agent step: an error marks it (and a run root failed, unless the
+    agent said otherwise); a run root's result is its outcome unless one was recorded."""
+    is_root = span is run.span
+    if exc is not None:
+        mark_error(span, exc)
+        if is_root and not run.success_recorded:
+            span.set_attribute(A.SUCCESS, False)
+    elif is_root:
+        if not run.outcome_recorded:
+            set_json(span, A.OUTCOME, result)
+    else:
+        set_json(span, A.OUTPUT, result)
+    span.end()

@@ -14,18 +14,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace as otel_trace
-from opentelemetry.trace import Link
-
 from hotmess.tracer import attributes as A
-from hotmess.tracer.config import get_tracer
 from hotmess.tracer.context import (
     Activation,
-    RunState,
     current_run,
-    mark_error,
+    end_span,
     set_json,
+    start_run,
     start_step_span,
 )
 
@@ -71,23 +66,8 @@ class _Traced:
                 span = start_step_span(self.name, parent, "agent", {A.AGENT_NAME: self.agent})
                 set_json(span, A.INPUT, dict(bound.arguments))
                 return Activation(span, parent)
-            task_id = self.task_id(bound)
-            instance = self.instance(bound)
-            attrs = {
-                A.RUN: True,
-                A.OPERATION: A.OP_AGENT,
-                A.AGENT_NAME: self.agent,
-                A.TASK_ID: str(task_id),
-            }
-            if instance is not None:
-                attrs[A.INSTANCE] = str(instance)
-            # A run is its own trace; an enclosing span (a web request, say) is linked, not a parent.
-            outer = otel_trace.get_current_span().get_span_context()
-            links = [Link(outer)] if outer.is_valid else None
-            span = get_tracer().start_span(
-                self.name, context=otel_context.Context(), attributes=attrs, links=links
-            )
-            run = RunState(span=span, task_id=str(task_id))
+            run = start_run(self.name, self.task_id(bound), self.agent, self.instance(bound))
+            span = run.span
             set_json(span, A.INPUT, dict(bound.arguments))
             return Activation(span, run)
         except Exception:  # noqa: BLE001
@@ -100,17 +80,7 @@ class _Traced:
     @staticmethod
     def finish(act: Activation, result: Any = None, exc: BaseException | None = None) -> None:
         try:
-            is_root = act.span is act.run.span
-            if exc is not None:
-                mark_error(act.span, exc)
-                if is_root and not act.run.success_recorded:
-                    act.span.set_attribute(A.SUCCESS, False)
-            elif is_root:
-                if not act.run.outcome_recorded:
-                    set_json(act.span, A.OUTCOME, result)
-            else:
-                set_json(act.span, A.OUTPUT, result)
-            act.span.end()
+            end_span(act.span, act.run, result, exc)
         except Exception:  # noqa: BLE001
             logger.exception("hotmess: could not finish a span")
 

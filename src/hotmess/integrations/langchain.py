@@ -1,0 +1,650 @@
+"""LangChain and LangGraph: one callback handler turns their runs into hotmess runs and steps.
+
+    agent.invoke(inputs, config={"callbacks": [hotmess.langchain_handler(task_id="refund-7")]})
+
+or, for every invocation in the process, ``hotmess.instrument_langchain(task_id=...)``.
+
+What becomes what:
+
+- The outermost LangChain run (an agent, a graph, a chain) is a hotmess **run** when no run is
+  active: a root span exactly as ``@hotmess.trace`` makes one (task id, agent, instance), its
+  outcome taken from the final output (the structured response, else the last message's text,
+  else the output itself), status error when it raised. Inside a function already under
+  ``@hotmess.trace`` it is an ``agent`` step of that run instead, and no new run starts.
+- Chains (LangGraph nodes) are ``chain`` steps; chat models and LLMs ``llm`` steps (model, provider,
+  token usage, input and output messages in the GenAI ``parts`` form); tools ``tool`` steps (name,
+  call id, arguments, result); retrievers ``retriever`` steps. A legacy AgentExecutor's
+  ``on_agent_action``/``on_agent_finish`` are events on its span, which becomes an ``agent`` step.
+- A tool step's arguments are those of the model's tool call (``AIMessage.tool_calls`` seen in
+  ``on_llm_end``, matched by call id), else the tool's own inputs; its goal is the call itself,
+  ``canonical_json([tool, arguments])``, unless ``hotmess.goal()`` set one. So ``outcome="actions"``
+  and goal analyses work on LangChain runs with no extra code.
+- Errors (``on_*_error``, and a tool's error message when the tool handled its own error) mark
+  the step with error status and the exception.
+
+Spans are keyed by LangChain's run ids and parented explicitly from ``parent_run_id``: never
+through OpenTelemetry's ambient context, which async and threaded execution would scramble. So
+one handler may be shared by any number of concurrent runs, threads or asyncio tasks. The
+handler only starts and ends spans (the SQLite write happens in hotmess's background thread),
+so it runs inline (``run_inline``), in sync and async code alike.
+
+Task id when none is given: ``"msg:"`` + the first 16 hex digits of the SHA-256 of the first
+user message's text, whitespace-stripped (the OTLP importer's rule, so the same agent recorded
+live or imported from its logs groups alike); ``"input:"`` + the same of the inputs' canonical
+JSON when there is no user message. So repeats of one prompt are repeats of one task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any
+from uuid import UUID
+
+try:
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.documents import Document
+    from langchain_core.messages import BaseMessage, ToolMessage
+    from langchain_core.outputs import LLMResult
+    from langchain_core.tracers.context import register_configure_hook
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without langchain
+    raise ImportError(
+        "hotmess's LangChain integration needs langchain-core: pip install 'hotmess[langchain]'"
+    ) from exc
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from hotmess.integrations.canonical import canonical_json
+from hotmess.tracer import attributes as A
+from hotmess.tracer.context import (
+    RunState,
+    current_run,
+    end_span,
+    mark_error,
+    set_json,
+    set_text,
+    start_run,
+    start_step_span,
+)
+from hotmess.tracer.serialize import to_json
+
+__all__ = [
+    "HotmessCallbackHandler",
+    "default_task_id",
+    "instrument_langchain",
+    "langchain_handler",
+    "uninstrument_langchain",
+]
+
+# LangChain message types -> GenAI roles
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
+
+
+class _Run:
+    """One LangChain tree inside one hotmess run: the run, and the model's tool calls not yet
+    matched to a tool start (call id -> (tool name, arguments))."""
+
+    __slots__ = ("state", "tool_calls")
+
+    def __init__(self, state: RunState):
+        self.state = state
+        self.tool_calls: dict[str, tuple[str, Any]] = {}
+
+
+class _Node:
+    """A LangChain run in progress: its span, and whether ending it ends a run or an agent step."""
+
+    __slots__ = ("span", "run", "kind", "ends_run")
+
+    def __init__(self, span: Span, run: _Run, kind: str, ends_run: bool = False):
+        self.span = span
+        self.run = run
+        self.kind = kind
+        # A model, tool or retriever called at top level with no run active gets a run made
+        # for it; that run ends with it.
+        self.ends_run = ends_run
+
+
+class HotmessCallbackHandler(BaseCallbackHandler):
+    """Records LangChain/LangGraph callbacks as hotmess runs and steps (see the module doc).
+
+    task_id: the task this invocation repeats: a value, a function of the outermost run's
+        inputs, or None (a hash of the first user message; see :func:`default_task_id`).
+    agent: the agent's name (``gen_ai.agent.name``), default the outermost run's name.
+    instance: the trial number or label, a value or a function of the inputs; optional.
+    attributes: more attributes of the run (e.g. ``{"gen_ai.request.model": "gpt-4o"}`` to
+        compare models with ``hotmess analyze --by``).
+    """
+
+    run_inline = True  # only span starts and ends here: never worth LangChain's thread pool
+    raise_error = False
+
+    def __init__(
+        self,
+        task_id: Any = None,
+        *,
+        agent: str | None = None,
+        instance: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+    ):
+        self.task_id = task_id
+        self.agent = agent
+        self.instance = instance
+        self.attributes = dict(attributes or {})
+        self.enabled = True
+        self._nodes: dict[UUID, _Node] = {}
+
+    # ---------------------------------------------------------------- opening and closing
+
+    def _open(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        kind: str,
+        name: str,
+        attrs: dict[str, Any],
+        inputs: Any,
+        label: str | None = None,
+    ) -> Span | None:
+        """Start the span of a LangChain run; None when it is the root of a new run (a chain)
+        or when disabled. ``label`` names the agent of a run started for this one."""
+        if not self.enabled:
+            return None
+        attrs[A.LANGCHAIN_RUN_ID] = str(run_id)
+        if parent_run_id is not None:
+            attrs[A.LANGCHAIN_PARENT_RUN_ID] = str(parent_run_id)
+        parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+        if parent is not None:
+            span = start_step_span(name, parent.run.state, kind, attrs, parent=parent.span)
+            self._nodes[run_id] = _Node(span, parent.run, kind)
+            return span
+        state = current_run()
+        if state is not None:
+            # Under @hotmess.trace: a step of that run, under whatever step is current there.
+            if kind == "chain":
+                kind = "agent"
+                agent = self.agent or name
+                attrs[A.AGENT_NAME] = agent
+                attrs.update(self.attributes)
+                name = f"{A.OP_AGENT} {agent}"
+            span = start_step_span(name, state, kind, attrs)
+            self._nodes[run_id] = _Node(span, _Run(state), kind)
+            return span
+        agent = self.agent or label or name
+        state = start_run(
+            f"{A.OP_AGENT} {agent}",
+            self._resolve(self.task_id, inputs, default_task_id),
+            agent,
+            self._resolve(self.instance, inputs, None),
+        )
+        root = state.span
+        for key, value in self.attributes.items():
+            root.set_attribute(key, value)
+        set_json(root, A.INPUT, _jsonable(inputs))
+        run = _Run(state)
+        if kind == "chain":
+            root.set_attribute(A.LANGCHAIN_RUN_ID, str(run_id))
+            self._nodes[run_id] = _Node(root, run, "agent")
+            return None  # the root's input is set; callers set step inputs only
+        span = start_step_span(name, state, kind, attrs, parent=root)
+        self._nodes[run_id] = _Node(span, run, kind, ends_run=True)
+        return span
+
+    @staticmethod
+    def _resolve(value: Any, inputs: Any, default: Callable[[Any], Any] | None) -> Any:
+        if callable(value):
+            return value(inputs)
+        if value is None and default is not None:
+            return default(inputs)
+        return value
+
+    def _close(
+        self, run_id: UUID, result: Any = None, error: BaseException | None = None
+    ) -> _Node | None:
+        """End a model, tool or retriever step (its output already set)."""
+        node = self._nodes.pop(run_id, None)
+        if node is None:
+            return None
+        if error is not None:
+            mark_error(node.span, error)
+        node.span.end()
+        if node.ends_run:
+            end_span(node.run.state.span, node.run.state, result, error)
+        return node
+
+    # ---------------------------------------------------------------- chains and agents
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = kwargs.get("name") or _serialized_name(serialized) or "chain"
+        span = self._open(run_id, parent_run_id, "chain", name, {}, inputs)
+        if span is not None:
+            set_json(span, A.INPUT, _jsonable(inputs))
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.pop(run_id, None)
+        if node is not None:
+            result = _outcome(outputs) if node.kind == "agent" else _jsonable(outputs)
+            end_span(node.span, node.run.state, result)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.pop(run_id, None)
+        if node is not None:
+            end_span(node.span, node.run.state, exc=error)
+
+    def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.get(run_id)
+        if node is None:
+            return
+        if node.span is not node.run.state.span:
+            node.span.set_attribute(A.STEP_KIND, "agent")
+            node.kind = "agent"
+        node.span.add_event(
+            "agent_action",
+            {
+                A.TOOL_NAME: str(getattr(action, "tool", "")),
+                A.TOOL_ARGUMENTS: to_json(_jsonable(getattr(action, "tool_input", None))),
+            },
+        )
+
+    def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.get(run_id)
+        if node is not None:
+            values = _jsonable(getattr(finish, "return_values", None))
+            node.span.add_event("agent_finish", {A.OUTPUT: to_json(values)})
+
+    # ---------------------------------------------------------------- models
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        prompts = [[_message(m) for m in batch] for batch in messages]
+        self._start_model(serialized, prompts, run_id, parent_run_id, metadata, kwargs, messages)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        batches = [[{"role": "user", "parts": [{"type": "text", "content": p}]}] for p in prompts]
+        self._start_model(serialized, batches, run_id, parent_run_id, metadata, kwargs, prompts)
+
+    def _start_model(
+        self,
+        serialized: dict[str, Any] | None,
+        batches: list[list[dict]],
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+        raw_inputs: Any,
+    ) -> None:
+        metadata = metadata or {}
+        params = kwargs.get("invocation_params") or {}
+        model = (
+            metadata.get("ls_model_name")
+            or params.get("model")
+            or params.get("model_name")
+            or params.get("model_id")
+        )
+        attrs: dict[str, Any] = {}
+        if model:
+            attrs[A.REQUEST_MODEL] = str(model)
+        if metadata.get("ls_provider"):
+            attrs[A.PROVIDER] = str(metadata["ls_provider"])
+        label = kwargs.get("name") or _serialized_name(serialized) or "model"
+        span = self._open(
+            run_id, parent_run_id, "llm", f"{A.OP_CHAT} {model or label}", attrs, raw_inputs, label
+        )
+        if span is not None:
+            set_json(span, A.INPUT_MESSAGES, batches[0] if len(batches) == 1 else batches)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.get(run_id)
+        if node is None:
+            return
+        span = node.span
+        outputs: list[dict] = []
+        input_tokens = output_tokens = 0
+        has_usage = False
+        model = None
+        for generation in response.generations[0] if response.generations else ():
+            message = getattr(generation, "message", None)
+            if message is None:
+                outputs.append({"role": "assistant", "parts": [{"type": "text", "content": generation.text}]})
+                continue
+            out = _message(message)
+            finish = (message.response_metadata or {}).get("finish_reason") or (
+                generation.generation_info or {}
+            ).get("finish_reason")
+            if finish:
+                out["finish_reason"] = finish
+            outputs.append(out)
+            usage = getattr(message, "usage_metadata", None)
+            if usage:
+                has_usage = True
+                input_tokens += int(usage.get("input_tokens") or 0)
+                output_tokens += int(usage.get("output_tokens") or 0)
+            model = model or (message.response_metadata or {}).get("model_name") or (
+                message.response_metadata or {}
+            ).get("model")
+            for call in getattr(message, "tool_calls", None) or ():
+                if call.get("id"):
+                    node.run.tool_calls[call["id"]] = (call.get("name"), call.get("args"))
+        llm_output = response.llm_output or {}
+        if not has_usage:
+            usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
+            if isinstance(usage, Mapping) and usage:
+                has_usage = True
+                input_tokens = int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+                output_tokens = int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
+        model = model or llm_output.get("model_name") or llm_output.get("model")
+        if has_usage:
+            span.set_attribute(A.INPUT_TOKENS, input_tokens)
+            span.set_attribute(A.OUTPUT_TOKENS, output_tokens)
+        if model:
+            span.set_attribute(A.RESPONSE_MODEL, str(model))
+        set_json(span, A.OUTPUT_MESSAGES, outputs)
+        self._close(run_id, result=_message_text(outputs[0]) if len(outputs) == 1 else outputs)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._close(run_id, error=error)
+
+    # ---------------------------------------------------------------- tools
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        tool = str(kwargs.get("name") or _serialized_name(serialized) or "tool")
+        call_id = kwargs.get("tool_call_id")
+        parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
+        planned = parent.run.tool_calls.pop(call_id, None) if parent is not None and call_id else None
+        if planned is not None and planned[1] is not None:
+            arguments = planned[1]
+        else:
+            arguments = inputs if inputs is not None else input_str
+        attrs: dict[str, Any] = {A.TOOL_NAME: tool}
+        if call_id:
+            attrs[A.TOOL_CALL_ID] = str(call_id)
+        span = self._open(run_id, parent_run_id, "tool", f"{A.OP_TOOL} {tool}", attrs, arguments, tool)
+        if span is None:
+            return
+        set_json(span, A.TOOL_ARGUMENTS, arguments)
+        node = self._nodes[run_id]
+        if node.run.state.goal is None:  # an explicit hotmess.goal() wins over the call itself
+            set_text(span, A.GOAL, _call_goal(tool, arguments))
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.get(run_id)
+        if node is None:
+            return
+        result = output.content if isinstance(output, ToolMessage) else _jsonable(output)
+        set_json(node.span, A.TOOL_RESULT, result)
+        if isinstance(output, ToolMessage) and output.status == "error":
+            # the tool caught its own error (handle_tool_error) and told the model
+            node.span.set_status(Status(StatusCode.ERROR, str(output.content)))
+        self._close(run_id, result=result)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._close(run_id, error=error)
+
+    # ---------------------------------------------------------------- retrievers
+
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None,
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = kwargs.get("name") or _serialized_name(serialized) or "retriever"
+        span = self._open(run_id, parent_run_id, "retriever", str(name), {}, query)
+        if span is not None:
+            set_json(span, A.INPUT, query)
+
+    def on_retriever_end(self, documents: Sequence[Document], *, run_id: UUID, **kwargs: Any) -> None:
+        node = self._nodes.get(run_id)
+        if node is None:
+            return
+        result = _jsonable(list(documents))
+        set_json(node.span, A.OUTPUT, result)
+        self._close(run_id, result=result)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._close(run_id, error=error)
+
+
+# -------------------------------------------------------------------- one-line set-ups
+
+
+def langchain_handler(
+    task_id: Any = None,
+    *,
+    agent: str | None = None,
+    instance: Any = None,
+    **attributes: Any,
+) -> HotmessCallbackHandler:
+    """A callback handler recording LangChain/LangGraph invocations as hotmess runs.
+
+    >>> agent.invoke(x, config={"callbacks": [hotmess.langchain_handler(task_id="t1")]})  # doctest: +SKIP
+
+    task_id, instance: a value or a function of the invocation's inputs; task_id defaults to
+    a hash of the first user message (:func:`default_task_id`). agent: default the outermost
+    run's name. ``attributes`` are set on the run. One handler may serve many concurrent runs.
+    """
+    return HotmessCallbackHandler(task_id, agent=agent, instance=instance, attributes=attributes)
+
+
+_hook_lock = threading.Lock()
+_instrumented: HotmessCallbackHandler | None = None
+
+
+def instrument_langchain(
+    task_id: Any = None,
+    *,
+    agent: str | None = None,
+    instance: Any = None,
+    **attributes: Any,
+) -> HotmessCallbackHandler:
+    """Record every LangChain/LangGraph invocation in this process, with no ``callbacks=``.
+
+    Uses langchain-core's ``register_configure_hook`` (no monkeypatching). An invocation that
+    already has a hotmess handler in its callbacks keeps that one. Calling it again changes the
+    settings; :func:`uninstrument_langchain` stops recording.
+    """
+    global _instrumented
+    with _hook_lock:
+        if _instrumented is None:
+            _instrumented = HotmessCallbackHandler()
+            # A context variable's default is seen by every thread and task, not only by the
+            # context that called this.
+            register_configure_hook(
+                ContextVar("hotmess_langchain_handler", default=_instrumented),
+                inheritable=True,
+                handle_class=HotmessCallbackHandler,
+            )
+        handler = _instrumented
+        handler.task_id, handler.agent, handler.instance = task_id, agent, instance
+        handler.attributes = dict(attributes)
+        handler.enabled = True
+    return handler
+
+
+def uninstrument_langchain() -> None:
+    """Stop what :func:`instrument_langchain` started (runs in progress finish recording)."""
+    with _hook_lock:
+        if _instrumented is not None:
+            _instrumented.enabled = False
+
+
+# -------------------------------------------------------------------- conversions
+
+
+def default_task_id(inputs: Any) -> str:
+    """``"msg:"`` + 16 hex digits of the SHA-256 of the first user message's stripped text,
+    else ``"input:"`` + the same of the inputs' canonical JSON."""
+    text = _first_user_text(inputs)
+    prefix = "msg:"
+    if text is None:
+        prefix = "input:"
+        try:
+            text = canonical_json(_jsonable(inputs))
+        except (TypeError, ValueError):
+            text = to_json(_jsonable(inputs))
+    return prefix + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
+
+
+def _first_user_text(inputs: Any) -> str | None:
+    if isinstance(inputs, str):
+        return inputs
+    if isinstance(inputs, BaseMessage):
+        return _content_text(inputs.content) if inputs.type == "human" else None
+    if isinstance(inputs, Mapping):
+        if "messages" in inputs:
+            return _first_user_text(inputs["messages"])
+        for key in ("input", "question", "query"):
+            if isinstance(inputs.get(key), str):
+                return inputs[key]
+        role = inputs.get("role") or inputs.get("type")
+        if role in ("user", "human") and "content" in inputs:
+            return _content_text(inputs["content"])
+        return None
+    if isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], str):
+        return _content_text(inputs[1]) if inputs[0] in ("user", "human") else None
+    if isinstance(inputs, list):
+        for item in inputs:
+            text = _first_user_text(item)
+            if text is not None:
+                return text
+    return None
+
+
+def _serialized_name(serialized: Mapping[str, Any] | None) -> str | None:
+    if not serialized:
+        return None
+    name = serialized.get("name")
+    if name:
+        return str(name)
+    ids = serialized.get("id")
+    return str(ids[-1]) if isinstance(ids, list) and ids else None
+
+
+def _content_text(content: Any) -> str:
+    """A message's text: its content string, or its text blocks joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            b if isinstance(b, str) else str(b.get("text", "")) if isinstance(b, Mapping) else ""
+            for b in content
+        )
+    return str(content)
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}] if content else []
+    parts = []
+    for block in content if isinstance(content, list) else [content]:
+        if isinstance(block, str):
+            parts.append({"type": "text", "content": block})
+        elif isinstance(block, Mapping) and block.get("type") == "text":
+            parts.append({"type": "text", "content": block.get("text", "")})
+        else:
+            parts.append(_jsonable(block))
+    return parts
+
+
+def _message(m: Any) -> Any:
+    """A LangChain message in the GenAI semantic conventions' form: role and parts."""
+    if not isinstance(m, BaseMessage):
+        if isinstance(m, tuple) and len(m) == 2 and isinstance(m[0], str):
+            return {"role": _ROLES.get(m[0], m[0]), "parts": _parts(m[1])}
+        return _jsonable(m)
+    if isinstance(m, ToolMessage):
+        return {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": m.tool_call_id, "response": m.content}],
+        }
+    out: dict[str, Any] = {"role": _ROLES.get(m.type) or getattr(m, "role", m.type), "parts": _parts(m.content)}
+    for call in getattr(m, "tool_calls", None) or ():
+        out["parts"].append(
+            {"type": "tool_call", "id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")}
+        )
+    return out
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    return "".join(p.get("content", "") for p in message.get("parts", ()) if p.get("type") == "text")
+
+
+def _jsonable(value: Any) -> Any:
+    """Inputs and outputs with LangChain's messages and documents in their compact forms."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, BaseMessage):
+        return _message(value)
+    if isinstance(value, Document):
+        return {"page_content": value.page_content, "metadata": value.metadata}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    update = getattr(value, "update", None)  # LangGraph's Command
+    if type(value).__name__ == "Command" and update is not None:
+        return {"update": _jsonable(update), "goto": _jsonable(getattr(value, "goto", None))}
+    return value  # to_json's fallbacks handle the rest (pydantic models, dataclasses, repr)
+
+
+def _outcome(outputs: Any) -> Any:
+    """A run's outcome from its final output: a structured response, else the last message's
+    text (an agent's final answer), else the single output value, else the output."""
+    if isinstance(outputs, Mapping):
+        if outputs.get("structured_response") is not None:
+            return _jsonable(outputs["structured_response"])
+        messages = outputs.get("messages")
+        if isinstance(messages, list) and messages and isinstance(messages[-1], BaseMessage):
+            return _content_text(messages[-1].content)
+        if len(outputs) == 1:
+            return _jsonable(next(iter(outputs.values())))
+    if isinstance(outputs, BaseMessage):
+        return _content_text(outputs.content)
+    return _jsonable(outputs)
+
+
+def _call_goal(tool: str, arguments: Any) -> str:
+    """The goal of a tool step: the call as canonical JSON ``[tool, arguments]``."""
+    try:
+        return canonical_json([tool, _jsonable(arguments)])
+    except (TypeError, ValueError):
+        return to_json([tool, _jsonable(arguments)])
