@@ -463,7 +463,8 @@ def goal_coherence(
     reference_actions : ``{task_id: [expected goal, ...]}``, each a tool call (any form
         :func:`canonical_action` takes) or a ``str`` (an explicit goal text). Default: each
         task's ``reference`` column when it is a JSON list of actions (tau-bench's ground
-        truth); tasks without one get variance only.
+        truth); tasks without one get variance only, as do tasks whose expected goals are of
+        a kind their runs' goals never are (tool calls vs goal() texts; with a warning).
     read_only : tool calls that are not goals (and are dropped from reference actions too):
         None (default, every call is a goal), a predicate or a set of names; e.g.
         ``DEFAULT_READ_ONLY`` leaves out lookups.
@@ -539,21 +540,23 @@ def goal_coherence(
         reference_actions,
         is_ro,
     )
-    has_tool_goal = np.zeros(n_tasks, dtype=bool)
+    # expected goals of a kind (tool call / goal() text) the task's runs never have cannot be hit
+    kinds_of_task: list[set[str]] = [set() for _ in range(n_tasks)]
     if n_goals:
-        is_tool = np.fromiter(
-            (k.startswith(TOOL_PREFIX) for k in goal_keys), dtype=bool, count=n_goals
-        )
-        has_tool_goal[np.unique(goal_task[is_tool])] = True
+        kind_codes, kinds = factorize(k[: k.index(":") + 1] for k in goal_keys)
+        for code, kind in enumerate(kinds):
+            for t in np.unique(goal_task[kind_codes == code]).tolist():
+                kinds_of_task[t].add(kind)
     mismatched = 0
     for t in range(n_tasks):
         exp = expected[t]
-        if exp and not has_tool_goal[t] and all(k.startswith(TOOL_PREFIX) for k in exp):
-            expected[t] = None  # expected tool calls, but goals are goal()/plan records
+        if exp and not any(k[: k.index(":") + 1] in kinds_of_task[t] for k in exp):
+            expected[t] = None
             mismatched += 1
     if mismatched:
         warnings.append(
-            f"{mismatched} tasks have reference actions but no tool-call goals: no bias for them"
+            f"{mismatched} tasks have expected goals of another kind than their runs' goals "
+            "(tool calls vs goal() texts): no bias for them"
         )
     ref_len = np.array([len(e) if e else 0 for e in expected], dtype=np.int64)
     ref_start = np.zeros(n_tasks + 1, dtype=np.int64)
