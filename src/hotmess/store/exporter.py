@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -25,8 +26,9 @@ from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 logger = logging.getLogger("hotmess")
 
 
-def span_record(span: ReadableSpan) -> SpanRecord:
-    """A plain copy of an SDK span (hex ids, dict attributes)."""
+def span_record(span: ReadableSpan, *, with_resource: bool = True) -> SpanRecord:
+    """A plain copy of an SDK span (hex ids, dict attributes); its resource left empty
+    without ``with_resource`` (the exporter stores the resource it already encoded)."""
     ctx = span.context
     parent = span.parent
     return SpanRecord(
@@ -52,7 +54,7 @@ def span_record(span: ReadableSpan) -> SpanRecord:
             }
             for link in span.links
         ],
-        resource=dict(span.resource.attributes) if span.resource is not None else {},
+        resource=dict(span.resource.attributes) if with_resource and span.resource is not None else {},
         scope=span.instrumentation_scope.name if span.instrumentation_scope else None,
     )
 
@@ -93,6 +95,9 @@ class SQLiteSpanExporter(SpanExporter):
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        # id(resource) -> (resource, its scrubbed JSON): every span of a provider shares one
+        # Resource, so it is redacted and encoded once rather than once per span.
+        self._resources: dict[int, tuple[Resource | None, str]] = {}
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._file_id != _file_id(self.path):
@@ -130,8 +135,8 @@ class SQLiteSpanExporter(SpanExporter):
             # its steps may have been written in an earlier batch, before the run row existed
             touched.add(rec.trace_id)
         for span, index, depth in ended:
-            rec = span_record(span).redacted(self._redactor, self._max_chars)
-            span_rows.append(rows.span_row(rec))
+            rec = span_record(span, with_resource=False).redacted(self._redactor, self._max_chars)
+            span_rows.append(rows.span_row(rec, resource_json=self._resource_json(span.resource)))
             if rec.attributes.get(A.RUN):
                 run_rows.append(rows.values(rows.run_row(rec), rows.RUN_FIELDS))
             else:
@@ -146,6 +151,17 @@ class SQLiteSpanExporter(SpanExporter):
                 # A lone surrogate (os.fsdecode of an odd file name, say) cannot be stored as
                 # UTF-8; escape it rather than lose the whole batch, other runs' spans included.
                 self._insert(conn, *([tuple(map(_utf8_safe, row)) for row in part] for part in batch))
+
+    def _resource_json(self, resource: Resource | None) -> str:
+        cached = self._resources.get(id(resource))
+        if cached is None or cached[0] is not resource:
+            attrs = dict(resource.attributes) if resource is not None else {}
+            probe = SpanRecord(trace_id="", span_id="", parent_span_id=None, name="", resource=attrs)
+            cached = (resource, rows._json(probe.redacted(self._redactor, self._max_chars).resource))
+            if len(self._resources) >= 64:  # providers come and go in tests; keep it bounded
+                self._resources.clear()
+            self._resources[id(resource)] = cached
+        return cached[1]
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, start_rows, span_rows, start_span_rows, step_rows, run_rows, touched) -> None:
