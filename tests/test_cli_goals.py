@@ -1,0 +1,108 @@
+"""``hotmess goals`` as a user runs it: a real process on real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hotmess.integrations.taubench import parse_taubench
+from hotmess.store.database import connect
+from hotmess.store.writer import insert_runs
+
+TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "gpt-4o-airline.json"
+needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
+
+
+def hotmess(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
+        capture_output=True, text=True, timeout=120, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tau_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("tau") / "tau.db"
+    if TAU.exists():
+        hotmess("import", "tau-bench", str(TAU), "--db", str(db))
+    return db
+
+
+@needs_tau
+def test_goals_json_has_the_documented_shape(tau_db):
+    out = json.loads(hotmess("goals", "--db", str(tau_db), "--json").stdout)
+    assert {"positions", "goal_drift"} <= set(out)
+    assert out["align"] == "index" and out["method"] == "exact" and out["n_runs"] == 200
+    first = out["positions"][0]
+    assert {"position", "n_runs", "goal_clusters", "variance", "incoherence"} <= set(first)
+    assert first["position"] == 0 and first["n_runs"] == 182
+    assert isinstance(first["goal_clusters"], int) and isinstance(first["variance"], float)
+    assert isinstance(first["incoherence"], float)
+    assert [p["position"] for p in out["positions"]] == list(range(len(out["positions"])))
+    assert any(p["incoherence"] is None for p in out["positions"])  # past every reference
+    drift = out["goal_drift"]
+    assert isinstance(drift["mean_slope"], float) and drift["runs"] > 100
+    assert len(drift["drifting"]) == min(10, drift["n_drifting"])
+    assert set(drift["drifting"][0]) == {"run_id", "task_id", "slope", "n_goals"}
+
+    deciles = json.loads(
+        hotmess("goals", "--db", str(tau_db), "--align", "progress", "--method", "text",
+                "--skip-read-only", "--task", "3", "--limit", "0", "--json").stdout
+    )
+    assert [p["position"] for p in deciles["positions"]] == list(range(10))
+    assert deciles["n_tasks"] == 1 and deciles["read_only_excluded"] is True
+    assert deciles["goal_drift"]["drifting"] == []
+
+
+@needs_tau
+def test_goals_terminal_table_verdict_and_drifting_runs(tau_db):
+    out = hotmess("goals", "--db", str(tau_db), "--limit", "3").stdout
+    assert "position" in out and "variance" in out and "incoherence" in out
+    assert "Goals scatter as runs go on" in out
+    assert "Goal drift from each run's first goal" in out and "top 3 drifting runs" in out
+    deciles = hotmess("goals", "--db", str(tau_db), "--align", "progress").stdout
+    assert "90–100%" in deciles
+
+
+def test_goals_on_explicit_goal_records_without_reference(tmp_path):
+    db = tmp_path / "demo.db"
+    hotmess("demo", "--db", str(db), "--runs", "5", "--json")
+    out = json.loads(hotmess("goals", "--db", str(db), "--json").stdout)
+    # the demo records goal("understand: ...") then goal("act: <tool>") in every run
+    assert [p["n_runs"] for p in out["positions"]] == [80, 80]
+    assert out["positions"][0]["variance"] == 0.0
+    assert all(p["incoherence"] is None for p in out["positions"])
+    table = hotmess("goals", "--db", str(db)).stdout
+    assert "No reference goals" in table and "no run has 3 goals" in table
+
+
+def test_goals_errors_are_one_clear_line(tmp_path, tau_db):
+    def error(*args: str) -> str:
+        proc = hotmess("goals", *args, ok=False)
+        assert proc.returncode == 1 and proc.stdout == ""
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        return lines[0]
+
+    assert "no such database" in error("--db", str(tmp_path / "missing.db"))
+    empty = tmp_path / "empty.db"
+    connect(empty).close()
+    assert "no runs in" in error("--db", str(empty))
+    assert "--align must be one of index, progress" in error("--db", str(empty), "--align", "steps")
+    assert "--method must be exact or text" in error("--db", str(empty), "--method", "fuzzy")
+    assert "embed" in error("--db", str(empty), "--method", "embedding")
+    if TAU.exists():
+        assert "no task 'nope'" in error("--db", str(tau_db), "--task", "nope")
+        no_steps = tmp_path / "no-steps.db"
+        batch = parse_taubench(TAU)
+        conn = connect(no_steps)
+        insert_runs(conn, batch.runs[:8], [], source="tau-bench", path=TAU)
+        conn.close()
+        assert "no goal-bearing steps" in error("--db", str(no_steps))
