@@ -1,13 +1,14 @@
 """Redaction of secrets (API keys, bearer tokens, passwords) before anything is stored or sent.
 
-It runs in the exporters' background threads, never on the agent's path.
+It runs in the exporters' background threads, and on the agent's path only for a value about
+to be cut to ``max_attribute_chars`` (redacted whole first, so no stub of a secret is kept;
+see :func:`hotmess.tracer.serialize.truncate`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
 
 REDACTED = "[REDACTED]"
 
@@ -26,11 +27,29 @@ SECRET_PATTERNS: tuple[str, ...] = (
 
 #: ``Bearer <token>`` and ``key=value`` / ``"key": "value"`` pairs: the value is the secret.
 _BEARER = r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/\-]{8,}=*"
+# The key may carry a prefix (DB_PASSWORD=, "github_token":, aws_secret_access_key=) and its
+# quotes may be escaped (JSON text inside a JSON string: \"password\": \"...\"). A quoted
+# value is redacted up to its closing quote, spaces included; a bare one up to a separator.
 _PAIR = (
-    r"(?i)([\"']?\b(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|apikey|"
-    r"access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|private[_\-]?key)[\"']?"
-    r"\s*[:=]\s*[\"']?)([^\"'\s,;&}]{4,})"
+    r"(?i)(\\*[\"']?\b(?:[a-z0-9]+[_\-.])*(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|"
+    r"apikey|access[_\-]?key|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|"
+    r"private[_\-]?key)\\*[\"']?\s*[:=]\s*)"
+    r"(?:(\\*[\"'])([^\"'\\\r\n]+)|([^\"'\s,;&}\\]{4,}))"
 )
+_JSON_LITERALS = ("null", "true", "false")
+_OPENING_QUOTE = re.compile(r'\\*"')
+
+
+def _redact_pair(m: re.Match) -> str:
+    prefix, quote, quoted, bare = m.groups()
+    if quoted is not None:
+        return prefix + quote + REDACTED
+    if bare.lower() in _JSON_LITERALS:
+        return m.group(0)
+    opening = _OPENING_QUOTE.match(prefix)
+    if opening is not None and ":" in prefix:  # a JSON number or literal: keep the JSON valid
+        return prefix + opening.group(0) + REDACTED + opening.group(0)
+    return prefix + REDACTED
 
 # Every match of a default pattern contains one of these (case-sensitive for SECRET_PATTERNS,
 # lower-cased for _BEARER and _PAIR). A string containing none of them cannot match, so the
@@ -79,18 +98,10 @@ class Redactor:
         if self._bearer is not None:
             text = self._bearer.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
         if self._pair is not None:
-            text = self._pair.sub(lambda m: m.group(1) + REDACTED, text)
+            text = self._pair.sub(_redact_pair, text)
         if self._function is not None:
             text = self._function(text)
         return text
-
-    def value(self, value: Any) -> Any:
-        """Redact a span attribute value: a string, or a sequence of strings."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, tuple | list):
-            return type(value)(self(v) if isinstance(v, str) else v for v in value)
-        return value
 
 
 def make_redactor(redact: bool | Iterable[str] | Callable[[str], str] | Redactor | None) -> Redactor | None:

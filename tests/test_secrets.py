@@ -1,0 +1,271 @@
+"""Secrets never reach the database file (nor the OTLP exporter): every default pattern, in
+every place a value is stored, including a key cut in half by the size cap; and what users
+add (patterns, a function, their own Redactor) is applied too."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import run_records, spans_rows
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import hotmess
+from hotmess.integrations.otlp_export import RedactingSpanExporter
+from hotmess.redact import REDACTED, Redactor
+from hotmess.tracer import attributes as A
+from hotmess.tracer.serialize import truncate
+
+KEYS = {
+    "openai": "sk-proj-" + "Zq8xW3vB7nM2kL9pR4tY6uI1oE5aS0dF",
+    "anthropic": "sk-ant-api03-" + "Hq3Zr8LmPw2Xc7Vb5Nt4Ks9Jd6Fg1Ah0",
+    "aws": "AKIA" + "Q3ZR8LMPW2XC7VB5",
+    "github": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+    "google": "AIza" + "SyD3xQ9mP2vR7tY4uW8zK1nL5oJ6hG0fE3c",
+    "slack": "xoxb-" + "2048576123-4096815274-Zk3Qm8Pw2Xc7Vb5Nt4",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+}
+BEARER = "tok3nV4lueABCDEFGH9876543210zz"
+PASSWORD = "Hunter2SecretPw"
+PASSPHRASE = "correct horse battery staple"  # quoted, with spaces: redacted whole
+ENV_PASSWORD = "s3cr3t-db-pw"
+
+#: What must never be found anywhere in the files (the passphrase's tail too).
+PLANTED = [*KEYS.values(), BEARER, PASSWORD, PASSPHRASE, "horse battery staple", ENV_PASSWORD]
+
+
+def database_bytes(path: Path) -> bytes:
+    """The database file and its WAL (and rollback journal), as they are on disk."""
+    return b"".join(
+        Path(str(path) + suffix).read_bytes()
+        for suffix in ("", "-wal", "-journal")
+        if Path(str(path) + suffix).exists()
+    )
+
+
+def checkpoint(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def assert_nothing_planted(data: bytes, planted: list[str] = PLANTED) -> None:
+    leaked = [s for s in planted if s.encode() in data]
+    assert leaked == []
+
+
+def _agent_full_of_secrets():
+    @hotmess.trace(task_id="secrets", agent="leaky")
+    def agent(api_key: str, headers: dict) -> str:
+        with hotmess.step("call", kind="tool", input={"headers": headers}) as s:
+            s.output = f"anthropic said ok to {KEYS['anthropic']}"
+        hotmess.action("login", args={"password": PASSWORD, "note": "ok"}, result=f"aws {KEYS['aws']}")
+        with hotmess.step(
+            "chat",
+            kind="llm",
+            attributes={
+                A.INPUT_MESSAGES: json.dumps([{"role": "user", "content": f"my token is {KEYS['github']}"}]),
+                "app.config": json.dumps({"password": PASSPHRASE}),
+            },
+        ) as s:
+            s.output = {"role": "assistant", "content": f"use {KEYS['google']}"}
+        hotmess.goal(f"post to slack with {KEYS['slack']}")
+        try:
+            with hotmess.step("db"):
+                raise ConnectionError(f"connect failed: DB_PASSWORD={ENV_PASSWORD} rejected")
+        except ConnectionError:
+            pass
+        hotmess.outcome({"summary": f"connected with {api_key}"}, reference=f"token {KEYS['jwt']}")
+        return "ok"
+
+    @hotmess.trace(task_id="secret-error")
+    def failing(api_key: str) -> None:
+        raise PermissionError(f"key {api_key} rejected; Authorization: Bearer {BEARER}")
+
+    assert agent(KEYS["openai"], {"Authorization": f"Bearer {BEARER}"}) == "ok"
+    with pytest.raises(PermissionError):
+        failing(KEYS["openai"])
+
+
+def test_no_planted_secret_reaches_the_database_file_or_its_wal(tmp_path):
+    path = tmp_path / "runs.db"
+    hotmess.configure(db=path, flush_interval=0.05)
+    _agent_full_of_secrets()
+    runs, steps = run_records(path)
+    assert len(runs) == 2 and len(steps) == 5  # everything is stored, secrets aside
+    failed = next(r for r in runs if r["task_id"] == "secret-error")
+    assert failed["error"] == f"PermissionError: key {REDACTED} rejected; Authorization: Bearer {REDACTED}"
+    db_step = next(s for s in steps if s["name"] == "db")
+    assert db_step["error"] == f"ConnectionError: connect failed: DB_PASSWORD={REDACTED} rejected"
+    chat = next(s for s in steps if s["name"] == "chat")
+    assert json.loads(chat["input"]) == [{"role": "user", "content": f"my token is {REDACTED}"}]
+    login = next(s for s in steps if s["name"] == "execute_tool login")
+    assert json.loads(login["input"]) == {"password": REDACTED, "note": "ok"}  # still JSON
+
+    before = database_bytes(path)  # still open: most of it is in the WAL
+    assert Path(str(path) + "-wal").stat().st_size > 0 and REDACTED.encode() in before
+    assert_nothing_planted(before)
+    hotmess.shutdown()
+    checkpoint(path)  # everything moved from the WAL into the main file
+    after = database_bytes(path)
+    assert REDACTED.encode() in after
+    assert_nothing_planted(after)
+
+
+def test_a_secret_cut_by_the_size_cap_is_redacted_whole_not_left_as_a_stub(tmp_path):
+    """The cap falls 12 characters into each key: redacting after the cut would keep
+    'sk-proj-Zq8x', too short for any pattern. Redaction comes first, everywhere."""
+    cap = 120
+    path = tmp_path / "runs.db"
+    key = KEYS["openai"]
+    stub = key[:12]
+
+    def padded(prefix_len: int) -> str:  # the key starts `prefix_len` chars into the text
+        return "x" * (prefix_len - 1) + " " + key + " and more text" * 20
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc", "deploy.note": padded(cap - 12)}))
+    hotmess.configure(db=path, flush_interval=0.05, max_attribute_chars=cap, tracer_provider=provider)
+
+    @hotmess.trace(task_id="cut")
+    def agent(text: str) -> str:  # the run's input is JSON: '"' + text
+        with hotmess.step("echo", attributes={"app.raw": padded(cap - 12)}) as s:
+            s.output = padded(cap - 13)  # set_json: cut on the agent's thread
+        hotmess.goal(padded(cap - 12))  # set_text
+        hotmess.action("tool", args=padded(cap - 13), result=padded(cap - 13))
+        raise ValueError(padded(cap - 12))  # exception message: cut by the exporter
+
+    with pytest.raises(ValueError):
+        agent(padded(cap - 13))
+    try:
+        runs, steps = run_records(path)
+    finally:
+        hotmess.shutdown()
+        provider.shutdown()
+    assert len(runs) == 1 and len(steps) == 3
+    root = spans_rows(path, "WHERE parent_span_id IS NULL")[0]
+    assert "…[truncated" in root["attributes"][A.INPUT]
+    assert set(root["attributes"][A.TRUNCATED]) == {A.INPUT}
+    echo = spans_rows(path, "WHERE name = 'echo'")[0]
+    assert set(echo["attributes"][A.TRUNCATED]) == {"app.raw", A.OUTPUT}  # storage-side cuts recorded too
+    assert "…[truncated" in root["resource"]["deploy.note"]
+    exc = next(e for e in root["events"] if e["name"] == "exception")
+    assert exc["attributes"]["exception.message"].startswith("x" * (cap - 13) + " [REDAC")
+    assert "exception.message" in exc["attributes"][A.TRUNCATED]
+    checkpoint(path)
+    data = database_bytes(path)
+    assert stub.encode() not in data and key[:9].encode() not in data
+    assert_nothing_planted(data)
+
+
+def test_the_otlp_exporter_sends_nothing_the_store_would_not_keep():
+    """RedactingSpanExporter in front of a real exporter: redacted, then cut, everywhere."""
+    cap = 100
+    key = KEYS["github"]
+    sent = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"ci.token_note": f"uses {key}"}))
+    provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(sent, Redactor(), max_chars=cap)))
+    tracer = provider.get_tracer("t")
+    padded = "x" * (cap - 13) + " " + key + " tail" * 30
+    with pytest.raises(RuntimeError), tracer.start_as_current_span(f"GET ?api_key={KEYS['google']}") as span:
+        span.set_attribute("app.raw", padded)
+        span.set_attribute("app.list", [padded, "fine"])
+        span.add_event("note", {"text": f"Bearer {BEARER}"})
+        raise RuntimeError(padded)
+    provider.shutdown()
+    (out,) = sent.get_finished_spans()
+    text = repr((out.name, dict(out.attributes), [(e.name, dict(e.attributes)) for e in out.events],
+                 out.status.description, dict(out.resource.attributes)))
+    for secret in (key, key[:12], KEYS["google"], BEARER):
+        assert secret not in text
+    assert out.name == f"GET ?api_key={REDACTED}"
+    assert out.attributes["app.raw"].startswith("x" * (cap - 13) + " [REDAC")
+    assert set(out.attributes[A.TRUNCATED]) == {"app.raw", "app.list"}
+    assert out.attributes["app.list"][1] == "fine"
+
+
+# --- what users add -------------------------------------------------------------------------------
+
+
+def _record_plain(path: Path, text: str) -> dict:
+    @hotmess.trace(task_id="t")
+    def agent(text: str) -> str:
+        hotmess.action("lookup", args={"q": text}, result=text)
+        return text
+
+    agent(text)
+    runs, steps = run_records(path)
+    return {"outcome": json.loads(runs[0]["outcome"]), "args": json.loads(steps[0]["input"])["q"]}
+
+
+TEXT = f"order ORD-123456 for tenant-acme paid with {KEYS['openai']}"
+
+
+def test_extra_patterns_add_to_the_defaults(tmp_path):
+    hotmess.configure(db=tmp_path / "r.db", flush_interval=0.05, redact=[r"ORD-\d{6}"])
+    got = _record_plain(tmp_path / "r.db", TEXT)
+    assert got["outcome"] == got["args"] == f"order {REDACTED} for tenant-acme paid with {REDACTED}"
+
+
+def test_a_function_runs_after_the_defaults(tmp_path):
+    hotmess.configure(db=tmp_path / "r.db", flush_interval=0.05, redact=lambda s: s.replace("tenant-acme", "tenant-?"))
+    got = _record_plain(tmp_path / "r.db", TEXT)
+    assert got["outcome"] == f"order ORD-123456 for tenant-? paid with {REDACTED}"
+
+
+def test_an_own_redactor_can_replace_the_defaults(tmp_path):
+    own = Redactor(patterns=[r"ORD-\d{6}"], defaults=False)
+    hotmess.configure(db=tmp_path / "r.db", flush_interval=0.05, redact=own)
+    got = _record_plain(tmp_path / "r.db", TEXT)
+    assert got["outcome"] == f"order {REDACTED} for tenant-acme paid with {KEYS['openai']}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"password": "correct horse"}', '{"password": "[REDACTED]"}'),
+        ("DB_PASSWORD=hunter22 next", "DB_PASSWORD=[REDACTED] next"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG", "aws_secret_access_key = [REDACTED]"),
+        ('{"token": 12345678, "max_tokens": 100, "refresh_token": null}',
+         '{"token": "[REDACTED]", "max_tokens": 100, "refresh_token": null}'),
+        (json.dumps(json.dumps({"api_key": "two words"})), json.dumps(json.dumps({"api_key": REDACTED}))),
+        ("curl -H 'Authorization: Bearer abcdefgh12345678'", "curl -H 'Authorization: Bearer [REDACTED]'"),
+        ("x-api-key: abcd1234efgh", "x-api-key: [REDACTED]"),
+        ("the secret of a good plan; 12 input_tokens", "the secret of a good plan; 12 input_tokens"),
+    ],
+)
+def test_password_and_token_pairs(text, expected):
+    out = Redactor()(text)
+    assert out == expected
+    if text.startswith(("{", '"')):
+        json.loads(out)  # JSON stays JSON
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_each_default_key_pattern(name):
+    assert Redactor()(f"key: ({KEYS[name]}).") == f"key: ({REDACTED})."
+
+
+# Filler of non-word characters (a key glued to a word has no \\b before it and is not
+# recognised, by design): the key is found wherever it falls and whatever the cap.
+_FILLER = st.text(alphabet=" .,;:()[]\n\t<>|!?", max_size=200)
+
+
+@settings(max_examples=150, deadline=None)
+@given(before=_FILLER, after=_FILLER, name=st.sampled_from(sorted(KEYS)), cap=st.integers(1, 400))
+def test_no_cut_leaves_a_recognisable_piece_of_a_key(before, after, name, cap):
+    key = KEYS[name]
+    redactor = Redactor()
+    # a text the cap does not cut is redacted later, by the exporter, as a whole
+    text = redactor(truncate(before + key + after, cap, redactor)[0])
+    body = key[-10:]  # no filler character can spell any of it
+    assert all(body[i : i + 4] not in text for i in range(len(body) - 3))
+    assert key[:12] not in text
