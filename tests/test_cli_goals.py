@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_cli import TAU, hotmess, needs_tau
 
 from hotmess.integrations.taubench import parse_taubench
 from hotmess.store.database import connect
 from hotmess.store.writer import insert_runs
-
-TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "gpt-4o-airline.json"
-needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
-
-
-def hotmess(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=120, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )
-    if ok:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 @pytest.fixture(scope="module")
