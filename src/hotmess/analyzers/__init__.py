@@ -2,8 +2,8 @@
 
 Outcome mappers (:mod:`.outcomes`), bias-variance decompositions (:mod:`.decompose`),
 incoherence with bootstrap intervals (:mod:`.incoherence`), failure consistency
-(:mod:`.failures`), pass^k / pass@k (:mod:`.passk`) and the pipeline :func:`analyze`
-(:mod:`.analysis`). Nothing here touches SQLite or OpenTelemetry.
+(:mod:`.failures`), pass^k / pass@k (:mod:`.passk`), intermediate goals (:mod:`.goals`) and
+the pipeline :func:`analyze` (:mod:`.analysis`). Nothing here touches SQLite or OpenTelemetry.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .decompose import (
     mse_decomposition,
 )
 from .failures import FailureConsistency, failure_consistency
+from .goals import GoalCoherence, goal_bearing, goal_coherence, step_goals
 from .incoherence import Incoherence, IncoherenceDifference, incoherence, incoherence_difference
 from .outcomes import (
     DEFAULT_READ_ONLY,
@@ -67,6 +68,7 @@ __all__ = [
     "ClusterExample",
     "Decomposition",
     "FailureConsistency",
+    "GoalCoherence",
     "GroupedAnalysis",
     "Incoherence",
     "IncoherenceDifference",
@@ -87,6 +89,8 @@ __all__ = [
     "exact_key",
     "exact_keys",
     "failure_consistency",
+    "goal_bearing",
+    "goal_coherence",
     "incoherence",
     "incoherence_difference",
     "is_read_only",
@@ -101,5 +105,6 @@ __all__ = [
     "pass_ratios",
     "read_only_predicate",
     "sentence_transformer_embedder",
+    "step_goals",
     "text_clusters",
 ]
