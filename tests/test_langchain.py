@@ -187,6 +187,8 @@ def check_run(run: dict, steps: list[dict], order: int, trial: int, *, depth: in
     assert look["goal"] == f'["get_order",{{"order_id":{order}}}]'
     assert json.loads(pay["goal"]) == ["refund", {"amount": amount, "order_id": order}]
     assert all(s["error"] is None for s in mine)
+    # a graph node's input is the graph state: not copied onto the node (its model step has it)
+    assert all(s["input"] is None and s["output"] for s in mine if s["kind"] == "chain")
 
 
 def check_all(db: Any, n_runs: int) -> tuple[list[dict], list[dict]]:
@@ -372,6 +374,23 @@ def test_no_run_and_no_task_id_uses_the_hash_of_the_first_user_message(db):
 class ShelfRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: Any = None) -> list[Document]:
         return [Document(page_content=f"policy on {query}", metadata={"shelf": 1})]
+
+
+def test_an_lcel_chain_is_a_run_with_its_links_as_steps(db):
+    from langchain_core.prompts import ChatPromptTemplate
+
+    chain = ChatPromptTemplate.from_messages([("user", "refund order {order}, trial {trial}")]) | ScriptedChatModel()
+    answer = chain.invoke({"order": 6, "trial": 0}, config={"callbacks": [hotmess.langchain_handler(task_id="lcel")]})
+    assert answer.tool_calls[0]["args"] == {"order_id": 6}
+    runs, steps = run_records(db)
+    (run,) = runs
+    assert (run["task_id"], run["agent"], run["status"]) == ("lcel", "RunnableSequence", "ok")
+    mine = steps_of(steps, run["run_id"])
+    assert [(s["kind"], s["name"], s["depth"]) for s in mine] == [
+        ("chain", "ChatPromptTemplate", 1), ("llm", f"chat {MODEL}", 1)]
+    assert json.loads(mine[0]["input"]) == {"order": 6, "trial": 0}
+    assert json.loads(mine[1]["input"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "refund order 6, trial 0"}]}]
 
 
 def test_a_model_or_retriever_called_alone_is_a_run_of_one_step(db):

@@ -11,7 +11,8 @@ What becomes what:
   outcome taken from the final output (the structured response, else the last message's text,
   else the output itself), status error when it raised. Inside a function already under
   ``@hotmess.trace`` it is an ``agent`` step of that run instead, and no new run starts.
-- Chains (LangGraph nodes) are ``chain`` steps; chat models and LLMs ``llm`` steps (model, provider,
+- Chains and LangGraph nodes are ``chain`` steps (a node's input, the whole graph state, is
+  not copied onto it: its model step has the messages); chat models and LLMs ``llm`` steps (model, provider,
   token usage, input and output messages in the GenAI ``parts`` form); tools ``tool`` steps (name,
   call id, arguments, result); retrievers ``retriever`` steps. A legacy AgentExecutor's
   ``on_agent_action``/``on_agent_finish`` are events on its span, which becomes an ``agent`` step.
@@ -223,11 +224,15 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         *,
         run_id: UUID,
         parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         name = kwargs.get("name") or _serialized_name(serialized) or "chain"
         span = self._open(run_id, parent_run_id, "chain", name, {}, inputs)
-        if span is not None:
+        # A LangGraph node's input is the whole graph state (every message so far, which its
+        # model step records anyway): copying it onto every node step was most of the
+        # handler's cost. Its output (what the node changed) is kept.
+        if span is not None and (metadata or {}).get("langgraph_node") != name:
             set_json(span, A.INPUT, _jsonable(inputs))
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
