@@ -1,0 +1,89 @@
+"""``hotmess horizon`` and ``hotmess drift``: incoherence against run length, behaviour over time."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hotmess.cli import render, render_overtime
+from hotmess.cli.app import DbOption, JsonOption, app, db_path, load_for_analysis
+from hotmess.errors import HotmessError
+
+_OUTCOMES_HELP = "How outcomes are compared: exact, actions, text."
+
+
+def _check_outcome(outcome: str) -> None:
+    allowed = ("exact", "actions", "text")
+    if outcome not in allowed:
+        raise HotmessError(f"--outcome must be one of {', '.join(allowed)}, not {outcome!r}")
+
+
+@app.command("horizon")
+def horizon_command(
+    db: DbOption = None,
+    length: Annotated[str, typer.Option("--length", help="Run length: steps, tool_calls or tokens (input + output).")] = "steps",
+    groups: Annotated[int, typer.Option("--groups", help="Tasks are cut into this many equal-size groups by mean run length.")] = 5,
+    outcome: Annotated[str, typer.Option("--outcome", help=_OUTCOMES_HELP)] = "exact",
+    correction: Annotated[bool, typer.Option("--correction", help="Finite-sample n/(n-1) correction of variance.")] = False,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Incoherence against run length: per length group, a log-log power-law fit, and each
+    task's longer-than-median runs against its shorter ones."""
+    from hotmess.analyzers.horizon import LENGTHS, horizon
+
+    if length not in LENGTHS:
+        raise HotmessError(f"--length must be one of {', '.join(LENGTHS)}, not {length!r}")
+    if groups < 1:
+        raise HotmessError(f"--groups must be at least 1, not {groups}")
+    _check_outcome(outcome)
+    runs, steps = load_for_analysis(db, outcome, "brier")
+    try:
+        result = horizon(runs, steps, length=length, groups=groups, outcome=outcome,
+                         correction=correction, n_boot=n_boot, seed=seed)
+    except ValueError as exc:
+        raise HotmessError(f"{db_path(db)}: {exc}") from exc
+    if as_json:
+        render.print_json(result.to_dict())
+        return
+    render_overtime.print_horizon(result.to_dict(), db_path(db))
+
+
+@app.command("drift")
+def drift_command(
+    db: DbOption = None,
+    window: Annotated[str, typer.Option("--window", help="Window: a time span (1d, 6h, 30m, 2w; UTC-aligned) or a run count (500runs).")] = "1d",
+    by: Annotated[str | None, typer.Option("--by", help="Windows per group: task, agent (or another runs column / run attribute).")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="False-alarm level: Holm correction over the windows, so the chance of flagging any window when nothing changed is at most alpha.")] = 0.05,
+    baseline: Annotated[int, typer.Option("--baseline", help="Index of the baseline window (0 = first, -1 = last).")] = 0,
+    n_perm: Annotated[int, typer.Option("--n-perm", min=0, help="Permutations per test (raised to 2·tests/alpha if lower).")] = 1000,
+    outcome: Annotated[str, typer.Option("--outcome", help=_OUTCOMES_HELP)] = "exact",
+    seed: Annotated[int, typer.Option("--seed", help="Permutation seed.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Behaviour per window of runs (success, incoherence, outcome clusters); windows that differ
+    from the previous one are flagged. Test: Jensen-Shannon divergence (base 2) of the
+    (task, outcome cluster) distributions with a permutation test of window labels; Holm
+    correction at level --alpha over the windows (family-wise false-alarm rate <= alpha). Each
+    window is also compared with the baseline window (a second family, corrected the same way)."""
+    from hotmess.analyzers.drift import drift, parse_window
+
+    try:
+        parse_window(window)
+    except ValueError as exc:
+        raise HotmessError(f"--window: {exc}") from exc
+    if not 0.0 < alpha < 1.0:
+        raise HotmessError(f"--alpha must be between 0 and 1, not {alpha}")
+    _check_outcome(outcome)
+    runs, steps = load_for_analysis(db, outcome, "brier")
+    try:
+        result = drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
+                       n_perm=n_perm, outcome=outcome, seed=seed)
+    except ValueError as exc:
+        raise HotmessError(f"{db_path(db)}: {exc}") from exc
+    if as_json:
+        render.print_json(result.to_dict())
+        return
+    render_overtime.print_drift(result.to_dict(), db_path(db))

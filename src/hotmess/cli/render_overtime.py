@@ -1,0 +1,117 @@
+"""Terminal rendering of ``hotmess horizon`` and ``hotmess drift`` results (their ``to_dict()``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.table import Table as RichTable
+
+from hotmess.cli.render import console, err_console, escape, fmt_float
+
+#: |slope| below this reads as "flat": incoherence changes by < 10% when length doubles.
+FLAT_SLOPE = 0.14
+
+
+def _ci(low: float | None, high: float | None) -> str:
+    return f"[{fmt_float(low)}, {fmt_float(high)}]"
+
+
+def horizon_verdict(result: dict[str, Any]) -> str:
+    """One line reading the fit; the threshold is a convention, the numbers are the result."""
+    slope, r2 = result.get("slope"), result.get("r2")
+    if slope is None:
+        return "no power-law fit: fewer than two groups with incoherence > 0 at distinct lengths"
+    fit = f"slope {slope:.2f}, R² {fmt_float(r2, 2)}"
+    if abs(slope) < FLAT_SLOPE:
+        return f"incoherence is flat in length: {fit}"
+    if slope > 0:
+        return f"[red]incoherence rises with length[/]: {fit}"
+    return f"[green]incoherence falls with length[/]: {fit}"
+
+
+def print_horizon(result: dict[str, Any], db: str) -> None:
+    title = (
+        f"{escape(db)} · incoherence by run length ({result['length']}) · "
+        f"{result['n_tasks']} tasks, {result['n_runs']} runs · outcomes: {result['outcome']}"
+    )
+    console.print(title)
+    table = RichTable(header_style="bold")
+    for col in ("group", f"mean {result['length']}", "range", "tasks", "runs", "incoherence [95% CI]"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for i, g in enumerate(result["groups"], start=1):
+        table.add_row(
+            str(i),
+            fmt_float(g["length_mean"], 1),
+            f"{fmt_float(g.get('length_min'), 1)}–{fmt_float(g.get('length_max'), 1)}",
+            str(g["n_tasks"]),
+            str(g.get("n_runs", "")),
+            f"{fmt_float(g['incoherence'])} {_ci(g['ci_low'], g['ci_high'])}",
+        )
+    console.print(table)
+    split = result["median_split"]
+    if split.get("n_tasks"):
+        console.print(
+            f"  median split over {split['n_tasks']} tasks: short runs {fmt_float(split['short'])} "
+            f"{_ci(*split['short_ci'])}, long runs {fmt_float(split['long'])} {_ci(*split['long_ci'])}; "
+            f"long − short {fmt_float(split.get('difference'))} {_ci(*split['difference_ci'])}"
+        )
+    console.print(f"  {horizon_verdict(result)}")
+    for w in result.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/] {escape(w)}")
+
+
+def drift_verdict(windows: list[dict[str, Any]], alpha: float) -> str:
+    changed = [w for w in windows if w["changed"]]
+    if len(windows) < 2:
+        return "one window: nothing to compare (choose a shorter --window)"
+    if not changed:
+        return f"[green]no change flagged[/] in {len(windows)} windows (false-alarm level {alpha:g})"
+    starts = ", ".join(w["start"] for w in changed[:3]) + (" …" if len(changed) > 3 else "")
+    return f"[red]behaviour changed[/] in {len(changed)} of {len(windows)} windows: {starts}"
+
+
+def _when(iso: str, dates_only: bool) -> str:
+    """Compact UTC time for a table cell: the date alone when every window starts at midnight,
+    else to the minute."""
+    text = iso.replace("T", " ").removesuffix("Z")
+    if dates_only:
+        return text[:10]
+    return text[:16]
+
+
+def _drift_table(windows: list[dict[str, Any]]) -> RichTable:
+    table = RichTable(header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("from (UTC)", no_wrap=True)
+    for col in ("runs", "success", "incoh.", "clusters", "JS", "p"):
+        table.add_column(col, justify="right")
+    table.add_column("changed", no_wrap=True)
+    table.add_column("vs base: JS (p)", justify="right", no_wrap=True)
+    dates_only = all(w["start"].endswith("T00:00:00Z") for w in windows)
+    for w in windows:
+        flag = "[red]yes[/]" if w["changed"] else ""
+        if w.get("changed_from_baseline"):
+            flag += (" " if flag else "") + "[yellow]vs base[/]"
+        base = (
+            "base" if w.get("is_baseline")
+            else f"{fmt_float(w.get('js_baseline'))} ({fmt_float(w.get('p_baseline'))})"
+        )
+        table.add_row(
+            escape(_when(w["start"], dates_only)), str(w["n_runs"]), fmt_float(w["success_rate"]),
+            fmt_float(w["incoherence"]), str(w.get("n_clusters", "")),
+            fmt_float(w["js_divergence"]), fmt_float(w["p_value"]), flag, base,
+        )
+    return table
+
+
+def print_drift(result: dict[str, Any], db: str) -> None:
+    groups = result["groups"] if "groups" in result else {"all runs": {"windows": result["windows"]}}
+    for name, group in groups.items():
+        label = f" · {result['by']} {name}" if "by" in result else ""
+        title = f"{escape(db)} · windows of {escape(result['window'])}{escape(label)} · outcomes: {result['outcome']}"
+        console.print(title)
+        console.print(_drift_table(group["windows"]))
+        console.print(f"  {escape(str(name)) + ': ' if 'by' in result else ''}{drift_verdict(group['windows'], result['alpha'])}")
+    console.print(f"  [dim]test: {escape(result['test'])}; {result['n_perm']} permutations[/]")
+    for w in result.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/] {escape(w)}")
