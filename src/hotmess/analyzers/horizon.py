@@ -172,11 +172,12 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, int]:
     nan = float("nan")
     if n < 2 or np.ptp(lx) == 0:
         return nan, nan, nan, n
-    slope, intercept = np.polyfit(lx, ly, 1)
-    residual = float(np.sum((ly - (slope * lx + intercept)) ** 2))
-    total = float(np.sum((ly - ly.mean()) ** 2))
-    r2 = 1.0 - residual / total if np.ptp(ly) > 0 else nan
-    return float(slope), float(intercept), r2, n
+    dx, dy = lx - lx.mean(), ly - ly.mean()
+    slope = float(np.dot(dx, dy) / np.dot(dx, dx))
+    intercept = float(ly.mean() - slope * lx.mean())
+    residual = float(np.sum((dy - slope * dx) ** 2))
+    r2 = 1.0 - residual / float(np.dot(dy, dy)) if np.ptp(ly) > 0 else nan
+    return slope, intercept, r2, n
 
 
 def horizon(
