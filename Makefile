@@ -21,10 +21,25 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.base
 
+# The browser tests open the HTML report in Debian's chromium (+ chromedriver). Installed here when
+# missing and apt can (root, or passwordless sudo); otherwise those tests skip and say why.
+$(VENV)/.chromium: | $(BIN)/python
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif ! command -v apt-get >/dev/null; then echo "no apt-get: the browser tests will skip"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "could not install chromium: the browser tests will skip"; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	  (sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "could not install chromium: the browser tests will skip"; \
+	else echo "chromium is missing and apt-get needs root: the browser tests will skip"; fi
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then touch $@; fi
+
 demo: $(VENV)/.base
 	$(BIN)/hotmess demo --db hotmess-demo.db
+	$(BIN)/hotmess report --db hotmess-demo.db --out hotmess-demo.html
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(VENV)/.chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
@@ -35,4 +50,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) hotmess-demo.db* .pytest_cache
+	rm -rf $(VENV) hotmess-demo.db* hotmess-demo.html .pytest_cache
