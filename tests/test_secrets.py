@@ -240,6 +240,10 @@ def test_an_own_redactor_can_replace_the_defaults(tmp_path):
         ("curl -H 'Authorization: Bearer abcdefgh12345678'", "curl -H 'Authorization: Bearer [REDACTED]'"),
         ("x-api-key: abcd1234efgh", "x-api-key: [REDACTED]"),
         ("the secret of a good plan; 12 input_tokens", "the secret of a good plan; 12 input_tokens"),
+        # prose is not a credential (tau-bench airline conversations are full of these)
+        ("a seat in Basic Economy, please", "a seat in Basic Economy, please"),
+        ("the bearer of bad news", "the bearer of bad news"),
+        ('{"Authorization": "Basic dXNlcjpwYXNz"}', '{"Authorization": "Basic [REDACTED]"}'),
     ],
 )
 def test_password_and_token_pairs(text, expected):
@@ -269,3 +273,39 @@ def test_no_cut_leaves_a_recognisable_piece_of_a_key(before, after, name, cap):
     body = key[-10:]  # no filler character can spell any of it
     assert all(body[i : i + 4] not in text for i in range(len(body) - 3))
     assert key[:12] not in text
+
+
+# --- importers ------------------------------------------------------------------------------------
+
+
+def _tau_record_with_secrets() -> list[dict]:
+    from test_taubench_parse import _record
+
+    record = _record()
+    record["traj"][1]["content"] = f"my api key is {KEYS['openai']} and password=\"{PASSWORD}\""
+    record["traj"][2]["tool_calls"][0]["function"]["arguments"] = json.dumps(
+        {"reservation_id": "ABC123", "token": BEARER}
+    )
+    return [record]
+
+
+def test_tau_bench_import_redacts_unless_asked_not_to(tmp_path):
+    import subprocess
+    import sys
+
+    source = tmp_path / "leaky.json"
+    source.write_text(json.dumps(_tau_record_with_secrets()))
+    for db, extra, kept in ((tmp_path / "r.db", [], False), (tmp_path / "raw.db", ["--no-redact"], True)):
+        done = subprocess.run(
+            [sys.executable, "-c", "from hotmess.cli import main; main()", "import", "tau-bench", str(source),
+             "--db", str(db), *extra],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        data = database_bytes(db)
+        for secret in (KEYS["openai"], PASSWORD, BEARER):
+            assert (secret.encode() in data) is kept, (db.name, secret)
+    conn = sqlite3.connect(tmp_path / "r.db")
+    (tool_input,) = conn.execute("SELECT input FROM steps WHERE kind = 'tool'").fetchone()
+    conn.close()
+    assert json.loads(tool_input) == {"reservation_id": "ABC123", "token": REDACTED}

@@ -26,7 +26,12 @@ SECRET_PATTERNS: tuple[str, ...] = (
 )
 
 #: ``Bearer <token>`` and ``key=value`` / ``"key": "value"`` pairs: the value is the secret.
-_BEARER = r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/\-]{8,}=*"
+# A token holds a digit, or is long: "Bearer of bad news" and "Basic Economy" are prose.
+# "Basic" counts only after "Authorization:" (HTTP basic auth); "Bearer" anywhere.
+_BEARER = (
+    r"(?i)\b(?:(bearer\s+)(?:(?=[A-Za-z._~+/\-]*\d)[A-Za-z0-9._~+/\-]{8,}|[A-Za-z0-9._~+/\-]{20,})"
+    r"|(authorization[\"']?\s*[:=]\s*[\"']?basic\s+)[A-Za-z0-9._~+/\-]{8,})=*"
+)
 # The key may carry a prefix (DB_PASSWORD=, "github_token":, aws_secret_access_key=) and its
 # quotes may be escaped (JSON text inside a JSON string: \"password\": \"...\"). A quoted
 # value is redacted up to its closing quote, spaces included; a bare one up to a separator.
@@ -96,7 +101,7 @@ class Redactor:
         if self._whole is not None:
             text = self._whole.sub(REDACTED, text)
         if self._bearer is not None:
-            text = self._bearer.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+            text = self._bearer.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
         if self._pair is not None:
             text = self._pair.sub(_redact_pair, text)
         if self._function is not None:

@@ -24,6 +24,7 @@ def import_taubench_command(
     file: Annotated[Path, typer.Argument(help="A tau-bench results file (JSON list of task/trial records).")],
     db: DbOption = None,
     agent: Annotated[str | None, typer.Option("--agent", help="Agent name for these runs (default: the file's name).")] = None,
+    no_redact: Annotated[bool, typer.Option("--no-redact", help="Store values as they are (default: secrets are redacted, as when tracing).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import a tau-bench results file: one run per task trial, steps from its messages."""
@@ -31,7 +32,7 @@ def import_taubench_command(
 
     if not file.exists():
         raise HotmessError(f"{file}: no such file")
-    batch = parse_taubench(file, agent=agent)
+    batch = parse_taubench(file, agent=agent, redact=not no_redact)
     conn = connect(db_path(db))
     result = insert_runs(conn, batch.runs, batch.steps, source="tau-bench", path=file)
     if as_json:

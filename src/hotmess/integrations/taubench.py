@@ -76,6 +76,7 @@ from typing import Any, NoReturn
 
 from hotmess.errors import InputError
 from hotmess.integrations.canonical import canonical_json
+from hotmess.redact import Redactor, make_redactor
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
 from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
 
@@ -96,6 +97,8 @@ STEP_LIMIT_FLAG = "step_limit"
 #: Kept under these names for callers of this module; the rule lives in hotmess.tools.
 READ_ONLY_TOOLS = READ_ONLY_NAMES
 _ROLES = ("system", "user", "assistant", "tool")
+# Ids and fixed labels: never user text, and a run id must stay the record's hash.
+_NOT_REDACTED = frozenset({"run_id", "span_id", "parent_span_id", "source", "status", "kind"})
 
 
 def is_state_changing(tool_name: str) -> bool:
@@ -459,8 +462,14 @@ def _steps(
     return steps, outcome, n_llm
 
 
-def parse_taubench(path: str | PathLike[str], *, agent: str | None = None) -> TauBenchBatch:
+def parse_taubench(
+    path: str | PathLike[str], *, agent: str | None = None, redact: bool | Redactor = True
+) -> TauBenchBatch:
     """Read and validate a tau-bench results file; return its runs and steps as rows.
+
+    ``redact`` as in :func:`hotmess.configure`: by default secrets in the text columns (API
+    keys, tokens, passwords in messages and tool calls) are replaced before anything is
+    stored, as on the live path; run ids are hashes of the file's records as they are.
 
     ``agent`` names the agent (default: the file's stem, e.g. ``"gpt-4o-airline"``); it is part
     of each run id, so the same file imported under two agent names gives two sets of runs.
@@ -506,6 +515,12 @@ def parse_taubench(path: str | PathLike[str], *, agent: str | None = None) -> Ta
         if run is not None:
             runs.append(run)
             steps.extend(run_steps)
+    redactor = make_redactor(redact)
+    if redactor is not None:
+        for row in (*runs, *steps):
+            for column, value in row.items():
+                if isinstance(value, str) and column not in _NOT_REDACTED:
+                    row[column] = redactor(value)
     return TauBenchBatch(
         path=where, agent=agent, runs=runs, steps=steps, flagged=flagged, duplicates=duplicates
     )
