@@ -353,6 +353,37 @@ def test_a_tool_that_handles_its_error_marks_its_step_and_the_run_goes_on(db):
     assert tools[1]["error"] == "order 3 has shipped"
 
 
+def test_a_langgraph_interrupt_is_not_an_error(db):
+    from typing import TypedDict
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Command, interrupt
+
+    class Refund(TypedDict):
+        order: int
+        approved: bool
+
+    def approve(state: Refund) -> dict:
+        return {"approved": interrupt({"question": f"refund order {state['order']}?"})}
+
+    graph = StateGraph(Refund)
+    graph.add_node("approve", approve)
+    graph.add_edge(START, "approve")
+    graph.add_edge("approve", END)
+    app = graph.compile(checkpointer=InMemorySaver(), name="approver")
+    config = {"configurable": {"thread_id": "t1"}, "callbacks": [hotmess.langchain_handler(task_id="approve")]}
+    assert "__interrupt__" in app.invoke({"order": 3, "approved": False}, config=config)
+    assert app.invoke(Command(resume=True), config=config) == {"order": 3, "approved": True}
+
+    runs, steps = run_records(db)
+    assert [r["status"] for r in runs] == ["ok", "ok"]  # the pause and the resumption
+    assert [json.loads(r["outcome"])["approved"] for r in runs] == [False, True]
+    assert [s["error"] for s in steps] == [None, None]
+    paused = next(s for s in spans_rows(db) if s["name"] == "approve")
+    assert [e["name"] for e in paused["events"]] == ["GraphInterrupt"]
+
+
 # ---------------------------------------------------------------------------- defaults, other entry points
 
 

@@ -21,7 +21,8 @@ What becomes what:
   ``canonical_json([tool, arguments])``, unless ``hotmess.goal()`` set one. So ``outcome="actions"``
   and goal analyses work on LangChain runs with no extra code.
 - Errors (``on_*_error``, and a tool's error message when the tool handled its own error) mark
-  the step with error status and the exception.
+  the step with error status and the exception. A LangGraph interrupt (waiting for a human) is
+  not an error: an event on the step; the interrupted invocation and its resumption are two runs.
 
 Spans are keyed by LangChain's run ids and parented explicitly from ``parent_run_id``: never
 through OpenTelemetry's ambient context, which async and threaded execution would scramble. So
@@ -54,6 +55,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     raise ImportError(
         "hotmess's LangChain integration needs langchain-core: pip install 'hotmess[langchain]'"
     ) from exc
+
+try:  # LangGraph's interrupts and parent commands travel as exceptions; they are not failures
+    from langgraph.errors import GraphBubbleUp as _ControlFlow
+except ImportError:  # pragma: no cover - langchain-core without langgraph
+
+    class _ControlFlow(Exception):  # type: ignore[no-redef]
+        pass
+
 
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -208,6 +217,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         node = self._nodes.pop(run_id, None)
         if node is None:
             return None
+        error = _failure(node.span, error)
         if error is not None:
             mark_error(node.span, error)
         node.span.end()
@@ -243,8 +253,13 @@ class HotmessCallbackHandler(BaseCallbackHandler):
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
-        if node is not None:
-            end_span(node.span, node.run.state, exc=error)
+        if node is None:
+            return
+        failure = _failure(node.span, error)
+        if failure is None and node.span is not node.run.state.span:
+            node.span.end()  # interrupted: no output to record
+        else:
+            end_span(node.span, node.run.state, exc=failure)
 
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.get(run_id)
@@ -513,6 +528,15 @@ def uninstrument_langchain() -> None:
 
 
 # -------------------------------------------------------------------- conversions
+
+
+def _failure(span: Span, error: BaseException | None) -> BaseException | None:
+    """``error``, unless it is LangGraph control flow (an interrupt waiting for a human, a
+    command to the parent graph): that is an event on the span, not a failed step."""
+    if isinstance(error, _ControlFlow):
+        span.add_event(type(error).__name__, {"message": str(error)})
+        return None
+    return error
 
 
 def default_task_id(inputs: Any) -> str:
