@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +19,20 @@ def _check_outcome(outcome: str) -> None:
     allowed = ("exact", "actions", "text")
     if outcome not in allowed:
         raise HotmessError(f"--outcome must be one of {', '.join(allowed)}, not {outcome!r}")
+
+
+def _show(db: Path | None, as_json: bool, print_terminal: Callable[[dict[str, Any], str], None],
+          compute: Callable[[], Any]) -> None:
+    """Run the analyzer (its ValueErrors are the user's input: one line naming the database)
+    and print its ``to_dict()`` as JSON or through ``print_terminal``."""
+    try:
+        result = compute()
+    except ValueError as exc:
+        raise HotmessError(f"{db_path(db)}: {exc}") from exc
+    if as_json:
+        render.print_json(result.to_dict())
+        return
+    print_terminal(result.to_dict(), db_path(db))
 
 
 @app.command("horizon")
@@ -40,15 +56,9 @@ def horizon_command(
         raise HotmessError(f"--groups must be at least 1, not {groups}")
     _check_outcome(outcome)
     runs, steps = load_for_analysis(db, outcome, "brier")
-    try:
-        result = horizon(runs, steps, length=length, groups=groups, outcome=outcome,
-                         correction=correction, n_boot=n_boot, seed=seed)
-    except ValueError as exc:
-        raise HotmessError(f"{db_path(db)}: {exc}") from exc
-    if as_json:
-        render.print_json(result.to_dict())
-        return
-    render_overtime.print_horizon(result.to_dict(), db_path(db))
+    _show(db, as_json, render_overtime.print_horizon,
+          lambda: horizon(runs, steps, length=length, groups=groups, outcome=outcome,
+                          correction=correction, n_boot=n_boot, seed=seed))
 
 
 @app.command("drift")
@@ -78,12 +88,6 @@ def drift_command(
         raise HotmessError(f"--alpha must be between 0 and 1, not {alpha}")
     _check_outcome(outcome)
     runs, steps = load_for_analysis(db, outcome, "brier")
-    try:
-        result = drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
-                       n_perm=n_perm, outcome=outcome, seed=seed)
-    except ValueError as exc:
-        raise HotmessError(f"{db_path(db)}: {exc}") from exc
-    if as_json:
-        render.print_json(result.to_dict())
-        return
-    render_overtime.print_drift(result.to_dict(), db_path(db))
+    _show(db, as_json, render_overtime.print_drift,
+          lambda: drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
+                        n_perm=n_perm, outcome=outcome, seed=seed))
