@@ -13,14 +13,13 @@ import gzip
 import hashlib
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_cli import hotmess as hotmess_cli
 
 import hotmess
 from hotmess.errors import InputError
@@ -66,16 +65,6 @@ def import_file(path: Path, db: Path, **kwargs):
         return batch, insert_runs(conn, batch.runs, batch.steps, source="otlp", path=path, spans=batch.spans)
     finally:
         conn.close()
-
-
-def hotmess_cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=120, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
-    )
-    if ok:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def b64_to_hex(request: dict) -> dict:
@@ -409,11 +398,11 @@ def test_cli_terminal_and_json(tmp_path):
     db = tmp_path / "cli.db"
     path = tmp_path / "with-bad-lines.jsonl"
     path.write_text(OPENINFERENCE.read_text() + "{not json\n" + '{"resourceSpans": 3}\n')
-    out = hotmess_cli("import", "otlp", str(path), "--db", str(db)).stdout
+    out = " ".join(hotmess_cli("import", "otlp", str(path), "--db", str(db)).stdout.split())  # unwrapped
     assert "Imported 2 new runs (6 steps)" in out
-    assert "2 of 4 lines were malformed and skipped" in out
+    assert "2 of 4 records (lines) were malformed and skipped" in out
     assert "record line 3: not valid JSON" in out and "record line 4: resourceSpans must be a list" in out
-    assert "hash of the first user message" in out
+    assert "2 runs without a task id attribute: task id = hash of the first user message" in out
     again = json.loads(hotmess_cli("import", "otlp", str(GENAI), "--db", str(db), "--json",
                                    "--task-attr", "app.task", "--agent", "bot").stdout)
     assert again == {

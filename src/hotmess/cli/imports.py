@@ -79,12 +79,16 @@ _SHOWN_ERRORS = 5
 def _print_otlp_notes(batch) -> None:
     out = render.console
     if batch.skipped:
-        out.print(f"[yellow]{batch.skipped} of {batch.records} lines were malformed and skipped:[/]")
+        out.print(f"[yellow]{batch.skipped} of {batch.records} records (lines) were malformed and skipped:[/]")
         for error in batch.errors[:_SHOWN_ERRORS]:
             out.print(f"  {render.escape(str(error))}")
         if batch.skipped > _SHOWN_ERRORS:
             out.print(f"  … and {batch.skipped - _SHOWN_ERRORS} more")
     if batch.ignored_traces:
-        out.print(f"[dim]{batch.ignored_traces} traces without agent spans (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute) were left out[/]")
+        out.print(f"[dim]{_count(batch.ignored_traces, 'trace')} without agent spans (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute) left out[/]")
     if batch.hashed_task_ids:
-        out.print(f"[dim]{batch.hashed_task_ids} runs had no task id attribute; their task id is a hash of the first user message (msg:…)[/]")
+        out.print(f"[dim]{_count(batch.hashed_task_ids, 'run')} without a task id attribute: task id = hash of the first user message (msg:…)[/]")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
