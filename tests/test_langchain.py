@@ -70,6 +70,8 @@ class ScriptedChatModel(FakeMessagesListChatModel):
         if turn == 1:
             if self.plan == "cancel":
                 return AIMessage(content="", tool_calls=[{"name": "cancel_order", "args": {"order_id": order}, "id": call_id}], **meta)
+            if self.plan == "unknown":
+                return AIMessage(content="", tool_calls=[{"name": "refund_everything", "args": {"order_id": order}, "id": call_id}], **meta)
             if self.plan == "careful":
                 return AIMessage(content="", tool_calls=[{"name": "careful_cancel", "args": {"order_id": order}, "id": call_id}], **meta)
             return AIMessage(content="", tool_calls=[{"name": "refund", "args": {"order_id": order, "amount": refund_amount(order, trial)}, "id": call_id}], **meta)
@@ -382,6 +384,24 @@ def test_a_langgraph_interrupt_is_not_an_error(db):
     assert [s["error"] for s in steps] == [None, None]
     paused = next(s for s in spans_rows(db) if s["name"] == "approve")
     assert [e["name"] for e in paused["events"]] == ["GraphInterrupt"]
+
+
+def test_a_call_to_a_tool_that_does_not_exist_is_a_failed_tool_step(db):
+    agent = make_agent("unknown")
+    agent.invoke(request(1, 0), config={"callbacks": [handler_for(1, 0)]})
+    runs, steps = run_records(db)
+    (run,) = runs
+    assert run["status"] == "ok" and run["n_tool_calls"] == 2
+    mine = steps_of(steps, run["run_id"])
+    call = [s for s in mine if s["kind"] == "tool"][1]
+    assert (call["tool"], json.loads(call["input"])) == ("refund_everything", {"order_id": 1})
+    assert call["error"].startswith("Error: refund_everything is not a valid tool")
+    assert call["goal"] == '["refund_everything",{"order_id":1}]'
+    parent = next(s for s in mine if s["span_id"] == call["parent_span_id"])
+    assert (parent["kind"], parent["name"]) == ("chain", "tools")
+    runs_t, steps_t = hotmess_tables(db)
+    result = analyze(runs_t, steps_t, outcome="actions").to_dict()
+    assert result["tasks"][0]["clusters"][0]["key"] == '[["refund_everything",{"order_id":1}]]'
 
 
 # ---------------------------------------------------------------------------- defaults, other entry points

@@ -19,7 +19,8 @@ What becomes what:
 - A tool step's arguments are those of the model's tool call (``AIMessage.tool_calls`` seen in
   ``on_llm_end``, matched by call id), else the tool's own inputs; its goal is the call itself,
   ``canonical_json([tool, arguments])``, unless ``hotmess.goal()`` set one. So ``outcome="actions"``
-  and goal analyses work on LangChain runs with no extra code.
+  and goal analyses work on LangChain runs with no extra code. A call no tool ran (LangGraph
+  answers an unknown tool name with an error message) is still a ``tool`` step, with its error.
 - Errors (``on_*_error``, and a tool's error message when the tool handled its own error) mark
   the step with error status and the exception. A LangGraph interrupt (waiting for a human) is
   not an error: an event on the step; the interrupted invocation and its resumption are two runs.
@@ -247,9 +248,30 @@ class HotmessCallbackHandler(BaseCallbackHandler):
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
-        if node is not None:
-            result = _outcome(outputs) if node.kind == "agent" else _jsonable(outputs)
-            end_span(node.span, node.run.state, result)
+        if node is None:
+            return
+        if node.run.tool_calls:
+            self._record_refused_calls(node, outputs)
+        result = _outcome(outputs) if node.kind == "agent" else _jsonable(outputs)
+        end_span(node.span, node.run.state, result)
+
+    @staticmethod
+    def _record_refused_calls(node: _Node, outputs: Any) -> None:
+        """Tool calls the model made that no tool ran (LangGraph answers an unknown tool name
+        or bad arguments with an error message): still the agent's actions, as failed steps."""
+        for message in _tool_messages(outputs):
+            if message.status != "error":
+                continue
+            planned = node.run.tool_calls.pop(message.tool_call_id, None)
+            if planned is None:
+                continue
+            tool, arguments = str(planned[0]), planned[1]
+            attrs = {A.TOOL_NAME: tool, A.TOOL_CALL_ID: str(message.tool_call_id)}
+            span = start_step_span(f"{A.OP_TOOL} {tool}", node.run.state, "tool", attrs, parent=node.span)
+            _describe_call(span, node.run, tool, arguments)
+            set_json(span, A.TOOL_RESULT, message.content)
+            span.set_status(Status(StatusCode.ERROR, str(message.content)))
+            span.end()
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
@@ -417,10 +439,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         span = self._open(run_id, parent_run_id, "tool", f"{A.OP_TOOL} {tool}", attrs, arguments, tool)
         if span is None:
             return
-        set_json(span, A.TOOL_ARGUMENTS, arguments)
-        node = self._nodes[run_id]
-        if node.run.state.goal is None:  # an explicit hotmess.goal() wins over the call itself
-            set_text(span, A.GOAL, _call_goal(tool, arguments))
+        _describe_call(span, self._nodes[run_id].run, tool, arguments)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.get(run_id)
@@ -669,6 +688,32 @@ def _outcome(outputs: Any) -> Any:
     if isinstance(outputs, BaseMessage):
         return _content_text(outputs.content)
     return _jsonable(outputs)
+
+
+def _tool_messages(outputs: Any) -> list[ToolMessage]:
+    """The tool messages in a chain's output: a LangGraph tools node returns them in
+    ``{"messages": [...]}``, a list, or commands' updates."""
+    found: list[ToolMessage] = []
+    stack = [outputs]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, ToolMessage):
+            found.append(value)
+        elif isinstance(value, Mapping):
+            if "messages" in value:
+                stack.append(value["messages"])
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+        elif type(value).__name__ == "Command":
+            stack.append(getattr(value, "update", None))
+    return found
+
+
+def _describe_call(span: Span, run: _Run, tool: str, arguments: Any) -> None:
+    """A tool step's arguments, and its goal: the call itself, unless hotmess.goal() set one."""
+    set_json(span, A.TOOL_ARGUMENTS, arguments)
+    if run.state.goal is None:
+        set_text(span, A.GOAL, _call_goal(tool, arguments))
 
 
 def _call_goal(tool: str, arguments: Any) -> str:
