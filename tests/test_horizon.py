@@ -109,6 +109,10 @@ def test_bad_options_are_clear_errors():
         horizon(runs)
     with pytest.raises(ValueError, match="groups must be a positive integer"):
         horizon(runs, groups=0)
+    unjudged = runs.with_column("success", np.full(len(runs), np.nan)).with_column(
+        "reference", np.full(len(runs), None, dtype=object))
+    with pytest.raises(ValueError, match="no task has a known error"):
+        horizon(unjudged, groups=1)
     no_column = Table({"task_id": ["a"], "outcome": ["x"]})
     with pytest.raises(ValueError, match="needs the runs column 'n_steps'"):
         horizon(no_column)

@@ -430,7 +430,8 @@ def drift(
     n_windows = sum(len(w) for w in per_group)
     if n_windows > MAX_WINDOWS:
         raise ValueError(
-            f"window={window!r} makes {n_windows} windows (limit {MAX_WINDOWS}): choose a longer window"
+            f"window={window!r} makes {n_windows} windows (limit {MAX_WINDOWS}): choose a longer "
+            "window" + (f" or a coarser by than {by!r}" if by else "")
         )
 
     # the two families of tests: each window vs the previous one, and vs the baseline

@@ -209,6 +209,8 @@ def horizon(
     if isinstance(groups, bool) or int(groups) != groups or groups < 1:
         raise ValueError(f"groups must be a positive integer, got {groups!r}")
     groups = int(groups)
+    if "by" in analyze_options:
+        raise ValueError("horizon takes no by=: call it on each group's runs")
     lengths_all = run_lengths(runs, length)
     options = dict(
         outcome=outcome,
@@ -243,6 +245,11 @@ def horizon(
     )
 
     usable = np.flatnonzero(np.isfinite(arrays["error"]) & np.isfinite(arrays["variance"]))
+    if len(usable) == 0:
+        raise ValueError(
+            "no task has a known error (a reference or success for every run): incoherence, "
+            "and so its curve over length, needs one"
+        )
     if len(usable) < groups:
         raise ValueError(
             f"{len(usable)} tasks with a known error (a reference or success for every run) "
