@@ -110,7 +110,8 @@ def recorded(tmp_path_factory):
         hotmess.goal(f"find flights to {city}")
         with hotmess.step("plan", kind="llm", input=[{"role": "user", "content": f"fly to {city}"}],
                           attributes={"gen_ai.usage.input_tokens": 40 + trial, "gen_ai.usage.output_tokens": 7,
-                                      "gen_ai.request.model": "scripted-1"}) as s:
+                                      "gen_ai.request.model": "scripted-1",
+                                      "app.prompt": "long " * 2000}) as s:  # cut on export
             s.output = {"tool_calls": [{"name": "search_flights", "kwargs": {"to": city}}]}
         hotmess.action("search_flights", {"to": city, "max": 3}, result=["UA 1", "AF 2"])
         helper(city)
@@ -169,6 +170,13 @@ def test_round_trip_gives_the_same_runs_and_steps(recorded, tmp_path):
     # the lossless spans table too
     assert table(live, "spans", "trace_id, span_id") == table(imported, "spans", "trace_id, span_id")
     assert {r["source"] for r in runs_of(imported)} == {"otlp"}
+    # a user attribute over max_attribute_chars is cut on the way to SQLite, live and imported alike
+    plan = [json.loads(s["attributes"]) for s in table(imported, "spans", "start_ns") if s["name"] == "plan"][0]
+    assert plan["hotmess.truncated"] == ["app.prompt"] and len(plan["app.prompt"]) < 8300
+    whole = tmp_path / "whole.db"
+    import_file(otlp, whole, max_chars=0)
+    plan = [json.loads(s["attributes"]) for s in table(whole, "spans", "start_ns") if s["name"] == "plan"][0]
+    assert plan["app.prompt"] == "long " * 2000 and "hotmess.truncated" not in plan
 
     # what was recorded is there: goals, tool calls, nested agent, outcome, failure
     failed = [r for r in new_runs if r["status"] == "error"]

@@ -48,6 +48,7 @@ def import_otlp_command(
     task_attr: Annotated[str, typer.Option("--task-attr", help="Span or resource attribute holding the task id (else: a hash of the first user message).")] = "hotmess.task.id",
     agent: Annotated[str | None, typer.Option("--agent", help="Agent name for these runs (default: gen_ai.agent.name, else service.name).")] = None,
     no_redact: Annotated[bool, typer.Option("--no-redact", help="Store values as they are (default: secrets are redacted, as when tracing).")] = False,
+    max_chars: Annotated[int, typer.Option("--max-chars", min=0, help="Cut texts longer than this, as when tracing; 0 keeps them whole.")] = 8192,
     as_json: JsonOption = False,
 ) -> None:
     """Import production traces from an OTLP JSON file: one run per trace, steps from its spans.
@@ -58,7 +59,7 @@ def import_otlp_command(
 
     if not file.exists():
         raise HotmessError(f"{file}: no such file")
-    batch = parse_otlp_json(file, task_attr=task_attr, agent=agent, redact=not no_redact)
+    batch = parse_otlp_json(file, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars)
     conn = connect(db_path(db))
     result = insert_runs(conn, batch.runs, batch.steps, source="otlp", path=file, spans=batch.spans)
     details = batch.to_dict()

@@ -84,6 +84,7 @@ from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
 from hotmess.store.rows import SpanRecord
 from hotmess.tracer import attributes as A
+from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
 __all__ = ["DEFAULT_TASK_ATTR", "MAX_ERRORS", "SOURCE", "OtlpBatch", "parse_otlp_json"]
 
@@ -589,11 +590,11 @@ def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:
 
 def _run(
     batch: OtlpBatch, spans: list[SpanRecord], task_attr: str, agent: str | None,
-    redactor: Redactor | None,
+    redactor: Redactor | None, max_chars: int,
 ) -> None:
-    if redactor is not None:
+    if redactor is not None or max_chars > 0:
         for s in spans:
-            s.redacted(redactor)
+            s.redacted(redactor, max_chars)
     ids = {s.span_id for s in spans}
     root = _root(spans, ids)
     depth = _depths(spans, root)
@@ -621,12 +622,15 @@ def parse_otlp_json(
     task_attr: str = DEFAULT_TASK_ATTR,
     agent: str | None = None,
     redact: bool | Redactor = True,
+    max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS,
 ) -> OtlpBatch:
     """Read an OTLP JSON trace file (JSON lines or whole file, optionally gzipped).
 
     Returns the runs, steps and spans rows of its agent traces, with the lines that were
-    skipped and why. ``redact`` as in :func:`hotmess.configure`: by default secrets (API keys,
-    tokens, passwords) are replaced before anything is stored, as on the live path. Raises :class:`~hotmess.errors.InputError` naming the file when nothing
+    skipped and why. ``redact`` and ``max_chars`` as in :func:`hotmess.configure`
+    (``max_attribute_chars``): by default secrets (API keys, tokens, passwords) are replaced
+    and texts longer than 8192 characters are cut (marked, and named in ``hotmess.truncated``)
+    before anything is stored, as on the live path; ``max_chars=0`` keeps them whole. Raises :class:`~hotmess.errors.InputError` naming the file when nothing
     can be imported (unreadable, empty, not JSON, no agent trace); see the module docstring
     for the mapping and the error rules.
     """
@@ -635,7 +639,7 @@ def parse_otlp_json(
     if agent is not None and (not isinstance(agent, str) or not agent.strip()):
         raise ValueError(f"agent must be a non-empty string, got {agent!r}")
     with _no_gc():
-        return _parse(file, where, task_attr, agent, make_redactor(redact))
+        return _parse(file, where, task_attr, agent, make_redactor(redact), max_chars)
 
 
 @contextlib.contextmanager
@@ -651,7 +655,9 @@ def _no_gc():
             gc.enable()
 
 
-def _parse(file: Path, where: str, task_attr: str, agent: str | None, redactor: Redactor | None) -> OtlpBatch:
+def _parse(
+    file: Path, where: str, task_attr: str, agent: str | None, redactor: Redactor | None, max_chars: int
+) -> OtlpBatch:
     batch = OtlpBatch(path=where)
     traces: dict[str, dict[str, SpanRecord]] = {}
     try:
@@ -680,7 +686,7 @@ def _parse(file: Path, where: str, task_attr: str, agent: str | None, redactor: 
         if not _is_agent_trace(spans):
             batch.ignored_traces += 1
             continue
-        _run(batch, spans, task_attr, agent, redactor)
+        _run(batch, spans, task_attr, agent, redactor, max_chars)
     if not batch.runs:
         if batch.skipped == 1 and batch.records == 1:
             raise batch.errors[0]
