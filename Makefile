@@ -46,8 +46,17 @@ test: $(VENV)/.dev $(VENV)/.chromium
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 
-bench: $(VENV)/.dev
-	$(BIN)/python bench/run.py
+# Peers (MLflow) live only in the benchmark environment, never in hotmess's dependencies.
+BENCH_VENV := .venv-bench
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . mlflow
+	touch $@
+
+# Runs every benchmark in bench/ and writes BENCHMARKS.md (about 15 minutes on 2 cores).
+bench: $(VENV)/.dev $(BENCH_VENV)/.installed
+	$(BIN)/python bench/run.py --peer-python $(BENCH_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) hotmess-demo.db* hotmess-demo.html .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) hotmess-demo.db* hotmess-demo.html .pytest_cache

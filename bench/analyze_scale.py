@@ -1,6 +1,6 @@
 """How reading and analyzing grow with the number of stored runs.
 
-For each N (default 10,000 and 100,000 runs, 20 tool steps each) a synthetic, seeded store is
+For each N (default 500, 5,000 and 50,000 runs of 20 tool steps: 10k, 100k and 1M steps) a synthetic, seeded store is
 generated and written with the importer's writer (timed separately as "write", not part of
 the measurement): N/100 tasks, each with its own success rate and its own way of failing
 (coherent: the same wrong state-changing call every time; scattered: a different one each
@@ -12,14 +12,13 @@ connect, read_for_analysis (what `hotmess analyze` reads), analyze(outcome="acti
 analyze() (exact), each phase timed. Three subprocesses per N; medians reported, with the
 growth ratio between the largest and smallest N (linear = the ratio of N).
 
-    .venv/bin/python bench/analyze_scale.py [--runs 10000,100000] [--steps 20] [--repeats 3] [--json]
+    .venv/bin/python bench/analyze_scale.py [--runs 500,5000,50000] [--steps 20] [--repeats 3] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-TARGET_SECONDS = 30.0  # 100k runs (2M steps), end to end
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mb  # noqa: E402
+
+TARGET_SECONDS = 30.0  # 1M steps, end to end
+TARGET_STEPS = 1_000_000
 TARGET_MB = 2048.0
 CHUNK = 5000  # runs per insert_runs call (bounds the generator's own memory)
 
@@ -124,7 +127,7 @@ def measure_once(db: Path) -> dict:
     return {
         "runs": len(runs), "steps": len(steps),
         "read_s": t1 - t0, "analyze_actions_s": t2 - t1, "analyze_exact_s": t3 - t2, "total_s": t3 - t0,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": peak_rss_mb(),
         "incoherence_actions": actions.incoherence.value,
         "incoherence_exact": exact.incoherence.value,
     }
@@ -145,7 +148,7 @@ def measure(db: Path, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="10000,100000", help="comma-separated run counts")
+    parser.add_argument("--runs", default="500,5000,50000", help="comma-separated run counts")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -166,7 +169,7 @@ def main() -> None:
             row.update(tasks=written["tasks"], write_s=written["write_s"], n=n)
             results.append(row)
     report: dict = {"steps_per_run": args.steps, "repeats": args.repeats, "sizes": results,
-                    "targets": {"runs": 100_000, "total_s": TARGET_SECONDS, "peak_mb": TARGET_MB}}
+                    "targets": {"steps": TARGET_STEPS, "total_s": TARGET_SECONDS, "peak_mb": TARGET_MB}}
     if len(results) > 1:
         small, large = results[0], results[-1]
         report["growth"] = {
@@ -174,7 +177,7 @@ def main() -> None:
             "time_ratio": large["total_s"] / small["total_s"],
             "memory_ratio": large["peak_mb"] / small["peak_mb"],
         }
-    at_target = next((r for r in results if r["n"] == 100_000), None)
+    at_target = next((r for r in results if r["steps"] == TARGET_STEPS), None)
     if at_target is not None:
         report["meets_targets"] = {"time": at_target["total_s"] < TARGET_SECONDS,
                                    "memory": at_target["peak_mb"] < TARGET_MB}
@@ -196,7 +199,7 @@ def main() -> None:
               f"time {g['time_ratio']:.1f}x, peak memory {g['memory_ratio']:.1f}x")
     if at_target is not None:
         ok = report["meets_targets"]
-        print(f"  100k runs ({at_target['steps']} steps): total {at_target['total_s']:.1f} s (target < {TARGET_SECONDS:.0f} s: "
+        print(f"  {at_target['runs']} runs ({at_target['steps']} steps): total {at_target['total_s']:.1f} s (target < {TARGET_SECONDS:.0f} s: "
               f"{'met' if ok['time'] else 'MISSED'}), peak {at_target['peak_mb']:.0f} MB "
               f"(target < {TARGET_MB:.0f} MB: {'met' if ok['memory'] else 'MISSED'})")
     print("  (write s: generating and storing the runs, not part of the measurement)")
