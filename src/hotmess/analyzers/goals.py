@@ -375,9 +375,10 @@ def goal_bearing(steps: Table, goals: np.ndarray) -> np.ndarray:
     if goals.shape != (n,):
         raise ValueError(f"goals has {goals.size} values, steps has {n} rows")
     has_goal = np.not_equal(goals, None)
-    explicit = np.fromiter(
-        (isinstance(g, str) and g.startswith(GOAL_PREFIX) for g in goals), dtype=bool, count=n
-    )
+    explicit = np.zeros(n, dtype=bool)
+    if "goal" in steps:  # explicit keys come from the goal column only
+        maybe = np.flatnonzero(has_goal & np.not_equal(steps["goal"], None))
+        explicit[maybe] = [goals[i].startswith(GOAL_PREFIX) for i in maybe]
     bearing = has_goal & ~explicit
     if explicit.any():
         if "run_id" not in steps:
@@ -540,17 +541,19 @@ def goal_coherence(
         reference_actions,
         is_ro,
     )
+    # every goal key as a code into the distinct keys (reused by clusters, kinds and drift)
+    goal_codes, key_uniques = factorize(goal_keys.tolist())
+
     # expected goals of a kind (tool call / goal() text) the task's runs never have cannot be hit
+    kind_of_key, kinds = factorize(_kind(k) for k in key_uniques)
+    n_kinds = max(len(kinds), 1)
     kinds_of_task: list[set[str]] = [set() for _ in range(n_tasks)]
-    if n_goals:
-        kind_codes, kinds = factorize(k[: k.index(":") + 1] for k in goal_keys)
-        for code, kind in enumerate(kinds):
-            for t in np.unique(goal_task[kind_codes == code]).tolist():
-                kinds_of_task[t].add(kind)
+    for code in np.unique(goal_task * n_kinds + kind_of_key[goal_codes]).tolist():
+        kinds_of_task[code // n_kinds].add(kinds[code % n_kinds])
     mismatched = 0
     for t in range(n_tasks):
         exp = expected[t]
-        if exp and not any(k[: k.index(":") + 1] in kinds_of_task[t] for k in exp):
+        if exp and not any(_kind(k) in kinds_of_task[t] for k in exp):
             expected[t] = None
             mismatched += 1
     if mismatched:
@@ -561,20 +564,25 @@ def goal_coherence(
     ref_len = np.array([len(e) if e else 0 for e in expected], dtype=np.int64)
     ref_start = np.zeros(n_tasks + 1, dtype=np.int64)
     np.cumsum(ref_len, out=ref_start[1:])
-    ref_keys = np.empty(int(ref_start[-1]), dtype=object)
-    ref_keys[:] = [k for e in expected if e for k in e]
     ref_task = np.repeat(np.arange(n_tasks, dtype=np.int64), ref_len)
+    all_uniques = list(key_uniques)
+    code_of = {k: i for i, k in enumerate(all_uniques)}
+    ref_codes = np.array(
+        [code_of.setdefault(k, len(code_of)) for e in expected if e for k in e], dtype=np.int64
+    )
+    all_uniques += list(code_of)[len(all_uniques) :]
 
     # clusters (per task) of every goal and every expected goal
-    all_keys = np.concatenate([goal_keys, ref_keys])
+    all_codes = np.concatenate([goal_codes, ref_codes])
     all_tasks = np.concatenate([goal_task, ref_task])
     embedded: tuple[np.ndarray, np.ndarray] | None = None  # (vectors, each goal's vector row)
     if method == "exact":
-        labels_all, _ = factorize(all_keys.tolist())
+        labels_all = all_codes
     else:
-        pair_codes, pairs = factorize(zip(all_tasks.tolist(), all_keys.tolist(), strict=True))
-        pair_texts = [_goal_text(k) for _, k in pairs]
-        pair_groups = [t for t, _ in pairs]
+        width = max(len(all_uniques), 1)
+        pairs, pair_codes = np.unique(all_tasks * width + all_codes, return_inverse=True)
+        pair_texts = [_goal_text(all_uniques[c]) for c in (pairs % width).tolist()]
+        pair_groups = (pairs // width).tolist()
         if method == "text":
             pair_labels = text_clusters(pair_texts, pair_groups, distance_threshold)
         else:
@@ -584,7 +592,7 @@ def goal_coherence(
             pair_labels = embedding_clusters(
                 vectors[text_codes], pair_groups, distance_threshold=distance_threshold
             )
-            embedded = (vectors, np.asarray(text_codes)[pair_codes[:n_goals]])
+            embedded = (vectors, text_codes[pair_codes[:n_goals]])
         label_codes, _ = factorize(pair_labels.tolist())
         labels_all = label_codes[pair_codes] if len(pair_codes) else pair_codes
     goal_labels = labels_all[:n_goals]
@@ -616,7 +624,8 @@ def goal_coherence(
     )
     drift = _drift(
         method,
-        goal_keys,
+        goal_codes,
+        key_uniques,
         goal_run,
         starts,
         lengths,
@@ -646,6 +655,10 @@ def goal_coherence(
 
 def _goal_text(key: str) -> str:
     return key.split(":", 1)[1]
+
+
+def _kind(key: str) -> str:
+    return key[: key.index(":") + 1]
 
 
 def _embed(embed: Callable[[list[str]], Any], texts: list[str]) -> np.ndarray:
@@ -749,7 +762,8 @@ def _variance_trend(positions: tuple[GoalPosition, ...]) -> tuple[float, tuple[i
 
 def _drift(
     method: str,
-    keys: np.ndarray,
+    codes: np.ndarray,
+    uniques: list[str],
     goal_run: np.ndarray,
     starts: np.ndarray,
     lengths: np.ndarray,
@@ -764,10 +778,9 @@ def _drift(
     n_runs = len(lengths)
     first = starts[:-1][goal_run]  # index of each goal's run's first goal
     if method == "exact":
-        key_codes, _ = factorize(keys.tolist())
-        dist = (key_codes != key_codes[first]).astype(np.float64)
+        dist = (codes != codes[first]).astype(np.float64)
     elif method == "text":
-        dist = _tfidf_distances(keys, first)
+        dist = _tfidf_distances(codes, uniques, first)
     else:
         assert embedded is not None
         dist = _embedding_distances(*embedded, first)
@@ -804,12 +817,14 @@ def _slopes(run: np.ndarray, t: np.ndarray, d: np.ndarray, lengths: np.ndarray) 
     return slope
 
 
-def _tfidf_distances(keys: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts) of each goal and the
-    first goal of its run; texts without a token are at distance 1 from any other text."""
-    if not len(keys):
+def _tfidf_distances(key_codes: np.ndarray, keys: list[str], first: np.ndarray) -> np.ndarray:
+    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts) of each goal (key
+    ``keys[key_codes[i]]``) and the first goal of its run; texts without a token are at
+    distance 1 from any other text."""
+    if not len(key_codes):
         return np.zeros(0)
-    codes, texts = factorize(normalize_text(_goal_text(k)) for k in keys)
+    text_of_key, texts = factorize(normalize_text(_goal_text(k)) for k in keys)
+    codes = text_of_key[key_codes]
     pair = codes * len(texts) + codes[first]
     distinct, inverse = np.unique(pair, return_inverse=True)
     a, b = distinct // len(texts), distinct % len(texts)

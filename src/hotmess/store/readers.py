@@ -124,11 +124,12 @@ def read_goal_steps(conn: sqlite3.Connection, *, task_id: str | None = None) -> 
     where = (where + " AND " if where else " WHERE ") + (
         "(s.kind IN ('goal', 'tool', 'llm') OR s.goal IS NOT NULL)"
     )
+    join = " JOIN runs r ON r.run_id = s.run_id" if task_id is not None else ""
     sql = (
         "SELECT s.run_id, s.step_index, s.kind, s.name, s.tool,"
         " CASE WHEN s.kind = 'tool' THEN s.input END,"
         " CASE WHEN s.kind = 'llm' THEN s.output END, s.goal"
-        f" FROM steps s JOIN runs r ON r.run_id = s.run_id{where}"
+        f" FROM steps s{join}{where}"
         " ORDER BY s.run_id, s.step_index, s.start_ns"
     )
     return _table(conn.execute(sql, params), STEP_COLUMNS, GOAL_STEP_COLUMNS)
