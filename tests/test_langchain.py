@@ -404,6 +404,47 @@ def test_a_call_to_a_tool_that_does_not_exist_is_a_failed_tool_step(db):
     assert result["tasks"][0]["clusters"][0]["key"] == '[["refund_everything",{"order_id":1}]]'
 
 
+def test_reference_and_success_make_incoherence_defined_and_the_cli_reads_langchain_runs(db):
+    """What a user does next: grade the runs, then ``hotmess analyze --outcome actions`` and
+    ``hotmess goals`` on the database the handler wrote."""
+    agent = make_agent()
+    expected = {order: [["refund", {"order_id": order, "amount": 10.0 * order}]] for order in (1, 2)}
+    handler = hotmess.langchain_handler(
+        task_id=lambda inputs: f"refund-{parse_request_dict(inputs)[0]}",
+        instance=lambda inputs: parse_request_dict(inputs)[1],
+        reference=lambda inputs: expected[parse_request_dict(inputs)[0]],
+        # a grader that knows what was refunded (the final answer does not say)
+        success=lambda inputs, outcome: refund_amount(*parse_request_dict(inputs)) == 10.0 * parse_request_dict(inputs)[0],
+    )
+    for order in (1, 2):
+        for trial in range(4):
+            agent.invoke(request(order, trial), config={"callbacks": [handler]})
+    runs, _ = run_records(db)
+    assert [r["success"] for r in runs] == [1, 1, 1, 1, 1, 0, 1, 0]
+    assert json.loads(runs[0]["reference"]) == expected[1]
+    hotmess.flush()
+
+    out = subprocess.run(
+        [sys.executable, "-c", "from hotmess.cli import main; main()", "analyze", "--db", str(db),
+         "--outcome", "actions", "--json"], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    tasks = {t["task_id"]: t for t in result["tasks"]}
+    # order 2 refunds the expected amount in half its trials: error 1, bias² and variance 0.5
+    assert (tasks["refund-1"]["error"], tasks["refund-1"]["variance"]) == (0.0, 0.0)
+    assert tasks["refund-2"]["error"] == pytest.approx(1.0)
+    assert tasks["refund-2"]["variance"] == pytest.approx(0.5)
+    assert tasks["refund-2"]["bias"] == pytest.approx(0.5)
+    assert result["incoherence"]["value"] == pytest.approx(0.5)
+
+    out = subprocess.run(
+        [sys.executable, "-c", "from hotmess.cli import main; main()", "goals", "--db", str(db), "--json"],
+        capture_output=True, text=True, check=True)
+    positions = json.loads(out.stdout)["positions"]
+    # goal 0 (look the order up) agrees within each task; goal 1 (the refund) splits order 2
+    assert [(p["position"], p["n_runs"]) for p in positions] == [(0, 8), (1, 8)]
+    assert [p["variance"] for p in positions] == pytest.approx([0.0, 0.25])
+
+
 # ---------------------------------------------------------------------------- defaults, other entry points
 
 
@@ -420,6 +461,17 @@ def test_no_run_and_no_task_id_uses_the_hash_of_the_first_user_message(db):
     assert sorted(r["task_id"] for r in runs) == sorted([expected, expected, default_task_id(request(2, 0))])
     assert {r["agent"] for r in runs} == {"refund-bot"}  # the graph's name
     assert {r["instance"] for r in runs} == {None}
+
+
+def test_a_task_id_function_that_raises_still_records_the_run(db, caplog):
+    agent = make_agent()
+    handler = hotmess.langchain_handler(task_id=lambda inputs: inputs["no such key"])
+    out = agent.invoke(request(1, 0), config={"callbacks": [handler]})
+    assert out["messages"][-1].content == "Refunded order 1."
+    runs, steps = run_records(db)
+    assert [r["task_id"] for r in runs] == [default_task_id(request(1, 0))]
+    assert len(steps_of(steps, runs[0]["run_id"])) == len(EXPECTED)
+    assert "task_id function raised" in caplog.text
 
 
 class ShelfRetriever(BaseRetriever):

@@ -40,6 +40,7 @@ JSON when there is no user message. So repeats of one prompt are repeats of one 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -81,6 +82,8 @@ from hotmess.tracer.context import (
 )
 from hotmess.tracer.serialize import to_json
 
+logger = logging.getLogger("hotmess")
+
 __all__ = [
     "HotmessCallbackHandler",
     "default_task_id",
@@ -94,14 +97,16 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"
 
 
 class _Run:
-    """One LangChain tree inside one hotmess run: the run, and the model's tool calls not yet
-    matched to a tool start (call id -> (tool name, arguments))."""
+    """One LangChain tree inside one hotmess run: the run, the model's tool calls not yet
+    matched to a tool start (call id -> (tool name, arguments)), and the inputs of a run this
+    handler started (for its ``success`` grader)."""
 
-    __slots__ = ("state", "tool_calls")
+    __slots__ = ("state", "tool_calls", "inputs")
 
-    def __init__(self, state: RunState):
+    def __init__(self, state: RunState, inputs: Any = None):
         self.state = state
         self.tool_calls: dict[str, tuple[str, Any]] = {}
+        self.inputs = inputs
 
 
 class _Node:
@@ -125,8 +130,16 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         inputs, or None (a hash of the first user message; see :func:`default_task_id`).
     agent: the agent's name (``gen_ai.agent.name``), default the outermost run's name.
     instance: the trial number or label, a value or a function of the inputs; optional.
+    reference: what the run should produce (an expected answer, or a list of expected tool
+        calls ``[[name, args], ...]`` for ``outcome="actions"``): a value or a function of the
+        inputs; optional. With it, analyze reports bias and incoherence, not only variance.
+    success: ``success(inputs, outcome) -> bool | None``, a grader called when a run this
+        handler started ends; optional.
     attributes: more attributes of the run (e.g. ``{"gen_ai.request.model": "gpt-4o"}`` to
         compare models with ``hotmess analyze --by``).
+
+    task_id, instance, reference and success apply to runs the handler starts (no run active);
+    under ``@hotmess.trace`` the decorated function's run has its own.
     """
 
     run_inline = True  # only span starts and ends here: never worth LangChain's thread pool
@@ -138,11 +151,15 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         *,
         agent: str | None = None,
         instance: Any = None,
+        reference: Any = None,
+        success: Callable[[Any, Any], bool | None] | None = None,
         attributes: Mapping[str, Any] | None = None,
     ):
         self.task_id = task_id
         self.agent = agent
         self.instance = instance
+        self.reference = reference
+        self.success = success
         self.attributes = dict(attributes or {})
         self.enabled = True
         self._nodes: dict[UUID, _Node] = {}
@@ -184,17 +201,21 @@ class HotmessCallbackHandler(BaseCallbackHandler):
             self._nodes[run_id] = _Node(span, _Run(state), kind)
             return span
         agent = self.agent or label or name
+        task_id = _user_call("task_id", self.task_id, inputs)
         state = start_run(
             f"{A.OP_AGENT} {agent}",
-            self._resolve(self.task_id, inputs, default_task_id),
+            default_task_id(inputs) if task_id is None else task_id,
             agent,
-            self._resolve(self.instance, inputs, None),
+            _user_call("instance", self.instance, inputs),
         )
         root = state.span
         for key, value in self.attributes.items():
             root.set_attribute(key, value)
         set_json(root, A.INPUT, _jsonable(inputs))
-        run = _Run(state)
+        reference = _user_call("reference", self.reference, inputs)
+        if reference is not None:
+            set_json(root, A.REFERENCE, _jsonable(reference))
+        run = _Run(state, inputs if self.success is not None else None)
         if kind == "chain":
             root.set_attribute(A.LANGCHAIN_RUN_ID, str(run_id))
             self._nodes[run_id] = _Node(root, run, "agent")
@@ -203,13 +224,14 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         self._nodes[run_id] = _Node(span, run, kind, ends_run=True)
         return span
 
-    @staticmethod
-    def _resolve(value: Any, inputs: Any, default: Callable[[Any], Any] | None) -> Any:
-        if callable(value):
-            return value(inputs)
-        if value is None and default is not None:
-            return default(inputs)
-        return value
+    def _end_run(self, run: _Run, outcome: Any, error: BaseException | None) -> None:
+        state = run.state
+        if error is None and self.success is not None and not state.success_recorded:
+            verdict = _user_call("success", self.success, run.inputs, outcome)
+            if verdict is not None:
+                state.span.set_attribute(A.SUCCESS, bool(verdict))
+                state.success_recorded = True
+        end_span(state.span, state, outcome, error)
 
     def _close(
         self, run_id: UUID, result: Any = None, error: BaseException | None = None
@@ -223,7 +245,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
             mark_error(node.span, error)
         node.span.end()
         if node.ends_run:
-            end_span(node.run.state.span, node.run.state, result, error)
+            self._end_run(node.run, result, error)
         return node
 
     # ---------------------------------------------------------------- chains and agents
@@ -252,8 +274,11 @@ class HotmessCallbackHandler(BaseCallbackHandler):
             return
         if node.run.tool_calls:
             self._record_refused_calls(node, outputs)
-        result = _outcome(outputs) if node.kind == "agent" else _jsonable(outputs)
-        end_span(node.span, node.run.state, result)
+        if node.span is node.run.state.span:
+            self._end_run(node.run, _outcome(outputs), None)
+        else:
+            result = _outcome(outputs) if node.kind == "agent" else _jsonable(outputs)
+            end_span(node.span, node.run.state, result)
 
     @staticmethod
     def _record_refused_calls(node: _Node, outputs: Any) -> None:
@@ -491,17 +516,24 @@ def langchain_handler(
     *,
     agent: str | None = None,
     instance: Any = None,
+    reference: Any = None,
+    success: Callable[[Any, Any], bool | None] | None = None,
     **attributes: Any,
 ) -> HotmessCallbackHandler:
     """A callback handler recording LangChain/LangGraph invocations as hotmess runs.
 
     >>> agent.invoke(x, config={"callbacks": [hotmess.langchain_handler(task_id="t1")]})  # doctest: +SKIP
 
-    task_id, instance: a value or a function of the invocation's inputs; task_id defaults to
-    a hash of the first user message (:func:`default_task_id`). agent: default the outermost
-    run's name. ``attributes`` are set on the run. One handler may serve many concurrent runs.
+    task_id, instance, reference: a value or a function of the invocation's inputs; task_id
+    defaults to a hash of the first user message (:func:`default_task_id`). agent: default the
+    outermost run's name. success: ``success(inputs, outcome) -> bool``. ``attributes`` are
+    set on the run. One handler may serve many concurrent runs (see
+    :class:`HotmessCallbackHandler`).
     """
-    return HotmessCallbackHandler(task_id, agent=agent, instance=instance, attributes=attributes)
+    return HotmessCallbackHandler(
+        task_id, agent=agent, instance=instance, reference=reference, success=success,
+        attributes=attributes,
+    )
 
 
 _hook_lock = threading.Lock()
@@ -513,6 +545,8 @@ def instrument_langchain(
     *,
     agent: str | None = None,
     instance: Any = None,
+    reference: Any = None,
+    success: Callable[[Any, Any], bool | None] | None = None,
     **attributes: Any,
 ) -> HotmessCallbackHandler:
     """Record every LangChain/LangGraph invocation in this process, with no ``callbacks=``.
@@ -534,6 +568,7 @@ def instrument_langchain(
             )
         handler = _instrumented
         handler.task_id, handler.agent, handler.instance = task_id, agent, instance
+        handler.reference, handler.success = reference, success
         handler.attributes = dict(attributes)
         handler.enabled = True
     return handler
@@ -547,6 +582,18 @@ def uninstrument_langchain() -> None:
 
 
 # -------------------------------------------------------------------- conversions
+
+
+def _user_call(what: str, value: Any, *args: Any) -> Any:
+    """``value(*args)`` if it is callable, else ``value``. A user function that raises is
+    logged and counts as None: the run is still recorded (and the agent never sees it)."""
+    if not callable(value):
+        return value
+    try:
+        return value(*args)
+    except Exception:  # noqa: BLE001 - the handler must never break the agent or lose the run
+        logger.exception("hotmess: the LangChain handler's %s function raised; ignored", what)
+        return None
 
 
 def _failure(span: Span, error: BaseException | None) -> BaseException | None:
