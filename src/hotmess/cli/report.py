@@ -12,9 +12,9 @@ import numpy as np
 import typer
 
 from hotmess.cli import render
-from hotmess.cli.app import DbOption, JsonOption, app, db_path, open_db, progress
+from hotmess.cli.app import DbOption, JsonOption, app, db_path, load_for_analysis, open_db, progress
 from hotmess.errors import HotmessError
-from hotmess.store.readers import read_runs, read_steps
+from hotmess.store.readers import read_steps
 from hotmess.tables import STEP_COLUMNS, Table
 
 #: Step columns the analyzers get (outputs, the bulk of a log, are only read for the step trees).
@@ -44,11 +44,9 @@ def report_command(
         raise HotmessError(f"--outcome must be one of exact, actions, text, not {outcome!r} (embeddings: use the Python API)")
     if decomposition not in DECOMPOSITIONS or decomposition == "embedding":
         raise HotmessError(f"--decomposition must be one of brier, checks, kl, mse, not {decomposition!r}")
-    conn = open_db(db)
     with progress("building the report", 8) as advance:
-        runs = read_runs(conn)
-        if len(runs) == 0:
-            raise HotmessError(f"no runs in {db_path(db)} (record some with @hotmess.trace, `hotmess import`, or `hotmess demo`)")
+        runs, _ = load_for_analysis(db, "exact", "brier")  # the runs alone; steps with more columns below
+        conn = open_db(db)
         steps = read_steps(conn, columns=_ANALYSIS_STEP_COLUMNS)
         advance()
         options: dict[str, Any] = dict(outcome=outcome, decomposition=decomposition, n_boot=n_boot, seed=seed)
@@ -83,7 +81,8 @@ def report_command(
         advance()
     included = {
         "verdict": "included", "bias-variance": "included", "clusters": "included",
-        **{name: value if isinstance(value, str) else "included" for name, value in sections.items()},
+        **{name: "not available in this version of hotmess" if value is None else value if isinstance(value, str)
+           else "included" for name, value in sections.items()},
     }
     if as_json:
         render.print_json({
@@ -146,6 +145,8 @@ def _per_series(
             out[name] = call(analyzer, runs, steps).to_dict()
         except (HotmessError, ValueError) as exc:
             notes.append(f"{name}: {exc}" if len(series) > 1 else str(exc))
+        except Exception as exc:  # one failing section must not cost the reader the whole report
+            return f"not available: {module} failed ({type(exc).__name__}: {exc}); please report it"
     return out or "not enough data: " + "; ".join(notes)
 
 
@@ -164,6 +165,8 @@ def _drift(
         result = analyzer(runs, steps, window=window, by=by, outcome=outcome, seed=seed).to_dict()
     except (HotmessError, ValueError) as exc:
         return f"not enough data: {exc}"
+    except Exception as exc:  # as in _per_series
+        return f"not available: drift failed ({type(exc).__name__}: {exc}); please report it"
     if by is None:
         return {agents[0]: result}
     return {name: {**result, **group} for name, group in result["groups"].items()}

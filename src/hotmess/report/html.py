@@ -144,11 +144,12 @@ def _header(data: Mapping[str, Any], agents: Sequence[str]) -> str:
     )
 
 
-def _groups(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def _groups(data: Mapping[str, Any], agents: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    """What the verdict puts side by side: each agent when there are several, else all runs."""
     by_agent = data.get("by_agent")
     if by_agent and len(by_agent.get("groups", {})) > 1:
         return dict(by_agent["groups"])
-    return {"all runs": data["analysis"]}
+    return {agents[0] if len(agents) == 1 else "all runs": data["analysis"]}
 
 
 def _verdict_section(data: Mapping[str, Any], groups: Mapping[str, Mapping[str, Any]]) -> str:
@@ -312,12 +313,22 @@ def _goals_section(value: Any) -> str:
         "<p>Each step's intermediate goal (an explicit goal record, else its tool call), aligned by "
         "step position across the runs of a task: how far the runs' goals spread at each position.</p>",
         f'<figure id="plot-goals">{plots.goals_plot(series)}</figure>',
-        '<table><tr><th>series</th><th class="num">mean goal-drift slope per step</th><th class="num">runs</th></tr>',
+        "<h3>Goal drift inside runs</h3><p>How fast a run's goal moves away from its first goal "
+        "(slope of the distance per goal step, runs with at least three goals).</p>"
+        '<table><tr><th>series</th><th class="num">mean slope</th><th class="num">runs</th>'
+        '<th class="num">drifting runs</th><th>largest drift</th></tr>',
     ]
     for name, r in series.items():
         drift = r.get("goal_drift") or {}
+        threshold = f" (slope &gt; {_num(drift['threshold'], 2)})" if drift.get("threshold") is not None else ""
+        listed = ", ".join(
+            f'<a class="mono" href="#{run_anchor(d.get("run_id"))}">{esc(_short(d.get("run_id"), 12))}</a> '
+            f'{_num(d.get("slope"), 2)}'
+            for d in (drift.get("drifting") or [])[:5]
+        )
         out.append(f'<tr><td>{esc(name)}</td><td class="num">{_num(drift.get("mean_slope"), 4)}</td>'
-                   f'<td class="num">{esc(drift.get("runs"))}</td></tr>')
+                   f'<td class="num">{esc(drift.get("runs"))}</td>'
+                   f'<td class="num">{esc(drift.get("n_drifting", ""))}{threshold}</td><td>{listed}</td></tr>')
     out.append("</table>")
     return _section("goals", title, "".join(out))
 
@@ -334,6 +345,9 @@ def _drift_section(value: Any) -> str:
         "permutation test).</p>",
         f'<figure id="plot-drift">{plots.drift_plot(series)}</figure>',
     ]
+    first = next(iter(series.values()))
+    if first.get("test"):
+        out.append(f'<p class="small">window {esc(first.get("window"))} · level {esc(first.get("alpha"))} · {esc(first["test"])}</p>')
     for name, r in series.items():
         if len(series) > 1:
             out.append(f"<h3>{esc(name)}</h3>")
@@ -386,6 +400,8 @@ def _step_node(node: Mapping[str, Any], depth: int) -> str:
     name = node.get("goal") if kind == "goal" else node.get("name")
     error = ' <span class="fail">✗ error</span>' if node.get("error") else ""
     summary = f'<span class="kind">{esc(kind)}</span> {esc(_short(name, 120))}{error}'
+    if kind == "tool" and node.get("input"):
+        summary += f' <span class="small mono">{esc(_short(node["input"], 100))}</span>'
     body = "".join([
         _field("goal", node.get("goal")) if kind != "goal" else "",
         _field("tool", node.get("tool")),
@@ -447,7 +463,7 @@ def build_report(data: Mapping[str, Any]) -> str:
     """
     runs = list(data.get("runs", []))
     agents = list(data.get("agents") or sorted({str(r.get("agent")) for r in runs}))
-    groups = _groups(data)
+    groups = _groups(data, agents)
     body = "".join([
         _header(data, agents),
         _verdict_section(data, groups),

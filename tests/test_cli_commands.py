@@ -1,0 +1,202 @@
+"""Every command's terminal and JSON forms and its errors, beyond what test_cli.py covers.
+
+The error matrix runs ``hotmess.cli.main`` in this process (the console script's own entry point,
+argv and exit status included) so that seven commands × three databases stay fast; the terminal
+checks that need a real terminal (progress bars) run the command in a pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from test_cli import hotmess
+
+from hotmess.cli import app, main, render
+from hotmess.store.database import connect
+
+#: The commands that read a database, with the arguments they need besides --db.
+READERS = {
+    "runs": (), "show": ("0123abcd",), "analyze": (), "report": (), "horizon": (), "goals": (), "drift": (),
+}
+
+
+def run(capsys: pytest.CaptureFixture, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """``hotmess ARGS`` as the console script runs it, in this process: (exit status, stdout, stderr)."""
+    argv = sys.argv
+    cwd = os.getcwd()
+    sys.argv = ["hotmess", *args]
+    os.chdir(tmp_path)  # report's default --out lands here, never in the repository
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch):
+    """Tables as wide as a real terminal's (the console was made at import, 80 columns off a tty)."""
+    monkeypatch.setattr(render.console, "width", 160)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("commands") / "demo.db"
+    hotmess("demo", "--runs", "3", "--db", str(db), "--json")
+    return db
+
+
+@pytest.fixture
+def empty(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.db"
+    connect(path).close()
+    return path
+
+
+def _one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 1, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("hotmess: error:"), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_every_command_has_json_and_help():
+    command = typer.main.get_command(app)
+    leaves = []
+    for name, sub in command.commands.items():
+        if hasattr(sub, "commands"):  # a group (typer carries its own copy of click: no isinstance)
+            leaves += [(f"{name} {n}", c) for n, c in sub.commands.items()]
+        else:
+            leaves.append((name, sub))
+    assert {"runs", "show", "analyze", "report", "demo", "import tau-bench"} <= {n for n, _ in leaves}
+    for name, sub in leaves:
+        options = {opt for p in sub.params for opt in getattr(p, "opts", [])}
+        assert "--json" in options, f"hotmess {name} has no --json"
+        assert sub.get_short_help_str(limit=200), f"hotmess {name} has no help"
+
+
+def test_missing_and_empty_databases_are_one_line_for_every_reader(capsys, tmp_path, empty):
+    for name, extra in READERS.items():
+        code, out, err = run(capsys, tmp_path, name, *extra, "--db", str(tmp_path / "nope.db"))
+        _one_line_error(code, err, "nope.db", "no such database")
+        assert out == ""
+        code, out, err = run(capsys, tmp_path, name, *extra, "--db", str(empty))
+        if name == "runs":  # listing nothing is not an error
+            assert code == 0 and "No runs in" in out
+        elif name == "show":
+            _one_line_error(code, err, "no run '0123abcd'")
+        else:
+            _one_line_error(code, err, "no runs in", "hotmess demo")
+    assert not (tmp_path / "nope.db").exists()
+    code, out, _ = run(capsys, tmp_path, "runs", "--db", str(empty), "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_unknown_task_and_run(capsys, tmp_path, demo):
+    code, _, err = run(capsys, tmp_path, "analyze", "--db", str(demo), "--task", "nope")
+    _one_line_error(code, err, "no runs in", "for task 'nope'")
+    code, _, err = run(capsys, tmp_path, "show", "zz", "--db", str(demo), "--json")
+    _one_line_error(code, err, "no run 'zz'")
+    code, out, _ = run(capsys, tmp_path, "analyze", "--db", str(demo), "--task", "refund-1042", "--json")
+    assert code == 0 and json.loads(out)["n_tasks"] == 1
+
+
+def test_wrong_options(capsys, tmp_path, demo):
+    for args, needle in (
+        (("analyze", "--decomposition", "bogus"), "--decomposition must be one of"),
+        (("analyze", "--outcome", "embedding"), "embedding function"),
+        (("report", "--outcome", "embedding"), "--outcome must be one of exact, actions, text"),
+        (("report", "--decomposition", "nope"), "--decomposition must be one of"),
+    ):
+        code, _, err = run(capsys, tmp_path, *args, "--db", str(demo))
+        _one_line_error(code, err, needle)
+    for args in (("runs", "--limit", "many"), ("analyze", "--n-boot", "5"), ("report", "--bogus"), ("nonsense",)):
+        code, _, err = run(capsys, tmp_path, *args, "--db", str(demo))
+        assert code == 2 and "Traceback" not in err, (args, err)
+    assert not list(tmp_path.glob("*.html"))
+
+
+def test_debug_shows_the_traceback(capsys, tmp_path):
+    code, _, err = run(capsys, tmp_path, "--debug", "analyze", "--db", str(tmp_path / "nope.db"))
+    assert code == 1 and "Traceback" in err and "no such database" in err
+
+
+def test_analyze_terminal_reads_as_a_verdict(capsys, tmp_path, demo):
+    code, out, err = run(capsys, tmp_path, "analyze", "--db", str(demo))
+    assert code == 0
+    assert "incoherence [95% CI]" in out and "per task" in out and "refund-1042" in out
+    assert any(word in out for word in ("coherent", "mixed", "a hot mess"))
+    assert "few runs per task" in err  # 3 runs per task: the warning goes to stderr, not into the table
+    code, out, _ = run(capsys, tmp_path, "analyze", "--db", str(demo), "--by", "agent")
+    assert code == 0
+    assert "support-bot-coherent" in out and "support-bot-incoherent" in out
+    assert "incoherence support-bot-coherent − support-bot-incoherent" in out
+
+
+def test_runs_and_show_terminal(capsys, tmp_path, demo):
+    code, out, _ = run(capsys, tmp_path, "runs", "--db", str(demo), "--agent", "support-bot-coherent")
+    assert code == 0 and "24 runs of 8 tasks" in out and "agent support-bot-coherent" in out
+    code, out, _ = run(capsys, tmp_path, "runs", "--db", str(demo), "--json", "--limit", "2")
+    first = json.loads(out)[0]
+    assert code == 0 and len(json.loads(out)) == 2
+    code, out, _ = run(capsys, tmp_path, "show", first["run_id"][:8], "--db", str(demo))
+    assert code == 0 and first["run_id"] in out and "goal" in out and "outcome" in out
+
+
+def test_report_terminal_and_default_path(capsys, tmp_path, demo):
+    code, out, err = run(capsys, tmp_path, "report", "--db", str(demo))
+    assert code == 0 and out.startswith("Wrote report.html: 48 runs, 8 tasks")
+    assert (tmp_path / "report.html").stat().st_size > 10_000
+    assert "drift:" in err and "one time window" in err  # what the page could not show, said once
+
+
+def _in_a_terminal(*args: str) -> str:
+    """Run ``hotmess ARGS`` with stdout and stderr on a pseudo-terminal; everything it wrote."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
+        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, close_fds=True,
+        env={"PATH": "/usr/bin:/bin", "TERM": "xterm", "COLUMNS": "100"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(leader)
+    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bars_only_in_a_terminal_and_not_with_quiet(tmp_path):
+    shown = _in_a_terminal("demo", "--runs", "2", "--db", str(tmp_path / "a.db"))
+    assert "running the demo agents" in shown
+    quiet = _in_a_terminal("--quiet", "demo", "--runs", "2", "--db", str(tmp_path / "b.db"))
+    assert "running the demo agents" not in quiet and "support-bot-coherent" in quiet
+    piped = hotmess("demo", "--runs", "2", "--db", str(tmp_path / "c.db"))
+    assert "running the demo agents" not in piped.stderr + piped.stdout
+    report = _in_a_terminal("report", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "a.html"))
+    assert "building the report" in report and "Wrote" in report
