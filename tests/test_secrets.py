@@ -309,3 +309,25 @@ def test_tau_bench_import_redacts_unless_asked_not_to(tmp_path):
     (tool_input,) = conn.execute("SELECT input FROM steps WHERE kind = 'tool'").fetchone()
     conn.close()
     assert json.loads(tool_input) == {"reservation_id": "ABC123", "token": REDACTED}
+
+
+def test_no_planted_secret_reaches_the_html_report(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "runs.db"
+    hotmess.configure(db=path, flush_interval=0.05)
+    for _ in range(3):  # repeats of each task, so every section of the report has runs to show
+        _agent_full_of_secrets()
+    hotmess.flush()
+    hotmess.shutdown()
+    out = tmp_path / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-c", "from hotmess.cli import main; main()", "report", "--db", str(path),
+         "--out", str(out), "--n-boot", "100"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    page = out.read_bytes()
+    assert REDACTED.encode() in page  # the runs' texts are in the page, redacted
+    assert_nothing_planted(page)
