@@ -65,6 +65,10 @@ class ScriptedChatModel(FakeMessagesListChatModel):
         meta = {"usage_metadata": {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out},
                 "response_metadata": {"model_name": MODEL}}
         call_id = f"call-{turn}"  # the same ids in every run: matching must not mix runs up
+        if turn == 0 and self.plan == "parallel":  # two look-ups at once, run side by side
+            return AIMessage(content="", tool_calls=[
+                {"name": "get_order", "args": {"order_id": order}, "id": "call-0a"},
+                {"name": "get_order", "args": {"order_id": order + 100}, "id": "call-0b"}], **meta)
         if turn == 0:
             return AIMessage(content="", tool_calls=[{"name": "get_order", "args": {"order_id": order}, "id": call_id}], **meta)
         if turn == 1:
@@ -285,6 +289,27 @@ def test_twenty_concurrent_tasks_are_twenty_runs(db, sharing):
     asyncio.run(main())
     check_all(db, TASKS * TRIALS)
     check_analysis(db)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_parallel_tool_calls_are_steps_with_their_own_arguments(db, mode):
+    agent = make_agent("parallel")
+    config = {"callbacks": [handler_for(1, 0)]}
+    if mode == "sync":
+        agent.invoke(request(1, 0), config=config)
+    else:
+        asyncio.run(agent.ainvoke(request(1, 0), config=config))
+    runs, steps = run_records(db)
+    mine = steps_of(steps, runs[0]["run_id"])
+    looks = [s for s in mine if s["tool"] == "get_order"]
+    assert len(looks) == 2  # create_agent sends each call to its own "tools" task
+    step_by_span = {s["span_id"]: s for s in mine}
+    assert {step_by_span[s["parent_span_id"]]["name"] for s in looks} == {"tools"}
+    by_span = {s["span_id"]: s for s in spans_rows(db)}
+    calls = {by_span[s["span_id"]]["attributes"]["gen_ai.tool.call.id"]: json.loads(s["input"]) for s in looks}
+    assert calls == {"call-0a": {"order_id": 1}, "call-0b": {"order_id": 101}}
+    results = sorted(json.loads(json.loads(s["output"]))["order_id"] for s in looks)
+    assert results == [1, 101]
 
 
 # ---------------------------------------------------------------------------- inside @trace

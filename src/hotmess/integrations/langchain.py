@@ -12,10 +12,11 @@ What becomes what:
   else the output itself), status error when it raised. Inside a function already under
   ``@hotmess.trace`` it is an ``agent`` step of that run instead, and no new run starts.
 - Chains and LangGraph nodes are ``chain`` steps (a node's input, the whole graph state, is
-  not copied onto it: its model step has the messages); chat models and LLMs ``llm`` steps (model, provider,
-  token usage, input and output messages in the GenAI ``parts`` form); tools ``tool`` steps (name,
-  call id, arguments, result); retrievers ``retriever`` steps. A legacy AgentExecutor's
-  ``on_agent_action``/``on_agent_finish`` are events on its span, which becomes an ``agent`` step.
+  not copied onto it: its model step has the messages); chat models and LLMs are ``llm``
+  steps (model, provider, token usage, input and output messages in the GenAI ``parts``
+  form); tools ``tool`` steps (name, call id, arguments, result); retrievers ``retriever``
+  steps. A legacy AgentExecutor's ``on_agent_action``/``on_agent_finish`` are events on its
+  span, which becomes an ``agent`` step.
 - A tool step's arguments are those of the model's tool call (``AIMessage.tool_calls`` seen in
   ``on_llm_end``, matched by call id), else the tool's own inputs; its goal is the call itself,
   ``canonical_json([tool, arguments])``, unless ``hotmess.goal()`` set one. So ``outcome="actions"``
@@ -30,6 +31,10 @@ through OpenTelemetry's ambient context, which async and threaded execution woul
 one handler may be shared by any number of concurrent runs, threads or asyncio tasks. The
 handler only starts and ends spans (the SQLite write happens in hotmess's background thread),
 so it runs inline (``run_inline``), in sync and async code alike.
+
+The recorders (``hotmess.outcome()``, ``hotmess.goal()``...) called inside a tool see no run
+when the handler started it (callbacks cannot enter the tool's context): put the invocation
+under ``@hotmess.trace`` to use them, or grade with the handler's ``reference=``/``success=``.
 
 Task id when none is given: ``"msg:"`` + the first 16 hex digits of the SHA-256 of the first
 user message's text, whitespace-stripped (the OTLP importer's rule, so the same agent recorded
