@@ -4,6 +4,7 @@ The same agent loop (a run of STEPS steps, one traced tool call per step) three 
 interleaved repeat by repeat so machine noise hits all alike:
 
 - none:    no tracing
+- bare:    a bare OpenTelemetry SDK span per step (no-op exporter): the floor under hotmess
 - hotmess: @hotmess.trace on the run, @hotmess.step(kind="tool") on the tool, to SQLite
 - mlflow:  @mlflow.trace on the run and on the tool, to a local SQLite tracking store
            (tracking URI sqlite:///...)
@@ -60,6 +61,20 @@ def measure(tmp: Path, runs: int, steps: int, repeats: int) -> dict:
         for i in range(steps):
             tool(i)
 
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from step_overhead import NoopExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(NoopExporter()))
+    bare_tracer = provider.get_tracer("bench")
+
+    def agent_bare(task: int) -> None:
+        with bare_tracer.start_as_current_span("agent"):
+            for i in range(steps):
+                with bare_tracer.start_as_current_span("get_order"):
+                    tool(i)
+
     hotmess_tool = hotmess.step("get_order", kind="tool")(tool)
 
     @hotmess.trace(task_id=lambda task: task, agent="bench")
@@ -79,6 +94,7 @@ def measure(tmp: Path, runs: int, steps: int, repeats: int) -> dict:
 
     loops = {
         "none": (agent_none, lambda: None),
+        "bare": (agent_bare, lambda: None),
         "hotmess": (agent_hotmess, hotmess.flush),
         "mlflow": (agent_mlflow, flush_mlflow),
     }
@@ -86,7 +102,7 @@ def measure(tmp: Path, runs: int, steps: int, repeats: int) -> dict:
         for task in range(3):
             fn(task)
         flush()
-    samples: dict[str, list[float]] = {k: [] for k in ("none", "hotmess", "hotmess+write", "mlflow", "mlflow+write")}
+    samples: dict[str, list[float]] = {k: [] for k in ("none", "bare", "hotmess", "hotmess+write", "mlflow", "mlflow+write")}
     per_step = 1e6 / (runs * steps)
     for _ in range(repeats):
         for name, (fn, flush) in loops.items():
@@ -98,11 +114,12 @@ def measure(tmp: Path, runs: int, steps: int, repeats: int) -> dict:
             flush()
             total = time.perf_counter() - start
             samples[name].append(path * per_step)
-            if name != "none":
+            if name not in ("none", "bare"):
                 samples[f"{name}+write"].append(total * per_step)
     hotmess.flush()
     stats = vars(hotmess.stats())
     hotmess.shutdown()
+    provider.shutdown()
 
     with sqlite3.connect(tmp / "hotmess.db") as conn:
         hotmess_traces = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
@@ -118,6 +135,7 @@ def measure(tmp: Path, runs: int, steps: int, repeats: int) -> dict:
         "per_step_us": med,
         "ratio_mlflow_vs_hotmess": ratio,
         "ratio_mlflow_vs_hotmess_with_write": ratio_write,
+        "ratio_mlflow_vs_bare": med["mlflow"]["median"] / med["bare"]["median"],
         "target_ratio": TARGET_RATIO,
         "target_met": min(ratio, ratio_write) >= TARGET_RATIO,
         "stored": {

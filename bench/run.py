@@ -128,6 +128,9 @@ def mlflow_details(d: dict) -> list[str]:
     for name, s in d["per_step_us"].items():
         out.append(f"| {name} | {us(s['median'])} | {us(s['q1'])} – {us(s['q3'])} | {us(s['min'])} – {us(s['max'])} |")
     st = d["stored"]
+    if "ratio_mlflow_vs_bare" in d:
+        out += ["", f"MLflow on the agent's path / a bare OpenTelemetry SDK span: {d['ratio_mlflow_vs_bare']:.1f}x "
+                "(the most any SDK-span-based tracer could be cheaper on the agent's path)."]
     out += ["", f"MLflow {d['mlflow_version']}; {d['repeats']} repeats of {d['runs']} runs x {d['steps_per_run']} steps. "
             f"Stored at the end: MLflow {st['mlflow_traces']} traces / {st['mlflow_spans']} spans, hotmess "
             f"{st['hotmess_runs']} runs / {st['hotmess_spans']} spans (expected {st['expected_traces']} traces each)."]
@@ -500,10 +503,15 @@ SPEED_FIXES = """## Speed fixes made for these targets
 The background writer was profiled with cProfile on the exporter alone (the spans of 500 runs x 20
 tool steps written batch by batch, CPU time per span, min of 5; `/tmp` scripts, not kept):
 
-| | writer CPU per span |
-| --- | --- |
-| before (commit 7eff395 with the two fixes below reverted) | 47 µs |
-| after | 26 µs |
+| | writer CPU per span | step_overhead: hotmess + write / bare | on the agent's path / bare |
+| --- | --- | --- | --- |
+| before (59eb04c with commits 34204c1 and 59eb04c reverted) | 47 µs | 4.13x | 1.18x |
+| after (59eb04c) | 26 µs | 3.26x | 1.24x |
+
+The step_overhead ratios are the median of three runs of `bench/step_overhead.py --repeats 9`,
+before and after alternating, with PYTHONPATH pointing at each tree, on the machine below while
+it was shared (load average ~5 on 2 cores): the write got cheaper, the agent's path did not
+change beyond noise.
 
 - Redaction: every string went through three regular expressions (the secret patterns, `Bearer`,
   `key=value` pairs), ~4 µs per short string. A string that contains none of the literal markers
