@@ -317,25 +317,26 @@ def step_goals(steps: Table, *, read_only: ReadOnly = None) -> np.ndarray:
 
     tool_rows = np.flatnonzero((kind == "tool") & ~explicit)
     if len(tool_rows):
-        tool = _text_column(steps, "tool")
-        name = _text_column(steps, "name")
-        inputs = _text_column(steps, "input")
+        tool = _text_column(steps, "tool")[tool_rows]
+        names = np.where(np.not_equal(tool, None), tool, _text_column(steps, "name")[tool_rows])
         tool_cache: dict[Any, str | None] = {}
         ro_cache: dict[str, bool] = {}
-        for i in tool_rows:
-            tool_name = str(tool[i] if tool[i] is not None else name[i])
-            text = inputs[i]
+        tool_keys = []
+        for tool_name, text in zip(
+            names.tolist(), _text_column(steps, "input")[tool_rows].tolist(), strict=True
+        ):
             cache_key = (tool_name, text) if text is None or isinstance(text, str) else None
-            if cache_key is not None and cache_key in tool_cache:
-                keys[i] = tool_cache[cache_key]
-                continue
-            ro = ro_cache.get(tool_name)
-            if ro is None:
-                ro = ro_cache[tool_name] = bool(is_ro(tool_name))
-            key = None if ro else TOOL_PREFIX + _piece(*canonical_action((tool_name, text)))
-            if cache_key is not None:
-                tool_cache[cache_key] = key
-            keys[i] = key
+            key = tool_cache.get(cache_key, "") if cache_key is not None else ""
+            if key == "":  # not seen ("" is never a key)
+                tool_name = str(tool_name)
+                ro = ro_cache.get(tool_name)
+                if ro is None:
+                    ro = ro_cache[tool_name] = bool(is_ro(tool_name))
+                key = None if ro else TOOL_PREFIX + _piece(*canonical_action((tool_name, text)))
+                if cache_key is not None:
+                    tool_cache[cache_key] = key
+            tool_keys.append(key)
+        keys[tool_rows] = tool_keys
 
     llm_rows = np.flatnonzero((kind == "llm") & ~explicit)
     if len(llm_rows):
@@ -703,7 +704,9 @@ def _per_position(
     n_runs = np.bincount(pos, minlength=n_pos)
     n_cells = np.bincount(cell_pos, minlength=n_pos)
     n_labels = int(label.max()) + 1 if len(label) else 1
-    distinct = np.unique(cell_inverse.astype(np.int64) * n_labels + label)
+    # return_counts keeps np.unique on its sorting path: numpy 2.4's hash path (taken when
+    # nothing else is asked) is ~50x slower on 2M mostly distinct int64 values
+    distinct, _ = np.unique(cell_inverse.astype(np.int64) * n_labels + label, return_counts=True)
     clusters = np.bincount(cell_pos[distinct // n_labels], minlength=n_pos)
 
     def sums(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
