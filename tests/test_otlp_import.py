@@ -288,13 +288,16 @@ def test_genai_file_task_attr_and_fallbacks(tmp_path):
 
 def test_secrets_are_redacted_unless_asked_not_to(tmp_path):
     text = GENAI.read_text().replace("it arrived broken.", "my api_key=sk-live-0123456789abcdefXYZ")
+    text = text.replace('"prod"', '"prod password=hunter2hunter2"')  # a resource attribute
     leaky = tmp_path / "leaky.jsonl"
     leaky.write_text(text)
     redacted, raw = tmp_path / "redacted.db", tmp_path / "raw.db"
     import_file(leaky, redacted)
     import_file(leaky, raw, redact=False)
     assert "sk-live-0123456789abcdefXYZ" not in Path(redacted).read_bytes().decode("latin-1")
+    assert "hunter2hunter2" not in Path(redacted).read_bytes().decode("latin-1")
     assert "sk-live-0123456789abcdefXYZ" in json.dumps(steps_of(raw))
+    assert "hunter2hunter2" in json.dumps(table(raw, "spans", "span_id"))
 
 
 # ---------------------------------------------------------------------------------------------

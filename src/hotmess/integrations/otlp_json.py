@@ -588,13 +588,26 @@ def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:
     return dict(zip(_COUNTED, (n_steps, n_tools, n_llm, n_errors, tokens_in, tokens_out), strict=True))
 
 
+def _scrub(
+    spans: list[SpanRecord], redactor: Redactor | None, max_chars: int,
+    resources: dict[int, tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    """Redact and cut, as the live exporter does; each resource (shared by all the spans of
+    a resourceSpans entry) once, not once per span."""
+    for s in spans:
+        resource = s.resource
+        s.resource = {}
+        s.redacted(redactor, max_chars)
+        seen = resources.get(id(resource))
+        if seen is None:  # the original is kept in the value, so its id is never reused
+            clean = SpanRecord("", "", None, "", resource=resource).redacted(redactor, max_chars).resource
+            seen = resources[id(resource)] = (resource, clean)
+        s.resource = seen[1]
+
+
 def _run(
     batch: OtlpBatch, spans: list[SpanRecord], task_attr: str, agent: str | None,
-    redactor: Redactor | None, max_chars: int,
 ) -> None:
-    if redactor is not None or max_chars > 0:
-        for s in spans:
-            s.redacted(redactor, max_chars)
     ids = {s.span_id for s in spans}
     root = _root(spans, ids)
     depth = _depths(spans, root)
@@ -681,12 +694,15 @@ def _parse(
         raise InputError(where, None, f"cannot read the file: {exc.strerror or exc}") from None
     except EOFError as exc:
         raise InputError(where, None, f"cannot read the file: {exc}") from None
+    resources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     for trace in traces.values():
         spans = list(trace.values())
         if not _is_agent_trace(spans):
             batch.ignored_traces += 1
             continue
-        _run(batch, spans, task_attr, agent, redactor, max_chars)
+        if redactor is not None or max_chars > 0:
+            _scrub(spans, redactor, max_chars, resources)
+        _run(batch, spans, task_attr, agent)
     if not batch.runs:
         if batch.skipped == 1 and batch.records == 1:
             raise batch.errors[0]
