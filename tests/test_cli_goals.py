@@ -50,7 +50,7 @@ def test_goals_json_has_the_documented_shape(tau_db):
 @needs_tau
 def test_goals_terminal_table_verdict_and_drifting_runs(tau_db):
     out = hotmess("goals", "--db", str(tau_db), "--limit", "3").stdout
-    assert "position" in out and "variance" in out and "incoherence" in out
+    assert "position" in out and "variance" in out and "bias²" in out and "incoh." in out
     assert "Goals scatter as runs go on" in out
     assert "Goal drift from each run's first goal" in out and "top 3 drifting runs" in out
     deciles = hotmess("goals", "--db", str(tau_db), "--align", "progress").stdout

@@ -53,11 +53,11 @@ def goals_table(result: dict[str, Any], title: str) -> RichTable:
         ("decile" if align == "progress" else "position", "right"),
         ("runs", "right"),
         ("tasks", "right"),
-        ("with ref", "right"),
+        ("ref", "right"),
         ("clusters", "right"),
         ("variance", "right"),
         ("bias²", "right"),
-        ("incoherence", "right"),
+        ("incoh.", "right"),
     ]
     for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=True)
@@ -75,8 +75,10 @@ def goals_table(result: dict[str, Any], title: str) -> RichTable:
             fmt_float(p["incoherence"]),
             style=style,
         )
+    caption = "ref: tasks with an expected goal there (bias² and incoherence are over those)"
     if used and len(used) < len(result["positions"]):
-        table.caption = "dim: positions holding fewer than half the runs (not used for the trend)"
+        caption += "; dim: positions with under half the runs (not in the trend)"
+    table.caption = caption
     return table
 
 
