@@ -134,7 +134,13 @@ _PLAN_LINE = re.compile(r"^\s*(?:plan|goal)\s*:\s*(\S.*?)\s*$", re.IGNORECASE | 
 
 @dataclass(frozen=True)
 class GoalPosition:
-    """The spread of goals across runs at one position (``bias`` is bias²; nan: undefined)."""
+    """The spread of goals across runs at one position (``bias`` is bias²; nan: undefined).
+
+    ``n_runs`` runs of ``n_tasks`` tasks have a goal there; ``goal_clusters`` is the number of
+    distinct goal clusters summed over those tasks (a cluster belongs to one task);
+    ``n_tasks_with_reference`` have an expected goal there (``bias``, ``error`` and
+    ``incoherence`` are over those).
+    """
 
     position: int
     n_runs: int
