@@ -198,7 +198,9 @@ def test_protobuf_json_whole_file_form_base64_ids_enum_names_and_gzip(recorded, 
     halves = [json_format.MessageToDict(encoder.encode_spans(part), use_integers_for_enums=True)
               for part in (spans[:20], spans[20:])]
     listed.write_bytes(gzip.compress(json.dumps(halves, indent=1).encode()))
-    for path in (pretty, listed):
+    compact = tmp_path / "compact.json"  # a list on one line: a line of items
+    compact.write_text(json.dumps([b64_to_hex(json_format.MessageToDict(encoder.encode_spans(spans)))]))
+    for path in (pretty, listed, compact):
         db = tmp_path / f"{path.name}.db"
         batch, result = import_file(path, db)
         assert (result.new, batch.skipped) == (6, 0)
@@ -317,7 +319,7 @@ def test_malformed_lines_are_named_and_skipped_the_rest_imported(tmp_path):
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join([
         good[2], good[0][:200], json.dumps(missing_trace), good[1], json.dumps(wrong_time),
-        "", json.dumps(wrong_attrs), "[1, 2]", json.dumps(bad_int), good[3], "{}",
+        "", json.dumps(wrong_attrs), "[3]", json.dumps(bad_int), good[3], "{}",
     ]) + "\n")
     db = tmp_path / "runs.db"
     import_file(OPENINFERENCE, db)
@@ -325,13 +327,13 @@ def test_malformed_lines_are_named_and_skipped_the_rest_imported(tmp_path):
     batch, result = import_file(path, db)
     messages = {e.record: e.message for e in batch.errors}
     assert all(isinstance(e, InputError) and e.path == str(path) for e in batch.errors)
-    assert list(messages) == ["line 2", "line 3", "line 5", "line 7", "line 8", "line 9", "line 11"]
+    assert list(messages) == ["line 2", "line 3", "line 5", "line 7", "line 8 item 0", "line 9", "line 11"]
     assert "not valid JSON" in messages["line 2"]
     assert messages["line 3"] == "resourceSpans[0].scopeSpans[0].spans[2]: missing traceId"
     assert "startTimeUnixNano must be nanoseconds" in messages["line 5"]
     assert "spans[1]: attributes must be a list" in messages["line 7"]
     assert "intValue 'many' is not an integer" in messages["line 9"]
-    assert "got list" in messages["line 8"]
+    assert "got int" in messages["line 8 item 0"]
     assert "no resourceSpans" in messages["line 11"]
     assert str(batch.errors[0]).startswith(f"{path}, record line 2: ")
     assert batch.skipped == 7 and batch.records == 10
@@ -368,6 +370,14 @@ def test_nothing_importable_raises_and_leaves_the_database(tmp_path):
         with pytest.raises(InputError) as info:
             import_file(path, db)
         assert expected in str(info.value) and str(path) in str(info.value)
+    broken = tmp_path / "broken.json"  # the pretty-printed whole-file form, cut short
+    broken.write_text(json.dumps(json.loads(lines(GENAI)[0]), indent=2)[:-40])
+    with pytest.raises(InputError, match=r"broken.json: not valid JSON: .* line \d+ column"):
+        import_file(broken, db)
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text(lines(GENAI)[0].replace('"intValue":"57"', '"intValue":"' + "9" * 30 + '"'))
+    with pytest.raises(InputError, match="intValue 9+ is out of the 64-bit range"):
+        import_file(huge, db)
     with pytest.raises(InputError, match="cannot read"):
         parse_otlp_json(tmp_path / "missing.jsonl")
     assert (runs_of(db), steps_of(db), table(db, "imports", "imported_ns")) == snapshot

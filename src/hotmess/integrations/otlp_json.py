@@ -6,8 +6,12 @@ Formats
   ``ExportTraceServiceRequest`` per line (``{"resourceSpans": [{"resource": ..., "scopeSpans":
   [{"scope": ..., "spans": [...]}]}]}``). Lines of other signals (``resourceLogs``,
   ``resourceMetrics``) and blank lines are passed over.
-- **Whole file**: one such object, or a JSON list of them, pretty-printed or not.
+- **Whole file**: one such object, or a JSON list of them, pretty-printed or not (a line that
+  holds a list is read item by item).
 - Either one gzip-compressed (recognised by its magic bytes, not its name).
+
+The file is read line by line; only the spans are kept until the end, because the collector
+spreads one trace over many lines. (The whole-file form is, by its nature, parsed at once.)
 
 Values follow the OTLP/JSON encoding: ``traceId`` / ``spanId`` as hex (base64, what
 protobuf's ``MessageToJson`` writes, is accepted too: the lengths tell them apart), times as
@@ -56,11 +60,16 @@ twice adds nothing.
 Errors
 ------
 Each line (JSON lines) or list item (whole file) is checked as a unit: one that is not JSON,
-not an object, or holds a span with a missing or malformed ``traceId`` / ``spanId`` or a
-mistyped field is skipped whole and recorded as an :class:`~hotmess.errors.InputError` naming
-the file and the line (``line 7``) or item (``item 3``); every other line is kept.
-:func:`parse_otlp_json` raises only when nothing can be imported: an unreadable, empty or
-non-JSON file, or no agent trace in any good line (the error then quotes the first problems).
+not an object, or holds a span with a missing or malformed ``traceId`` / ``spanId``, a
+mistyped field or an integer beyond 64 bits is skipped whole and recorded as an
+:class:`~hotmess.errors.InputError` naming the file and the line (``line 7``) or item
+(``item 3``) and where in it (``resourceSpans[0].scopeSpans[0].spans[2]: missing traceId``);
+every other line is kept. A trace cut by a skipped line is imported with the spans that
+remain. :func:`parse_otlp_json` raises only when nothing can be imported: an unreadable,
+empty or non-JSON file, a pretty-printed whole file that does not parse, or no agent trace in
+any good line (the error then quotes the first problems). ``hotmess import otlp`` follows
+``import tau-bench``: an error is one line and exit code 1, and the database is not touched;
+otherwise it imports what is good (one transaction), lists the skipped lines, and exits 0.
 """
 
 from __future__ import annotations
@@ -140,45 +149,51 @@ def _open(path: Path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def _records(path: Path, where: str) -> Iterator[tuple[str, Any]]:
-    """(label, parsed JSON or a _Bad) for each record of the file, streamed line by line."""
+def _records(path: Path, where: str) -> Iterator[tuple[str | None, Any]]:
+    """(label, parsed JSON or a _Bad) for each record of the file, streamed line by line.
+
+    A line holding a JSON list gives one record per item (``line 3 item 0``)."""
     with _open(path) as f:
         first = True
         for number, line in enumerate(f, 1):
-            if first:
-                if not line.strip():
-                    continue
-                first = False
-                try:
-                    yield f"line {number}", json.loads(line)
-                except (ValueError, RecursionError) as exc:
-                    whole = _whole_file(path)
-                    if whole is None:  # JSON lines whose first line is broken
-                        yield f"line {number}", _Bad(f"not valid JSON: {exc}")
-                        continue
-                    yield from whole
-                    return
-                continue
             if not line.strip():
                 continue
+            label = f"line {number}"
             try:
-                yield f"line {number}", json.loads(line)
+                record = json.loads(line)
             except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-                yield f"line {number}", _Bad(f"not valid JSON: {exc}")
+                if first:  # perhaps the whole-file form, pretty-printed
+                    whole = _whole_file(path, where, line.strip() in (b"{", b"["))
+                    if whole is not None:
+                        yield from _items(None, whole)
+                        return
+                first = False
+                yield label, _Bad(f"not valid JSON: {exc}")
+                continue
+            first = False
+            yield from _items(label, record)
         if first:
             raise InputError(where, None, "the file is empty (no OTLP JSON in it)")
 
 
-def _whole_file(path: Path) -> list[tuple[str, Any]] | None:
-    """The whole-file form (one object, or a list of them), or None if the file is not one."""
+def _items(label: str | None, record: Any) -> Iterator[tuple[str | None, Any]]:
+    if type(record) is list:
+        for i, item in enumerate(record):
+            yield f"item {i}" if label is None else f"{label} item {i}", item
+    else:
+        yield label, record
+
+
+def _whole_file(path: Path, where: str, surely: bool) -> Any:
+    """The file as one JSON value, or None if it is not one (then it is JSON lines, the first
+    broken); ``surely`` (it opens with a lone ``{`` or ``[`` line) makes that an error instead."""
     try:
         with _open(path) as f:
-            data = json.loads(f.read())
-    except (ValueError, RecursionError):
+            return json.loads(f.read())
+    except (ValueError, RecursionError) as exc:
+        if surely:
+            raise InputError(where, None, f"not valid JSON: {exc}") from None
         return None
-    if isinstance(data, list):
-        return [(f"item {i}", item) for i, item in enumerate(data)]
-    return [(None, data)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,17 +219,18 @@ def _hex_id(value: Any, size: int, name: str) -> str:
     return raw.hex()
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _nanos(value: Any, name: str) -> int:
     if value is None:
         return 0
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
     if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise _Bad(f"{name} must be nanoseconds (an integer or a string of digits), got {value!r}")
+        with contextlib.suppress(ValueError):  # then rejected below
+            value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
+        return value
+    raise _Bad(f"{name} must be nanoseconds (a 64-bit integer, or a string of its digits), got {value!r}")
 
 
 def _enum(value: Any, names: dict[int, str], prefix: str, name: str) -> str:
@@ -242,9 +258,12 @@ def _any_value(v: Any) -> Any:
             if isinstance(x, bool) or not isinstance(x, int | str):
                 raise _Bad(f"intValue must be an integer or a string of digits, got {x!r}")
             try:
-                return int(x)
+                x = int(x)
             except ValueError:
                 raise _Bad(f"intValue {x!r} is not an integer") from None
+            if x not in _INT64:
+                raise _Bad(f"intValue {x} is out of the 64-bit range")
+            return x
         if kind == "doubleValue":
             if isinstance(x, bool) or not isinstance(x, int | float | str):
                 raise _Bad(f"doubleValue must be a number, got {x!r}")
@@ -381,7 +400,10 @@ def _span_fast(s: dict[str, Any], resource: dict[str, Any], scope: str | None) -
     start, end = s.get("startTimeUnixNano", 0), s.get("endTimeUnixNano", 0)
     start = int(start) if type(start) is str else start
     end = int(end) if type(end) is str else end
-    if type(name) is not str or kind is None or type(start) is not int or type(end) is not int:
+    if (
+        type(name) is not str or kind is None or type(start) is not int or type(end) is not int
+        or start not in _INT64 or end not in _INT64
+    ):
         return None
     code, message = "UNSET", None
     status = s.get("status")
