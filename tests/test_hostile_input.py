@@ -70,6 +70,18 @@ def _paths(value, prefix=()):
             yield from _paths(v, (*prefix, i))
 
 
+def _mutated(value, where: tuple, new, drop: bool):
+    """``value`` with the place at ``where`` set to ``new``, or removed (from an object)."""
+    target = value
+    for key in where[:-1]:
+        target = target[key]
+    if drop and isinstance(target, dict):
+        del target[where[-1]]
+    else:
+        target[where[-1]] = new
+    return value
+
+
 _RECORD_PATHS = [p for p in _paths(_record()) if p]
 
 
@@ -77,21 +89,14 @@ _RECORD_PATHS = [p for p in _paths(_record()) if p]
 @given(where=st.sampled_from(_RECORD_PATHS), value=JSON, drop=st.booleans())
 def test_taubench_one_bad_field_names_the_record(tmp_path, where, value, drop):
     """A valid record, then one field replaced by any JSON value or removed, after a good one."""
-    record = _record(task_id=9)
-    target = record
-    for key in where[:-1]:
-        target = target[key]
-    if drop and isinstance(target, dict):
-        del target[where[-1]]
-    else:
-        target[where[-1]] = value
+    record = _mutated(_record(task_id=9), where, value, drop)
     path = tmp_path / "mutated.json"
     path.write_text(json.dumps([_record(), record]))
     answer = _answer(parse_taubench, path)
     if isinstance(answer, InputError):
         assert str(answer.record).startswith("1")  # the mutated record, not the good one
     else:
-        assert len(answer.runs) == 2
+        assert len(answer.runs) + len(answer.duplicates) == 2  # task_id 9 -> 3 repeats the first
 
 
 @SETTINGS
@@ -216,14 +221,7 @@ def test_otlp_any_json_lines_are_rows_or_an_input_error(tmp_path, lines):
 @SETTINGS
 @given(where=st.sampled_from(_REQUEST_PATHS), value=JSON, drop=st.booleans())
 def test_otlp_one_bad_field_skips_its_line_and_keeps_the_good_one(tmp_path, where, value, drop):
-    bad = _request(json.loads(json.dumps({**_SPAN, "traceId": "1" * 32})))
-    target = bad
-    for key in where[:-1]:
-        target = target[key]
-    if drop and isinstance(target, dict):
-        del target[where[-1]]
-    else:
-        target[where[-1]] = value
+    bad = _mutated(_request(json.loads(json.dumps({**_SPAN, "traceId": "1" * 32}))), where, value, drop)
     path = tmp_path / "mutated.jsonl"
     path.write_text(_GOOD_LINE + "\n" + json.dumps(bad) + "\n")
     batch = _answer(parse_otlp_json, path)
