@@ -450,4 +450,6 @@ def test_cli_errors(tmp_path):
     proc = hotmess_cli("import", "otlp", str(prose), "--db", str(db), ok=False)
     assert proc.returncode == 1 and "record line 1: not valid JSON" in proc.stderr
     assert "Traceback" not in proc.stderr
+    proc = hotmess_cli("import", "otlp", str(GENAI), "--db", str(db), "--agent", " ", ok=False)
+    assert proc.returncode == 2 and "--agent" in proc.stderr and "must not be empty" in proc.stderr
     assert not db.exists()

@@ -57,6 +57,8 @@ def import_otlp_command(
     """
     from hotmess.integrations.otlp_json import parse_otlp_json
 
+    if agent is not None and not agent.strip():
+        raise typer.BadParameter("must not be empty", param_hint="--agent")
     if not file.exists():
         raise HotmessError(f"{file}: no such file")
     batch = parse_otlp_json(file, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars)
