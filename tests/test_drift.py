@@ -145,7 +145,7 @@ def test_permutation_p_value_matches_shuffling_labels_directly():
     rng = np.random.default_rng(3)
     a = np.array([0, 0, 0, 1, 1, 2, 5, 6, 7, 8])  # 5..9: categories seen once in the pool
     b = np.array([0, 1, 1, 1, 1, 3, 3, 9])
-    observed, p = js_permutation_test(a, b, 20_000, rng)
+    observed, p = js_permutation_test(a, b, 20_000, rng, stop_after=None)
     cats = np.unique(np.concatenate([a, b]))
     pooled = np.concatenate([a, b])
 
@@ -156,6 +156,9 @@ def test_permutation_p_value_matches_shuffling_labels_directly():
     shuffles = [rng.permutation(pooled) for _ in range(4000)]
     direct = np.mean([js(s[: len(a)], s[len(a) :]) >= observed - 1e-12 for s in shuffles])
     assert p == pytest.approx(direct, abs=0.03)
+    # stopping at the 20th shuffle that reaches JS: p = 20 / L, the same p up to Monte Carlo error
+    _, sequential = js_permutation_test(a, b, 20_000, rng)
+    assert sequential == pytest.approx(direct, rel=0.6)
 
 
 def test_holm_by_hand():
