@@ -312,6 +312,43 @@ def test_parallel_tool_calls_are_steps_with_their_own_arguments(db, mode):
     assert results == [1, 101]
 
 
+def test_langchain_runs_exported_as_otlp_import_back_the_same(tmp_path):
+    """Production path: the handler's spans leave as OTLP (a collector's JSON file) and
+    ``hotmess import otlp`` gives back the runs and steps stored live."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.common.trace_encoder")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from test_otlp_import import import_file, table, write_collector_file
+
+    from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
+
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    live = tmp_path / "live.db"
+    hotmess.configure(db=live, tracer_provider=provider, flush_interval=0.05)
+    agent, cancelling = make_agent(), make_agent("cancel")
+    for trial in range(2):
+        agent.invoke(request(2, trial), config={"callbacks": [handler_for(2, trial)]})
+    with pytest.raises(ValueError):
+        cancelling.invoke(request(3, 0), config={"callbacks": [handler_for(3, 0)]})
+    assert hotmess.flush(timeout=20)
+    hotmess.shutdown()
+
+    otlp = write_collector_file(memory.get_finished_spans(), tmp_path / "traces.jsonl")
+    imported = tmp_path / "imported.db"
+    _, result = import_file(otlp, imported)
+    assert result.runs == 3
+    live_runs, new_runs = table(live, "runs", "run_id"), table(imported, "runs", "run_id")
+    for a, b in zip(live_runs, new_runs, strict=True):
+        assert {c: a[c] for c in RUN_COLUMNS if c != "source"} == {c: b[c] for c in RUN_COLUMNS if c != "source"}
+    live_steps, new_steps = table(live, "steps", "run_id, step_index"), table(imported, "steps", "run_id, step_index")
+    assert len(live_steps) == 2 * len(EXPECTED) + 8
+    for a, b in zip(live_steps, new_steps, strict=True):
+        assert {c: a[c] for c in STEP_COLUMNS} == {c: b[c] for c in STEP_COLUMNS}
+
+
 # ---------------------------------------------------------------------------- inside @trace
 
 
