@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import read_back, run_records
+from conftest import read_back, run_records, spans_rows
 
 import hotmess
 from hotmess.errors import StoreError
@@ -298,3 +298,27 @@ def test_sigkill_during_heavy_writing_leaves_whole_runs_or_incomplete_ones(tmp_p
             assert len(mine) <= 5
         assert sorted(json.loads(s["input"])["n"] for s in mine) == [int(run["instance"])] * len(mine)
     assert sum(r["status"] == "incomplete" for r in runs) <= 2
+
+
+def test_a_long_traceback_keeps_its_last_frames(tmp_path):
+    path = tmp_path / "runs.db"
+    hotmess.configure(db=path, flush_interval=0.05, max_attribute_chars=600)
+
+    def dig(n: int) -> None:
+        if n == 0:
+            raise LookupError("the innermost failure")
+        dig(n - 1)
+
+    @hotmess.trace(task_id="deep")
+    def agent() -> None:
+        dig(40)
+
+    with pytest.raises(LookupError):
+        agent()
+    read_back(path)
+    (root,) = spans_rows(path, "WHERE parent_span_id IS NULL")
+    (event,) = [e for e in root["events"] if e["name"] == "exception"]
+    trace = event["attributes"]["exception.stacktrace"]
+    assert trace.startswith("…[truncated ") and len(trace) < 650
+    assert trace.rstrip().endswith("LookupError: the innermost failure")
+    assert "exception.stacktrace" in event["attributes"]["hotmess.truncated"]

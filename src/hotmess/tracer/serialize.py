@@ -75,17 +75,28 @@ def bounded_json(value: Any, max_chars: int, redactor: Redactor | None = None) -
     return truncate(to_json(value), max_chars, redactor)
 
 
-def scrub_text(text: str, max_chars: int, redactor: Redactor | None) -> tuple[str, bool]:
-    """Redact, then cut: what is stored or sent of one string."""
+def scrub_text(
+    text: str, max_chars: int, redactor: Redactor | None, keep_end: bool = False
+) -> tuple[str, bool]:
+    """Redact, then cut: what is stored or sent of one string. ``keep_end`` keeps the last
+    ``max_chars`` instead of the first (a traceback's last frames are the ones that matter)."""
     if redactor is not None:
         text = redactor(text)
+    if keep_end and 0 < max_chars < len(text):
+        return TRUNCATION_MARK.format(n=len(text) - max_chars) + text[-max_chars:], True
     return truncate(text, max_chars)
 
 
-def scrub_value(value: Any, max_chars: int, redactor: Redactor | None) -> tuple[Any, bool]:
+#: Attributes cut from the front: what matters is at their end.
+KEEP_END = frozenset({"exception.stacktrace"})
+
+
+def scrub_value(
+    value: Any, max_chars: int, redactor: Redactor | None, keep_end: bool = False
+) -> tuple[Any, bool]:
     """``scrub_text`` on an attribute value: a string, or each string of a sequence."""
     if isinstance(value, str):
-        return scrub_text(value, max_chars, redactor)
+        return scrub_text(value, max_chars, redactor, keep_end)
     if isinstance(value, tuple | list):
         out, cut = [], False
         for item in value:
@@ -114,7 +125,7 @@ def scrub_attributes(
         if key == A.TRUNCATED:
             out[key] = value
             continue
-        value, cut = scrub_value(value, 0 if key in already else max_chars, redactor)
+        value, cut = scrub_value(value, 0 if key in already else max_chars, redactor, key in KEEP_END)
         out[key] = value
         if cut:
             cut_now.append(key)
