@@ -619,6 +619,7 @@ def test_hotmess_imports_without_langchain_and_says_how_to_get_it():
         "for name in ('langchain_core', 'langchain', 'langgraph'):\n"
         "    sys.modules[name] = None\n"
         "import hotmess\n"
+        "from hotmess import *\n"
         "assert callable(hotmess.trace)\n"
         "try:\n"
         "    hotmess.langchain_handler(task_id='t')\n"

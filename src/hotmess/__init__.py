@@ -20,11 +20,12 @@ from hotmess.tracer import (
 )
 
 __all__ = [
-    "__version__", "action", "configure", "flush", "goal", "instrument_langchain",
-    "langchain_handler", "outcome", "score", "shutdown", "stats", "step", "trace",
+    "__version__", "action", "configure", "flush", "goal", "outcome", "score", "shutdown",
+    "stats", "step", "trace",
 ]
 
-# Imported on first use, so that hotmess imports without langchain-core installed.
+# Imported on first use, so that hotmess imports without langchain-core installed (and kept
+# out of __all__, so that ``from hotmess import *`` does too).
 _LAZY = {
     "langchain_handler": "hotmess.integrations.langchain",
     "instrument_langchain": "hotmess.integrations.langchain",
