@@ -122,7 +122,7 @@ class OtlpBatch:
     spans: list[tuple] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     skipped: int = 0
-    records: int = 0  # lines (or list items) holding trace data, good or bad
+    records: int = 0  # non-blank lines (or list items) read, good or bad
     ignored_traces: int = 0
     hashed_task_ids: int = 0  # runs whose task id is the hash of their first user message
 
@@ -665,9 +665,11 @@ def parse_otlp_json(
     skipped and why. ``redact`` and ``max_chars`` as in :func:`hotmess.configure`
     (``max_attribute_chars``): by default secrets (API keys, tokens, passwords) are replaced
     and texts longer than 8192 characters are cut (marked, and named in ``hotmess.truncated``)
-    before anything is stored, as on the live path; ``max_chars=0`` keeps them whole. Raises :class:`~hotmess.errors.InputError` naming the file when nothing
-    can be imported (unreadable, empty, not JSON, no agent trace); see the module docstring
-    for the mapping and the error rules.
+    before anything is stored, as on the live path; ``max_chars=0`` keeps them whole.
+
+    Raises :class:`~hotmess.errors.InputError` naming the file when nothing can be imported
+    (unreadable, empty, not JSON, no agent trace); see the module docstring for the mapping
+    and the error rules.
     """
     file = Path(path)
     where = str(path)
@@ -735,7 +737,8 @@ def _parse(
 def _nothing_message(batch: OtlpBatch, n_traces: int) -> str:
     if batch.skipped:
         first = "; ".join(f"{e.record}: {e.message}" for e in batch.errors[:3])
-        return f"nothing to import: {batch.skipped} of {batch.records} records are malformed, the rest hold no agent trace (first: {first})"
+        rest = "" if batch.skipped == batch.records else ", the others hold no agent trace"
+        return f"nothing to import: {batch.skipped} of {batch.records} records are malformed{rest} (first: {first})"
     if n_traces:
         return (
             f"nothing to import: none of its {n_traces} traces has a hotmess.*, gen_ai.*, llm.* or "
