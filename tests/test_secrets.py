@@ -264,12 +264,15 @@ _FILLER = st.text(alphabet=" .,;:()[]\n\t<>|!?", max_size=200)
 
 
 @settings(max_examples=150, deadline=None)
-@given(before=_FILLER, after=_FILLER, name=st.sampled_from(sorted(KEYS)), cap=st.integers(1, 400))
-def test_no_cut_leaves_a_recognisable_piece_of_a_key(before, after, name, cap):
+@given(
+    before=_FILLER, after=_FILLER, name=st.sampled_from(sorted(KEYS)), cap=st.integers(1, 400),
+    tail=st.sampled_from([0, 5000, 50_000]),  # beyond the part redacted on the agent's thread
+)
+def test_no_cut_leaves_a_recognisable_piece_of_a_key(before, after, name, cap, tail):
     key = KEYS[name]
     redactor = Redactor()
     # a text the cap does not cut is redacted later, by the exporter, as a whole
-    text = redactor(truncate(before + key + after, cap, redactor)[0])
+    text = redactor(truncate(before + key + after + "." * tail, cap, redactor)[0])
     body = key[-10:]  # no filler character can spell any of it
     assert all(body[i : i + 4] not in text for i in range(len(body) - 3))
     assert key[:12] not in text
@@ -331,3 +334,11 @@ def test_no_planted_secret_reaches_the_html_report(tmp_path):
     page = out.read_bytes()
     assert REDACTED.encode() in page  # the runs' texts are in the page, redacted
     assert_nothing_planted(page)
+
+
+def test_a_private_key_straddling_the_cut_of_a_huge_value_is_redacted():
+    pem = "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIJKAIBAAKCAgEA7x" * 180 + "\n-----END RSA PRIVATE KEY-----"
+    text = "config:\n" + pem + "\n" + "filler line\n" * 100_000
+    cut, was_cut = truncate(text, 1000, Redactor())
+    assert was_cut and "MIIJKAIBAAKCAgEA7x" not in cut and cut.startswith(f"config:\n{REDACTED}")
+    assert cut.endswith(f"[truncated {len(text) - len(pem) + len(REDACTED) - 1000} chars]")

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from hotmess.redact import Redactor
 
 TRUNCATION_MARK = "…[truncated {n} chars]"
+#: The longest secret a cut can straddle and still be redacted whole (a PEM RSA-4096 key is ~3.3k).
+_STRADDLE = 4096
 DEFAULT_MAX_ATTRIBUTE_CHARS = 8192
 
 
@@ -62,9 +64,14 @@ def truncate(text: str, max_chars: int, redactor: Redactor | None = None) -> tup
     if max_chars <= 0 or len(text) <= max_chars:
         return text, False
     if redactor is not None:
-        text = redactor(text)
-        if len(text) <= max_chars:
-            return text, False
+        # Only what may be kept needs redacting, plus room for a secret that straddles the
+        # cut: the agent's thread pays for max_chars + _STRADDLE characters, not for all.
+        window = text[: max_chars + _STRADDLE]
+        head = redactor(window)
+        beyond = len(text) - len(window)
+        if beyond == 0 and len(head) <= max_chars:
+            return head, False
+        return head[:max_chars] + TRUNCATION_MARK.format(n=max(len(head) - max_chars, 0) + beyond), True
     return text[:max_chars] + TRUNCATION_MARK.format(n=len(text) - max_chars), True
 
 
