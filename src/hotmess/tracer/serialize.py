@@ -87,11 +87,14 @@ def scrub_text(
 ) -> tuple[str, bool]:
     """Redact, then cut: what is stored or sent of one string. ``keep_end`` keeps the last
     ``max_chars`` instead of the first (a traceback's last frames are the ones that matter)."""
-    if redactor is not None:
-        text = redactor(text)
     if keep_end and 0 < max_chars < len(text):
-        return TRUNCATION_MARK.format(n=len(text) - max_chars) + text[-max_chars:], True
-    return truncate(text, max_chars)
+        window = text[-(max_chars + _STRADDLE) :]
+        tail = redactor(window) if redactor is not None else window
+        kept = tail[-max_chars:]
+        return TRUNCATION_MARK.format(n=len(text) - len(window) + len(tail) - len(kept)) + kept, True
+    if 0 < max_chars < len(text):
+        return truncate(text, max_chars, redactor)
+    return (redactor(text) if redactor is not None else text), False
 
 
 #: Attributes cut from the front: what matters is at their end.
