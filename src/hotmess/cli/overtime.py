@@ -68,7 +68,7 @@ def drift_command(
     by: Annotated[str | None, typer.Option("--by", help="Windows per group: task, agent (or another runs column / run attribute).")] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="False-alarm level: Holm correction over the windows, so the chance of flagging any window when nothing changed is at most alpha.")] = 0.05,
     baseline: Annotated[int, typer.Option("--baseline", help="Index of the baseline window (0 = first, -1 = last).")] = 0,
-    n_perm: Annotated[int, typer.Option("--n-perm", min=0, help="Permutations per test (raised to 2·tests/alpha if lower).")] = 1000,
+    n_perm: Annotated[int, typer.Option("--n-perm", min=0, help="Most permutations per test (raised to 2·tests/alpha if lower; a test stops early once 20 shuffles reach the observed divergence).")] = 1000,
     outcome: Annotated[str, typer.Option("--outcome", help=_OUTCOMES_HELP)] = "exact",
     seed: Annotated[int, typer.Option("--seed", help="Permutation seed.")] = 0,
     as_json: JsonOption = False,
