@@ -253,12 +253,6 @@ def test_otlp_deep_nesting_and_bad_bytes_skip_only_their_lines(tmp_path):
     assert all(e.path == str(path) and "not valid JSON" in e.message for e in batch.errors)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="otlp_json.py (the OTLP-import helper's file) passes a lone surrogate escape through to "
-    "SQLite, which cannot encode it: `hotmess import otlp` ends in 'unexpected error: "
-    "UnicodeEncodeError' instead of naming the line (or escaping it as the live exporter does)",
-)
 def test_otlp_a_lone_surrogate_is_named_or_escaped_not_a_crash(tmp_path):
     path = tmp_path / "surrogate.jsonl"
     path.write_text(_GOOD_LINE.replace('"name": "chat"', '"name": "ch\\ud800at"') + "\n")
@@ -379,3 +373,49 @@ def test_an_import_failing_half_way_rolls_the_whole_file_back(stored, tmp_path):
         assert result.new == 100
     finally:
         conn.close()
+
+
+# --- tau-bench --skip-invalid: the good records of a damaged file ----------------------------------
+
+
+def test_taubench_skip_invalid_keeps_the_good_records_and_names_the_bad(tmp_path):
+    broken = _record(trial=2)
+    broken["traj"] = "hello"
+    deep = _record(trial=3)
+    deep["info"]["x"] = json.loads("[" * 700 + "]" * 700)
+    half_bad = _record(trial=4)
+    half_bad["traj"][2]["tool_calls"][0]["function"]["name"] = None  # fails after its key was read
+    records = [_record(), broken, deep, half_bad, _record(trial=4), "not a record"]
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(records))
+
+    with pytest.raises(InputError):
+        parse_taubench(path)  # the default: the file is rejected whole
+    batch = parse_taubench(path, skip_invalid=True)
+    assert [(r["task_id"], r["instance"]) for r in batch.runs] == [("3", "1"), ("3", "4")]
+    assert [str(e.record).split()[0] for e in batch.skipped] == ["1", "2", "3", "5"]
+    assert all(e.path == str(path) for e in batch.skipped)
+    assert "'traj' must be a list" in batch.skipped[0].message
+    assert "nested too deeply" in batch.skipped[1].message
+    assert batch.duplicates == []  # the bad trial 4 left no trace: the good one is not its "duplicate"
+
+    only_bad = tmp_path / "only-bad.json"
+    only_bad.write_text(json.dumps([broken, "x"]))
+    with pytest.raises(InputError, match="no valid record: all 2 are malformed"):
+        parse_taubench(only_bad, skip_invalid=True)
+
+
+def test_cli_skip_invalid_imports_the_rest_and_lists_what_was_left_out(stored, tmp_path):
+    bad = _record(trial=9)
+    bad["reward"] = "high"
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps([_record(task_id=5), bad, _record(task_id=6)]))
+    before = _snapshot(stored.parent)
+    refused = _cli("import", "tau-bench", str(path), "--db", str(stored))
+    assert refused.returncode == 1 and "record 1" in refused.stderr
+    assert _snapshot(stored.parent) == before
+    done = _cli("import", "tau-bench", str(path), "--db", str(stored), "--skip-invalid", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["runs"], report["new"]) == (2, 2)
+    assert len(report["skipped"]) == 1 and "record 1 (task 3 trial 9)" in report["skipped"][0]

@@ -25,6 +25,7 @@ def import_taubench_command(
     db: DbOption = None,
     agent: Annotated[str | None, typer.Option("--agent", help="Agent name for these runs (default: the file's name).")] = None,
     no_redact: Annotated[bool, typer.Option("--no-redact", help="Store values as they are (default: secrets are redacted, as when tracing).")] = False,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Leave out malformed records and import the rest (default: a malformed record rejects the file).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import a tau-bench results file: one run per task trial, steps from its messages."""
@@ -32,13 +33,19 @@ def import_taubench_command(
 
     if not file.exists():
         raise HotmessError(f"{file}: no such file")
-    batch = parse_taubench(file, agent=agent, redact=not no_redact)
+    batch = parse_taubench(file, agent=agent, redact=not no_redact, skip_invalid=skip_invalid)
     conn = connect(db_path(db))
     result = insert_runs(conn, batch.runs, batch.steps, source="tau-bench", path=file)
     if as_json:
-        render.print_json({**result.to_dict(), "flagged": batch.flagged})
+        render.print_json({**result.to_dict(), "flagged": batch.flagged, "skipped": [str(e) for e in batch.skipped]})
         return
     render.print_import(result, db_path(db), flagged=batch.flagged)
+    if batch.skipped:
+        render.console.print(f"[yellow]{len(batch.skipped)} malformed records were left out:[/]")
+        for error in batch.skipped[:_SHOWN_ERRORS]:
+            render.console.print(f"  {render.escape(str(error))}")
+        if len(batch.skipped) > _SHOWN_ERRORS:
+            render.console.print(f"  … and {len(batch.skipped) - _SHOWN_ERRORS} more")
 
 
 @import_app.command("otlp")

@@ -127,6 +127,7 @@ class TauBenchBatch:
     because they were not graded: ``{"index", "task_id", "trial", "run_id", "reason"}``.
     ``duplicates`` lists records skipped because an identical record (same task, trial and
     content) came earlier in the file: ``{"index", "first_index", "task_id", "trial"}``.
+    ``skipped`` holds the error of each malformed record left out (``skip_invalid=True`` only).
     """
 
     path: str
@@ -135,6 +136,7 @@ class TauBenchBatch:
     steps: list[dict[str, Any]]
     flagged: list[dict[str, Any]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[InputError] = field(default_factory=list)
 
     def iter_runs(self) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """Each run with its steps, in file order."""
@@ -463,7 +465,11 @@ def _steps(
 
 
 def parse_taubench(
-    path: str | PathLike[str], *, agent: str | None = None, redact: bool | Redactor = True
+    path: str | PathLike[str],
+    *,
+    agent: str | None = None,
+    redact: bool | Redactor = True,
+    skip_invalid: bool = False,
 ) -> TauBenchBatch:
     """Read and validate a tau-bench results file; return its runs and steps as rows.
 
@@ -482,6 +488,11 @@ def parse_taubench(
     stored (a number too large for a double, a lone UTF-16 surrogate), and two records with
     the same task and trial but different content.
     An exact repeat of an earlier record is skipped and listed in ``duplicates``.
+
+    By default one malformed record rejects the file (a benchmark missing some trials would
+    skew pass^k unnoticed). With ``skip_invalid=True`` malformed records are left out and
+    their errors listed in ``skipped``; the file is still rejected when no record is valid,
+    or when the file itself is not a readable JSON list.
     """
     file = Path(path)
     where = str(path)
@@ -496,25 +507,24 @@ def parse_taubench(
     flagged: list[dict[str, Any]] = []
     duplicates: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], tuple[int, str]] = {}
+    skipped: list[InputError] = []
     for index, record in enumerate(records):
-        rec = _Record(where, index, record)
         try:
-            run, run_steps = _run(rec, agent, seen, flagged, duplicates)
-        except InputError:
-            raise
-        except RecursionError:
-            rec.fail("nested too deeply to import")
-        except UnicodeEncodeError as exc:
-            bad = exc.object[exc.start : exc.end]
-            rec.fail(
-                f"holds text that is not valid Unicode ({bad.encode('unicode_escape').decode()}, "
-                "a lone UTF-16 surrogate escape); it cannot be stored"
-            )
-        except (ValueError, TypeError) as exc:  # canonical_json: 1e400 is inf, not JSON data
-            rec.fail(f"holds a value that is not JSON data: {exc}")
+            run, run_steps = _checked_run(where, index, record, agent, seen, flagged, duplicates)
+        except InputError as err:
+            if not skip_invalid:
+                raise
+            skipped.append(err)
+            continue
         if run is not None:
             runs.append(run)
             steps.extend(run_steps)
+    if skipped and not runs:
+        raise InputError(
+            where, None,
+            f"no valid record: all {len(skipped)} are malformed (first: record {skipped[0].record}: "
+            f"{skipped[0].message})",
+        )
     redactor = make_redactor(redact)
     if redactor is not None:
         for row in (*runs, *steps):
@@ -522,8 +532,36 @@ def parse_taubench(
                 if isinstance(value, str) and column not in _NOT_REDACTED:
                     row[column] = redactor(value)
     return TauBenchBatch(
-        path=where, agent=agent, runs=runs, steps=steps, flagged=flagged, duplicates=duplicates
+        path=where, agent=agent, runs=runs, steps=steps, flagged=flagged, duplicates=duplicates,
+        skipped=skipped,
     )
+
+
+def _checked_run(
+    where: str,
+    index: int,
+    record: Any,
+    agent: str,
+    seen: dict[tuple[str, str], tuple[int, str]],
+    flagged: list[dict[str, Any]],
+    duplicates: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """:func:`_run`, with what Python raises on hostile data turned into an InputError."""
+    rec = _Record(where, index, record)
+    try:
+        return _run(rec, agent, seen, flagged, duplicates)
+    except InputError:
+        raise
+    except RecursionError:
+        rec.fail("nested too deeply to import")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        rec.fail(
+            f"holds text that is not valid Unicode ({bad.encode('unicode_escape').decode()}, "
+            "a lone UTF-16 surrogate escape); it cannot be stored"
+        )
+    except (ValueError, TypeError) as exc:  # canonical_json: 1e400 is inf, not JSON data
+        rec.fail(f"holds a value that is not JSON data: {exc}")
 
 
 def _run(
@@ -564,7 +602,6 @@ def _run(
             {"index": index, "first_index": first_index, "task_id": key[0], "trial": key[1]}
         )
         return None, []
-    seen[key] = (index, record_json)
 
     run_id = _run_id(record_json, agent)
     run_steps, outcome, n_llm = _steps(rec, run_id, traj)
@@ -577,16 +614,6 @@ def _run(
             summary.update(details)
     else:
         summary = None
-        flagged.append(
-            {
-                "index": index,
-                "task_id": key[0],
-                "trial": key[1],
-                "run_id": run_id,
-                "reason": "not graded: info.reward_info is null (the run hit its step limit); "
-                "imported as failed",
-            }
-        )
     attributes = {
         "hotmess.instruction": instruction,
         "hotmess.user_id": user_id,
@@ -618,4 +645,17 @@ def _run(
         output_tokens=0,
         attributes=canonical_json(attributes),
     )
+    # Only now, when nothing can fail any more: a skipped bad record leaves no trace.
+    seen[key] = (index, record_json)
+    if not graded:
+        flagged.append(
+            {
+                "index": index,
+                "task_id": key[0],
+                "trial": key[1],
+                "run_id": run_id,
+                "reason": "not graded: info.reward_info is null (the run hit its step limit); "
+                "imported as failed",
+            }
+        )
     return run, run_steps
