@@ -302,6 +302,19 @@ def test_secrets_are_redacted_unless_asked_not_to(tmp_path):
     assert "hunter2hunter2" in json.dumps(table(raw, "spans", "span_id"))
 
 
+def test_lone_surrogates_are_escaped_as_the_live_exporter_does(tmp_path):
+    line = lines(GENAI)[0].replace('"name":"chat gpt-4o-mini"', '"name":"chat \\ud800gpt"')
+    line = line.replace("it arrived broken.", "it arrived broken \\udfff \\ud83d\\ude00")
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text(line + "\n")
+    db = tmp_path / "runs.db"
+    import_file(path, db)
+    steps = steps_of(db)
+    assert steps[0]["name"] == "chat \\ud800gpt"  # the escape as text, like the live exporter's
+    # inside a JSON text attribute, the escape stays JSON's own; the pair is one character
+    assert "broken \\udfff \U0001f600" in steps[0]["input"]
+
+
 # ---------------------------------------------------------------------------------------------
 # malformed input
 

@@ -161,6 +161,8 @@ def _records(path: Path, where: str) -> Iterator[tuple[str | None, Any]]:
             label = f"line {number}"
             try:
                 record = json.loads(line)
+                if _SURROGATE(line):
+                    record = _utf8_safe(record)
             except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
                 if first:  # perhaps the whole-file form, pretty-printed
                     whole = _whole_file(path, where, line.strip() in (b"{", b"["))
@@ -176,6 +178,26 @@ def _records(path: Path, where: str) -> Iterator[tuple[str | None, Any]]:
             raise InputError(where, None, "the file is empty (no OTLP JSON in it)")
 
 
+# A \uD800-\uDFFF escape: JSON may spell a lone surrogate, which SQLite cannot store as UTF-8.
+_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]").search
+
+
+def _utf8_safe(value: Any) -> Any:
+    """Lone surrogates in every string escaped as ``\\udXXX`` text, as the live exporter
+    escapes them, rather than losing the line (or the whole file: SQLite refuses them)."""
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if type(value) is list:
+        return [_utf8_safe(v) for v in value]
+    if type(value) is dict:
+        return {_utf8_safe(k): _utf8_safe(v) for k, v in value.items()}
+    return value
+
+
 def _items(label: str | None, record: Any) -> Iterator[tuple[str | None, Any]]:
     if type(record) is list:
         for i, item in enumerate(record):
@@ -189,7 +211,8 @@ def _whole_file(path: Path, where: str, surely: bool) -> Any:
     broken); ``surely`` (it opens with a lone ``{`` or ``[`` line) makes that an error instead."""
     try:
         with _open(path) as f:
-            return json.loads(f.read())
+            data = f.read()
+        return _utf8_safe(json.loads(data)) if _SURROGATE(data) else json.loads(data)
     except (ValueError, RecursionError) as exc:
         if surely:
             raise InputError(where, None, f"not valid JSON: {exc}") from None
@@ -565,7 +588,8 @@ def _task_id(
             return str(value), False
     text = _first_user_message(root, ordered)
     if text is not None:
-        return "msg:" + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16], True
+        digest = hashlib.sha256(text.strip().encode("utf-8", "backslashreplace")).hexdigest()
+        return "msg:" + digest[:16], True
     return "span:" + root.name, False
 
 
