@@ -199,7 +199,6 @@ def test_a_database_that_cannot_be_created_fails_configure_clearly(tmp_path):
     assert blocker.read_text() == "a file where a directory should be\n"
 
 
-@pytest.mark.filterwarnings("ignore:hotmess.step")
 def test_an_unusable_default_database_leaves_the_agent_untouched(tmp_path, monkeypatch, caplog):
     # No configure(): the first run configures the default, which cannot be created.
     blocker = tmp_path / "not-a-directory"
@@ -207,13 +206,18 @@ def test_an_unusable_default_database_leaves_the_agent_untouched(tmp_path, monke
     monkeypatch.setenv("HOTMESS_DB", str(blocker / "runs.db"))
     agent = _agent()
     with caplog.at_level(logging.ERROR, logger="hotmess"):
-        assert agent(1) == {"n": 1}
-        failure_type = AgentFailure
-        with pytest.raises(failure_type) as info:
-            agent(2, fail=True)
-    assert info.value.args == (2,)
-    assert caplog.records  # it said why the runs are not recorded
+        assert [agent(n) for n in range(5)] == [{"n": n} for n in range(5)]
+        with pytest.raises(AgentFailure) as info:
+            agent(5, fail=True)
+    assert info.value.args == (5,)
+    errors = _hotmess_records(caplog, logging.ERROR)
+    assert len(errors) == 1 and "cannot record runs" in errors[0].getMessage()  # once, not per call
     assert blocker.read_text() == "x"
+    # once there is somewhere to record, configure() starts recording
+    hotmess.configure(db=tmp_path / "runs.db", flush_interval=0.05)
+    assert agent(6) == {"n": 6}
+    runs, _ = read_back(tmp_path / "runs.db")
+    assert list(runs["task_id"]) == ["task-6"]
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from hotmess._version import __version__
+from hotmess.errors import HotmessError
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store.database import default_path
 from hotmess.store.exporter import SQLiteSpanExporter
@@ -122,14 +124,39 @@ def _shutdown_processors() -> None:
 
 
 def get_config() -> Config:
-    """The current configuration, configuring the default on first use."""
+    """The current configuration, configuring the default on first use.
+
+    When that default cannot be used (``$HOTMESS_DB`` in a read-only directory, say), hotmess
+    says so once and records nothing; the agents run as they would without it. An explicit
+    :func:`configure` afterwards starts recording.
+    """
     config = _State.config
     if config is None:
         with _State.lock:
             if _State.config is None:
-                configure()
+                try:
+                    configure()
+                except (HotmessError, sqlite3.Error, OSError) as exc:
+                    _record_nothing(exc)
             config = _State.config
     return config
+
+
+def _record_nothing(reason: BaseException) -> None:
+    logger.error(
+        "hotmess: cannot record runs (%s); agents run untraced until hotmess.configure() succeeds",
+        reason,
+    )
+    _State.config = Config(
+        db=default_path(),
+        service_name="hotmess",
+        otlp_endpoint=None,
+        max_attribute_chars=DEFAULT_MAX_ATTRIBUTE_CHARS,
+        redactor=None,
+        provider=TracerProvider(),  # no processor: nothing is kept or sent
+        owns_provider=True,
+    )
+    _State.tracer = trace.NoOpTracer()
 
 
 def get_tracer() -> trace.Tracer:
