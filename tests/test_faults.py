@@ -326,3 +326,26 @@ def test_a_long_traceback_keeps_its_last_frames(tmp_path):
     assert trace.startswith("…[truncated ") and len(trace) < 650
     assert trace.rstrip().endswith("LookupError: the innermost failure")
     assert "exception.stacktrace" in event["attributes"]["hotmess.truncated"]
+
+
+def test_an_unreachable_otlp_endpoint_never_touches_the_agent_or_sqlite(tmp_path):
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "runs.db"
+    hotmess.configure(db=path, flush_interval=0.05, otlp_endpoint=f"http://127.0.0.1:{port}")
+    agent = _agent()
+    assert [agent(n) for n in range(3)] == [{"n": n} for n in range(3)]
+    with pytest.raises(AgentFailure):
+        agent(3, fail=True)
+    processor = _State.processors[0]
+    assert processor.force_flush(20_000)  # the SQLite writer, not waiting on the OTLP retries
+    conn = connect(path, create=False)
+    try:
+        assert sorted(read_runs(conn)["status"]) == ["error", "ok", "ok", "ok"]
+    finally:
+        conn.close()
+    assert hotmess.stats().failed == 0
