@@ -325,10 +325,14 @@ vs `@mlflow.trace` twice), both writing from a background thread to a local SQLi
 tracking URI `sqlite:///...`, its default async trace logging). "Including the write" waits for each
 to finish storing (`hotmess.flush()`, `mlflow.flush_trace_async_logging()`), and the stored traces
 are counted in both databases at the end, so MLflow is not credited for traces it never wrote.
-MLflow's cost is dominated by its SQLAlchemy tracking store (a transaction per trace, the trace
-info, tags, metadata and span rows through the ORM) and by building its own span objects and JSON
-on the agent's path. hotmess's own figure here is the `hotmess.step` decorator (binding the call's
-arguments as the step's input), a little dearer than `hotmess.action` in the step benchmark.""",
+MLflow's write is dominated by its SQLAlchemy tracking store (per trace: the trace info, tags,
+metadata and span rows through the ORM); on the agent's path it builds its own span wrappers and
+serialises inputs and outputs. On the agent's path the ratio is bounded by the OpenTelemetry SDK
+span that hotmess stands on: MLflow costs about as many bare SDK spans as the "bare" row shows,
+and hotmess's `hotmess.step` decorator is itself a bare span plus binding the call's arguments,
+making the span current and encoding input and output (~2x a bare span; `hotmess.action` in the
+step benchmark is cheaper). Getting 20x on the path would need a tracer that does not create SDK
+spans per step; including the write, hotmess is far past 20x.""",
     ),
     Bench(
         "langchain", "LangChain handler vs no callbacks", "langchain_overhead.py",
