@@ -6,6 +6,7 @@ thread never waits on SQLite.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -24,6 +25,8 @@ from hotmess.tracer import attributes as A
 from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
 logger = logging.getLogger("hotmess")
+
+_MAX_ROWS_PER_INSERT = 4096  # a whole batch when SQLite allows that many parameters
 
 
 def span_record(span: ReadableSpan, *, with_resource: bool = True) -> SpanRecord:
@@ -57,6 +60,27 @@ def span_record(span: ReadableSpan, *, with_resource: bool = True) -> SpanRecord
         resource=dict(span.resource.attributes) if with_resource and span.resource is not None else {},
         scope=span.instrumentation_scope.name if span.instrumentation_scope else None,
     )
+
+
+def _insert_many(conn: sqlite3.Connection, sql: str, rows_: Sequence[tuple]) -> None:
+    """``conn.executemany(sql, rows_)`` as multi-row ``INSERT ... VALUES (...), (...)``.
+
+    The sqlite3 module releases the GIL around every statement step, and executemany steps once
+    per row. While the agent's thread runs Python flat out, each time the writer takes the GIL
+    back it waits up to the switch interval (5 ms): row by row, a batch took tens of seconds and a busy
+    agent's spans were not stored for as long (bench/durability_kill.py --sleep 0). One step per
+    chunk of rows has the same effect on the table (rows apply in order, as executemany's do).
+    """
+    if not rows_:
+        return
+    head, rest = sql.split(" VALUES ", 1)
+    placeholders, tail = rest[: rest.index(")") + 1], rest[rest.index(")") + 1 :]
+    width = placeholders.count("?")
+    per = max(1, min(_MAX_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    for lo in range(0, len(rows_), per):
+        chunk = rows_[lo : lo + per]
+        conn.execute(f"{head} VALUES {', '.join([placeholders] * len(chunk))}{tail}",
+                     [v for row in chunk for v in row])
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
@@ -166,13 +190,14 @@ class SQLiteSpanExporter(SpanExporter):
     @staticmethod
     def _insert(conn: sqlite3.Connection, start_rows, span_rows, start_span_rows, step_rows, run_rows, touched) -> None:
         with transaction(conn):
-            conn.executemany(rows.RUN_START, start_rows)
-            conn.executemany(rows.SPAN_INSERT, span_rows)
+            _insert_many(conn, rows.RUN_START, start_rows)
+            _insert_many(conn, rows.SPAN_INSERT, span_rows)
             # after the ended spans: a start never replaces its own span's end
-            conn.executemany(rows.SPAN_START, start_span_rows)
-            conn.executemany(rows.STEP_INSERT, step_rows)
-            conn.executemany(rows.RUN_UPSERT, run_rows)
-            conn.executemany(rows.RUN_COUNTS, touched)
+            _insert_many(conn, rows.SPAN_START, start_span_rows)
+            _insert_many(conn, rows.STEP_INSERT, step_rows)
+            _insert_many(conn, rows.RUN_UPSERT, run_rows)
+            if touched:
+                conn.execute(rows.RUN_COUNTS_MANY, (json.dumps([t for (t,) in touched]),))
 
     def shutdown(self) -> None:
         with self._lock:

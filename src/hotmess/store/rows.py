@@ -252,6 +252,10 @@ UPDATE runs SET
 WHERE run_id = ?
 """
 
+# The same for many runs in one statement: the id list as one JSON parameter.
+RUN_COUNTS_MANY = RUN_COUNTS.replace("WHERE run_id = ?", "WHERE run_id IN (SELECT value FROM json_each(?))")
+assert RUN_COUNTS_MANY != RUN_COUNTS
+
 
 def values(row: dict[str, Any], fields: tuple[str, ...]) -> tuple:
     return tuple(row.get(f) for f in fields)
