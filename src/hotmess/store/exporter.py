@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
+from itertools import chain
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -26,7 +27,7 @@ from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
 logger = logging.getLogger("hotmess")
 
-_MAX_ROWS_PER_INSERT = 4096  # a whole batch when SQLite allows that many parameters
+_CHUNK_SIZES = (1024, 256, 64, 16, 4, 1)  # rows per INSERT, largest first
 
 
 def span_record(span: ReadableSpan, *, with_resource: bool = True) -> SpanRecord:
@@ -67,20 +68,27 @@ def _insert_many(conn: sqlite3.Connection, sql: str, rows_: Sequence[tuple]) -> 
 
     The sqlite3 module releases the GIL around every statement step, and executemany steps once
     per row. While the agent's thread runs Python flat out, each time the writer takes the GIL
-    back it waits up to the switch interval (5 ms): row by row, a batch took tens of seconds and a busy
-    agent's spans were not stored for as long (bench/durability_kill.py --sleep 0). One step per
-    chunk of rows has the same effect on the table (rows apply in order, as executemany's do).
+    back it waits up to the switch interval (5 ms): row by row, a batch took tens of seconds and
+    a busy agent's spans were not stored for as long (bench/durability_kill.py --sleep 0).
+    Chunks of a few fixed sizes keep the statements few per batch and in the statement cache.
+    Rows apply in order, as executemany's do.
     """
     if not rows_:
         return
     head, rest = sql.split(" VALUES ", 1)
     placeholders, tail = rest[: rest.index(")") + 1], rest[rest.index(")") + 1 :]
     width = placeholders.count("?")
-    per = max(1, min(_MAX_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-    for lo in range(0, len(rows_), per):
-        chunk = rows_[lo : lo + per]
-        conn.execute(f"{head} VALUES {', '.join([placeholders] * len(chunk))}{tail}",
-                     [v for row in chunk for v in row])
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    lo = 0
+    for size in _CHUNK_SIZES:
+        if size * width > limit:
+            continue
+        statement = None
+        while len(rows_) - lo >= size:
+            if statement is None:
+                statement = f"{head} VALUES {', '.join([placeholders] * size)}{tail}"
+            conn.execute(statement, list(chain.from_iterable(rows_[lo : lo + size])))
+            lo += size
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
