@@ -2,8 +2,9 @@
 
 A child process runs a traced agent loop (runs of STEPS tool steps, SLEEP seconds of "work"
 per step) recording into SQLite with hotmess's defaults, and appends each step span's id and
-end time to a side file as it ends (line-buffered: each line is one write(2), which survives
-the process's death). The parent SIGKILLs it at a random moment, then counts the spans that
+end time to a side file as it ends: line-buffered (`--log file`: each line is one write(2),
+which survives the process's death) or into a shared memory map of the file (`--log mmap`:
+no system call, so the agent thread never lets go of the GIL; the page cache keeps it too). The parent SIGKILLs it at a random moment, then counts the spans that
 ended more than 1 s before the kill but are missing from the database. Target: none.
 
 The 1 s is the promise: the writer thread wakes every 0.5 s (configure(flush_interval=)) and
@@ -11,13 +12,14 @@ commits each batch in one transaction to a WAL-mode database, so a span that end
 (in the OS's cache, which a killed process does not take with it) within about 0.5 s plus the
 time to write its batch.
 
-    .venv/bin/python bench/durability_kill.py [--repeats 10] [--sleep 0.001] [--json]
+    .venv/bin/python bench/durability_kill.py [--repeats 10] [--sleep 0.001] [--log file|mmap] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import random
 import signal
@@ -31,13 +33,33 @@ from pathlib import Path
 GRACE_NS = 1_000_000_000  # spans that ended this long before the kill must be stored
 
 
-def child(db: Path, side: Path, steps: int, sleep: float) -> None:
+MMAP_BYTES = 64 << 20
+
+
+class _MappedLog:
+    """Appends text to a file through a shared memory map: no system call per line."""
+
+    def __init__(self, path: Path):
+        with open(path, "wb") as f:
+            f.truncate(MMAP_BYTES)
+        self._fd = os.open(path, os.O_RDWR)
+        self._map = mmap.mmap(self._fd, MMAP_BYTES)
+        self._at = 0
+
+    def write(self, text: str) -> None:
+        data = text.encode()
+        if self._at + len(data) <= MMAP_BYTES:
+            self._map[self._at : self._at + len(data)] = data
+            self._at += len(data)
+
+
+def child(db: Path, side: Path, steps: int, sleep: float, log_kind: str) -> None:
     from opentelemetry import trace as otel_trace
 
     import hotmess
 
     hotmess.configure(db=db)
-    log = open(side, "w", buffering=1)  # noqa: SIM115 - open until the process is killed
+    log = _MappedLog(side) if log_kind == "mmap" else open(side, "w", buffering=1)  # noqa: SIM115
     log.write("ready\n")
 
     @hotmess.trace(task_id=lambda task: f"task-{task % 10}", agent="durability")
@@ -64,15 +86,19 @@ def _stored_span_ids(db: Path) -> set[str]:
         conn.close()
 
 
-def kill_once(tmp: Path, steps: int, sleep: float, low: float, high: float, rng: random.Random) -> dict:
+def _side_text(side: Path) -> str:
+    return side.read_bytes().split(b"\0", 1)[0].decode() if side.exists() else ""
+
+
+def kill_once(tmp: Path, steps: int, sleep: float, log_kind: str, low: float, high: float, rng: random.Random) -> dict:
     db, side = tmp / "kill.db", tmp / "ended.txt"
     for path in (db, side, Path(f"{db}-wal"), Path(f"{db}-shm")):
         path.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, __file__, "--child", str(db), str(side),
-                             "--steps", str(steps), "--sleep", str(sleep)])
+                             "--steps", str(steps), "--sleep", str(sleep), "--log", log_kind])
     try:
         deadline = time.monotonic() + 60
-        while not (side.exists() and side.read_text().startswith("ready")):
+        while not _side_text(side).startswith("ready"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the traced child did not start (exit code {proc.poll()})")
             time.sleep(0.01)
@@ -83,7 +109,7 @@ def kill_once(tmp: Path, steps: int, sleep: float, low: float, high: float, rng:
         proc.kill()
         proc.wait()
     ended = []
-    for line in side.read_text().splitlines()[1:]:
+    for line in _side_text(side).splitlines()[1:]:
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():  # the last line may be cut by the kill
             ended.append((parts[0], int(parts[1])))
@@ -105,12 +131,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="tool steps per run")
     parser.add_argument("--sleep", type=float, default=0.001, help="seconds of agent work per step")
     parser.add_argument("--after", default="1.5,4", help="kill after a random time in LOW,HIGH seconds")
+    parser.add_argument("--log", choices=("file", "mmap"), default="file", help="how the child logs span ends")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # internal: the traced process
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.steps, args.sleep)
+        child(Path(args.child[0]), Path(args.child[1]), args.steps, args.sleep, args.log)
         return
 
     low, high = (float(x) for x in args.after.split(","))
@@ -118,9 +145,9 @@ def main() -> None:
     kills = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
-            kills.append(kill_once(Path(tmp), args.steps, args.sleep, low, high, rng))
+            kills.append(kill_once(Path(tmp), args.steps, args.sleep, args.log, low, high, rng))
     report = {
-        "repeats": args.repeats, "steps_per_run": args.steps, "sleep_s": args.sleep,
+        "repeats": args.repeats, "steps_per_run": args.steps, "sleep_s": args.sleep, "log": args.log,
         "kill_after_s": [low, high], "kills": kills,
         "ended_over_1s_before": sum(k["ended_over_1s_before"] for k in kills),
         "lost_over_1s_before": sum(k["lost_over_1s_before"] for k in kills),
