@@ -54,6 +54,8 @@ def measure(tmp: Path, runs: int, steps: int, repeats: int) -> dict:
 
     mlflow_db = tmp / "mlflow.db"
     mlflow.set_tracking_uri(f"sqlite:///{mlflow_db}")
+    # Its trace artifacts (a traces.json per trace) go to the temporary folder too, not ./mlruns.
+    mlflow.create_experiment("hotmess-bench", artifact_location=(tmp / "mlartifacts").as_uri())
     mlflow.set_experiment("hotmess-bench")
     hotmess.configure(db=tmp / "hotmess.db")
 
