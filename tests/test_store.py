@@ -391,3 +391,28 @@ def test_readers_take_more_run_ids_than_sqlite_parameters(tmp_path):
         assert len(read_steps(conn, run_ids=[])) == 0
     finally:
         conn.close()
+
+
+def test_readers_refuse_unknown_columns(tmp_path):
+    conn = connect(tmp_path / "r.db")
+    with pytest.raises(ValueError, match="unknown column"):
+        read_runs(conn, columns=["run_id", "1; DROP TABLE runs"])
+    with pytest.raises(ValueError, match="unknown column"):
+        read_steps(conn, columns=["nope"])
+    assert len(read_runs(conn)) == 0
+
+
+def test_insert_runs_refuses_a_row_that_breaks_the_schema(tmp_path):
+    from hotmess.store.writer import insert_runs
+
+    src = tmp_path / "file.json"
+    src.write_text("[]")
+    conn = connect(tmp_path / "w.db")
+    good = {"run_id": "r1", "task_id": "t", "source": "x", "status": "ok", "start_ns": 1, "end_ns": 2,
+            "n_steps": 0, "n_tool_calls": 0, "n_llm_calls": 0, "n_errors": 0,
+            "input_tokens": 0, "output_tokens": 0}
+    insert_runs(conn, [good], [], source="x", path=src)
+    bad = {**good, "run_id": "r2", "task_id": None}
+    with pytest.raises(StoreError, match="breaks the schema"):
+        insert_runs(conn, [{**good, "run_id": "r3"}, bad], [], source="x", path=src)
+    assert list(read_runs(conn)["run_id"]) == ["r1"]

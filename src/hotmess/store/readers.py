@@ -20,6 +20,15 @@ def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
+def _checked(columns: Sequence[str] | None, allowed: dict[str, str]) -> list[str]:
+    """Column names go into SQL text, so only known ones are accepted."""
+    names = list(columns or allowed)
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise ValueError(f"unknown column(s) {unknown}; known: {', '.join(allowed)}")
+    return names
+
+
 def _table(cursor: Iterable[tuple], columns: dict[str, str], names: Sequence[str]) -> Table:
     data = list(zip(*cursor, strict=True)) or [()] * len(names)
     return Table({n: data[i] for i, n in enumerate(names)}, {n: columns[n] for n in names})
@@ -35,7 +44,7 @@ def read_runs(
     columns: Sequence[str] | None = None,
 ) -> Table:
     """The runs table (``RUN_COLUMNS``), ordered by task, then start time, then instance."""
-    names = list(columns or RUN_COLUMNS)
+    names = _checked(columns, RUN_COLUMNS)
     where, params = _where(
         [
             ("task_id = ?", task_id),
@@ -60,7 +69,7 @@ def read_steps(
     columns: Sequence[str] | None = None,
 ) -> Table:
     """The steps table (``STEP_COLUMNS``), ordered by run, then step order."""
-    names = list(columns or STEP_COLUMNS)
+    names = _checked(columns, STEP_COLUMNS)
     select = ", ".join(f"s.{n}" for n in names)
     clauses: list[tuple[str, Any]] = [
         ("r.task_id = ?", task_id),

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotmess.errors import StoreError
 from hotmess.store.database import transaction
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
 
-_RUN_INSERT = f"INSERT OR IGNORE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
-_STEP_INSERT = f"INSERT OR IGNORE INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join('?' * len(STEP_COLUMNS))})"
+# ON CONFLICT DO NOTHING skips only duplicates (a run repeated in the file); unlike OR IGNORE it
+# does not silently drop a row that breaks NOT NULL, which must fail the import instead.
+_RUN_INSERT = f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) ON CONFLICT DO NOTHING"
+_STEP_INSERT = f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT DO NOTHING"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,13 @@ def insert_runs(
     A run already stored (same ``run_id``) is left untouched with its steps, so importing a
     file twice adds nothing; an error anywhere rolls the whole file back.
     """
+    try:
+        return _insert(conn, runs, steps, source=source, path=path, spans=spans)
+    except sqlite3.IntegrityError as exc:
+        raise StoreError(f"{path}: nothing imported, a run or step breaks the schema: {exc}") from exc
+
+
+def _insert(conn, runs, steps, *, source, path, spans) -> ImportResult:  # noqa: ANN001
     from hotmess.store.rows import SPAN_INSERT
 
     with transaction(conn):
