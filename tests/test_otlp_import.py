@@ -466,3 +466,26 @@ def test_cli_errors(tmp_path):
     proc = hotmess_cli("import", "otlp", str(GENAI), "--db", str(db), "--agent", " ", ok=False)
     assert proc.returncode == 2 and "--agent" in proc.stderr and "must not be empty" in proc.stderr
     assert not db.exists()
+
+
+def test_openinference_tool_input_is_the_call_not_the_parameter_schema(tmp_path):
+    def attr(key, value):
+        return {"key": key, "value": {"stringValue": value}}
+
+    span = {
+        "traceId": "1" * 32, "spanId": "2" * 16, "name": "get_weather", "kind": 1,
+        "startTimeUnixNano": "1717000000000000000", "endTimeUnixNano": "1717000001000000000",
+        "attributes": [
+            attr("openinference.span.kind", "TOOL"), attr("tool.name", "get_weather"),
+            attr("tool.parameters", '{"type": "object", "properties": {"city": {"type": "string"}}}'),
+            attr("input.value", '{"city": "Oslo"}'), attr("output.value", "rain"),
+        ],
+    }
+    root = {**span, "spanId": "3" * 16, "name": "agent",
+            "attributes": [attr("openinference.span.kind", "AGENT"), attr("input.value", "weather in Oslo?")]}
+    span["parentSpanId"] = root["spanId"]
+    path = tmp_path / "tool.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [root, span]}]}]}) + "\n")
+    batch = parse_otlp_json(path)
+    (tool,) = [s for s in batch.steps if s["kind"] == "tool"]
+    assert json.loads(tool["input"]) == {"city": "Oslo"}

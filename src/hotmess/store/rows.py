@@ -220,7 +220,8 @@ def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[
         "kind": kind,
         "name": rec.name,
         "tool": _first(a, A.TOOL_NAME, "tool.name") if kind == "tool" else None,
-        "input": _text(_first(a, A.TOOL_ARGUMENTS, A.INPUT, A.INPUT_MESSAGES, "tool.parameters", "input.value")),
+        # OpenInference's tool.parameters is the tool's parameter schema, input.value the call's arguments.
+        "input": _text(_first(a, A.TOOL_ARGUMENTS, A.INPUT, A.INPUT_MESSAGES, "input.value", "tool.parameters")),
         "output": _text(_first(a, A.TOOL_RESULT, A.OUTPUT, A.OUTPUT_MESSAGES, "output.value")),
         "goal": _text(a.get(A.GOAL)),
         "error": _error(rec),
