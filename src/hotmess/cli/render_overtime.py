@@ -80,14 +80,21 @@ def _when(iso: str, dates_only: bool) -> str:
     return text[:16]
 
 
-def _drift_table(windows: list[dict[str, Any]]) -> RichTable:
-    table = RichTable(header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("from (UTC)", no_wrap=True)
-    for col in ("runs", "success", "incoh.", "clusters", "JS", "p"):
-        table.add_column(col, justify="right")
+def _drift_table(windows: list[dict[str, Any]], count_windows: bool) -> RichTable:
+    """One row per window. Count windows also say which runs (in start order) they hold; when
+    no run has a start time that is all they can say, so the 1970 dates are left out."""
+    timeless = all(w["start"].startswith("1970-01-01") for w in windows)
+    table = RichTable(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    if count_windows:
+        table.add_column("runs #", no_wrap=True)
+    if not (count_windows and timeless):
+        table.add_column("from (UTC)", no_wrap=True)
+    for col in ("runs", "succ.", "incoh.", "clust.", "JS", "p"):
+        table.add_column(col, justify="right", no_wrap=True)
     table.add_column("changed", no_wrap=True)
     table.add_column("vs base: JS (p)", justify="right", no_wrap=True)
     dates_only = all(w["start"].endswith("T00:00:00Z") for w in windows)
+    first = 1
     for w in windows:
         flag = "[red]yes[/]" if w["changed"] else ""
         if w.get("changed_from_baseline"):
@@ -96,8 +103,14 @@ def _drift_table(windows: list[dict[str, Any]]) -> RichTable:
             "base" if w.get("is_baseline")
             else f"{fmt_float(w.get('js_baseline'))} ({fmt_float(w.get('p_baseline'))})"
         )
+        where = []
+        if count_windows:
+            where.append(f"{first}–{first + w['n_runs'] - 1}")
+        if not (count_windows and timeless):
+            where.append(escape(_when(w["start"], dates_only)))
+        first += w["n_runs"]
         table.add_row(
-            escape(_when(w["start"], dates_only)), str(w["n_runs"]), fmt_float(w["success_rate"]),
+            *where, str(w["n_runs"]), fmt_float(w["success_rate"]),
             fmt_float(w["incoherence"]), str(w.get("n_clusters", "")),
             fmt_float(w["js_divergence"]), fmt_float(w["p_value"]), flag, base,
         )
@@ -110,7 +123,7 @@ def print_drift(result: dict[str, Any], db: str) -> None:
         label = f" · {result['by']} {name}" if "by" in result else ""
         title = f"{escape(db)} · windows of {escape(result['window'])}{escape(label)} · outcomes: {result['outcome']}"
         console.print(title)
-        console.print(_drift_table(group["windows"]))
+        console.print(_drift_table(group["windows"], result["window"].endswith("runs")))
         console.print(f"  {escape(str(name)) + ': ' if 'by' in result else ''}{drift_verdict(group['windows'], result['alpha'])}")
     console.print(f"  [dim]test: {escape(result['test'])}; {result['n_perm']} permutations[/]")
     for w in result.get("warnings", []):
