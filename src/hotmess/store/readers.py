@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from hotmess.progress import Progress, counted
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
 
 
@@ -34,6 +35,17 @@ def _table(cursor: Iterable[tuple], columns: dict[str, str], names: Sequence[str
     return Table({n: data[i] for i, n in enumerate(names)}, {n: columns[n] for n in names})
 
 
+def _read(
+    conn: sqlite3.Connection, select: str, rest: str, order: str, params: list[Any],
+    columns: dict[str, str], names: Sequence[str], progress: Progress | None, unit: str,
+) -> Table:
+    """``SELECT {select}{rest}{order}`` as a table; with ``progress``, the rows are counted first
+    (``SELECT count(*){rest}``) and reported as they are read."""
+    total = None if progress is None else conn.execute(f"SELECT count(*){rest}", params).fetchone()[0]
+    cursor = conn.execute(f"SELECT {select}{rest}{order}", params)
+    return _table(counted(cursor, progress, unit, total, every=4096), columns, names)
+
+
 def read_runs(
     conn: sqlite3.Connection,
     *,
@@ -42,6 +54,7 @@ def read_runs(
     run_ids: Sequence[str] | None = None,
     include_incomplete: bool = True,
     columns: Sequence[str] | None = None,
+    progress: Progress | None = None,
 ) -> Table:
     """The runs table (``RUN_COLUMNS``), ordered by task, then start time, then instance."""
     names = _checked(columns, RUN_COLUMNS)
@@ -56,8 +69,9 @@ def read_runs(
         # One bound parameter however many ids (no chunks, so one ORDER BY over all of them).
         where = (where + " AND " if where else " WHERE ") + "run_id IN (SELECT value FROM json_each(?))"
         params = params + [json.dumps(list(run_ids))]
-    sql = f"SELECT {', '.join(names)} FROM runs{where} ORDER BY task_id, start_ns, instance, run_id"
-    return _table(conn.execute(sql, params), RUN_COLUMNS, names)
+    order = " ORDER BY task_id, start_ns, instance, run_id"
+    return _read(conn, ", ".join(names), f" FROM runs{where}", order, params, RUN_COLUMNS, names,
+                 progress, "runs read")
 
 
 def read_steps(
@@ -67,6 +81,7 @@ def read_steps(
     task_id: str | None = None,
     kinds: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
+    progress: Progress | None = None,
 ) -> Table:
     """The steps table (``STEP_COLUMNS``), ordered by run, then step order."""
     names = _checked(columns, STEP_COLUMNS)
@@ -77,10 +92,10 @@ def read_steps(
     ]
     if run_ids is not None:
         clauses.append(("s.run_id IN (SELECT value FROM json_each(?))", json.dumps(list(run_ids))))
-    base = f"SELECT {select} FROM steps s JOIN runs r ON r.run_id = s.run_id"
     order = " ORDER BY s.run_id, s.step_index, s.start_ns"
     where, params = _where(clauses)
-    return _table(conn.execute(base + where + order, params), STEP_COLUMNS, names)
+    return _read(conn, select, " FROM steps s JOIN runs r ON r.run_id = s.run_id" + where, order, params,
+                 STEP_COLUMNS, names, progress, "steps read")
 
 
 def find_run(conn: sqlite3.Connection, run_id: str) -> str | None:
@@ -109,12 +124,13 @@ ANALYSIS_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input"
 
 
 def read_for_analysis(
-    conn: sqlite3.Connection, *, task_id: str | None = None, with_steps: bool = True
+    conn: sqlite3.Connection, *, task_id: str | None = None, with_steps: bool = True,
+    progress: Progress | None = None,
 ) -> tuple[Table, Table | None]:
     """The runs, and their tool steps with only the columns analyzers use (memory at 1M steps)."""
-    runs = read_runs(conn, task_id=task_id)
+    runs = read_runs(conn, task_id=task_id, progress=progress)
     steps = (
-        read_steps(conn, task_id=task_id, kinds=("tool",), columns=ANALYSIS_STEP_COLUMNS)
+        read_steps(conn, task_id=task_id, kinds=("tool",), columns=ANALYSIS_STEP_COLUMNS, progress=progress)
         if with_steps
         else None
     )
@@ -125,7 +141,9 @@ def read_for_analysis(
 GOAL_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input", "output", "goal")
 
 
-def read_goal_steps(conn: sqlite3.Connection, *, task_id: str | None = None) -> Table:
+def read_goal_steps(
+    conn: sqlite3.Connection, *, task_id: str | None = None, progress: Progress | None = None
+) -> Table:
     """The steps that may carry a goal (goal records, tool calls, LLM steps, any step with a
     goal), ordered by run then step order; ``input`` only for tool calls and ``output`` only
     for LLM steps, so tool results are never loaded."""
@@ -134,11 +152,11 @@ def read_goal_steps(conn: sqlite3.Connection, *, task_id: str | None = None) -> 
         "(s.kind IN ('goal', 'tool', 'llm') OR s.goal IS NOT NULL)"
     )
     join = " JOIN runs r ON r.run_id = s.run_id" if task_id is not None else ""
-    sql = (
-        "SELECT s.run_id, s.step_index, s.kind, s.name, s.tool,"
+    select = (
+        "s.run_id, s.step_index, s.kind, s.name, s.tool,"
         " CASE WHEN s.kind = 'tool' THEN s.input END,"
         " CASE WHEN s.kind = 'llm' THEN s.output END, s.goal"
-        f" FROM steps s{join}{where}"
-        " ORDER BY s.run_id, s.step_index, s.start_ns"
     )
-    return _table(conn.execute(sql, params), STEP_COLUMNS, GOAL_STEP_COLUMNS)
+    order = " ORDER BY s.run_id, s.step_index, s.start_ns"
+    return _read(conn, select, f" FROM steps s{join}{where}", order, params, STEP_COLUMNS,
+                 GOAL_STEP_COLUMNS, progress, "steps read")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmess.errors import StoreError
+from hotmess.progress import Progress, counted
 from hotmess.store.database import transaction
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
 
@@ -49,19 +50,21 @@ def insert_runs(
     source: str,
     path: str | Path,
     spans: Sequence[tuple] = (),
+    progress: Progress | None = None,
 ) -> ImportResult:
     """Insert runs (and the steps and spans of the new ones) in one transaction.
 
     A run already stored (same ``run_id``) is left untouched with its steps, so importing a
-    file twice adds nothing; an error anywhere rolls the whole file back.
+    file twice adds nothing; an error anywhere rolls the whole file back. ``progress``
+    (:mod:`hotmess.progress`) is told the steps and spans stored as they go in.
     """
     try:
-        return _insert(conn, runs, steps, source=source, path=path, spans=spans)
+        return _insert(conn, runs, steps, source=source, path=path, spans=spans, progress=progress)
     except sqlite3.IntegrityError as exc:
         raise StoreError(f"{path}: nothing imported, a run or step breaks the schema: {exc}") from exc
 
 
-def _insert(conn, runs, steps, *, source, path, spans) -> ImportResult:  # noqa: ANN001
+def _insert(conn, runs, steps, *, source, path, spans, progress) -> ImportResult:  # noqa: ANN001
     from hotmess.store.rows import SPAN_INSERT
 
     with transaction(conn):
@@ -77,9 +80,11 @@ def _insert(conn, runs, steps, *, source, path, spans) -> ImportResult:  # noqa:
         new_ids = {r["run_id"] for r in new_runs}
         new_steps = [s for s in steps if s["run_id"] in new_ids]
         conn.executemany(_RUN_INSERT, [tuple(r.get(c) for c in RUN_COLUMNS) for r in new_runs])
-        conn.executemany(_STEP_INSERT, [tuple(s.get(c) for c in STEP_COLUMNS) for s in new_steps])
+        conn.executemany(_STEP_INSERT, counted(
+            [tuple(s.get(c) for c in STEP_COLUMNS) for s in new_steps], progress, "steps stored", len(new_steps)))
         if spans:
-            conn.executemany(SPAN_INSERT, [s for s in spans if s[0] in new_ids])
+            new_spans = [s for s in spans if s[0] in new_ids]
+            conn.executemany(SPAN_INSERT, counted(new_spans, progress, "spans stored", len(new_spans)))
         conn.execute(
             "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?)",
             (source, str(path), file_sha256(path), time.time_ns(), len(runs), len(new_runs)),
