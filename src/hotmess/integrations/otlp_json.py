@@ -81,6 +81,7 @@ import gc
 import gzip
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmess.errors import InputError
+from hotmess.progress import Progress, counted, reading
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
 from hotmess.store.rows import SpanRecord
@@ -149,13 +151,14 @@ def _open(path: Path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def _records(path: Path, where: str) -> Iterator[tuple[str | None, Any]]:
+def _records(path: Path, where: str, progress: Progress | None = None) -> Iterator[tuple[str | None, Any]]:
     """(label, parsed JSON or a _Bad) for each record of the file, streamed line by line.
 
     A line holding a JSON list gives one record per item (``line 3 item 0``)."""
     with _open(path) as f:
         first = True
-        for number, line in enumerate(f, 1):
+        size = None if progress is None else os.path.getsize(path)
+        for number, line in enumerate(reading(f, progress, size), 1):
             if not line.strip():
                 continue
             label = f"line {number}"
@@ -682,6 +685,7 @@ def parse_otlp_json(
     agent: str | None = None,
     redact: bool | Redactor = True,
     max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS,
+    progress: Progress | None = None,
 ) -> OtlpBatch:
     """Read an OTLP JSON trace file (JSON lines or whole file, optionally gzipped).
 
@@ -690,6 +694,7 @@ def parse_otlp_json(
     (``max_attribute_chars``): by default secrets (API keys, tokens, passwords) are replaced
     and texts longer than 8192 characters are cut (marked, and named in ``hotmess.truncated``)
     before anything is stored, as on the live path; ``max_chars=0`` keeps them whole.
+    ``progress`` (:mod:`hotmess.progress`) is told the bytes read, then the traces made into runs.
 
     Raises :class:`~hotmess.errors.InputError` naming the file when nothing can be imported
     (unreadable, empty, not JSON, no agent trace); see the module docstring for the mapping
@@ -700,7 +705,7 @@ def parse_otlp_json(
     if agent is not None and (not isinstance(agent, str) or not agent.strip()):
         raise ValueError(f"agent must be a non-empty string, got {agent!r}")
     with _no_gc():
-        return _parse(file, where, task_attr, agent, make_redactor(redact), max_chars)
+        return _parse(file, where, task_attr, agent, make_redactor(redact), max_chars, progress)
 
 
 @contextlib.contextmanager
@@ -717,12 +722,13 @@ def _no_gc():
 
 
 def _parse(
-    file: Path, where: str, task_attr: str, agent: str | None, redactor: Redactor | None, max_chars: int
+    file: Path, where: str, task_attr: str, agent: str | None, redactor: Redactor | None, max_chars: int,
+    progress: Progress | None = None,
 ) -> OtlpBatch:
     batch = OtlpBatch(path=where)
     traces: dict[str, dict[str, SpanRecord]] = {}
     try:
-        for label, record in _records(file, where):
+        for label, record in _records(file, where, progress):
             batch.records += 1
             try:
                 if isinstance(record, _Bad):
@@ -743,7 +749,7 @@ def _parse(
     except EOFError as exc:
         raise InputError(where, None, f"cannot read the file: {exc}") from None
     resources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for trace in traces.values():
+    for trace in counted(traces.values(), progress, "traces", len(traces)):
         spans = list(trace.values())
         if not _is_agent_trace(spans):
             batch.ignored_traces += 1

@@ -76,6 +76,7 @@ from typing import Any, NoReturn
 
 from hotmess.errors import InputError
 from hotmess.integrations.canonical import canonical_json
+from hotmess.progress import Progress, counted
 from hotmess.redact import Redactor, make_redactor
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
 from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
@@ -470,6 +471,7 @@ def parse_taubench(
     agent: str | None = None,
     redact: bool | Redactor = True,
     skip_invalid: bool = False,
+    progress: Progress | None = None,
 ) -> TauBenchBatch:
     """Read and validate a tau-bench results file; return its runs and steps as rows.
 
@@ -493,6 +495,8 @@ def parse_taubench(
     skew pass^k unnoticed). With ``skip_invalid=True`` malformed records are left out and
     their errors listed in ``skipped``; the file is still rejected when no record is valid,
     or when the file itself is not a readable JSON list.
+
+    ``progress`` (:mod:`hotmess.progress`) is told the records checked and made into runs.
     """
     file = Path(path)
     where = str(path)
@@ -508,7 +512,7 @@ def parse_taubench(
     duplicates: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], tuple[int, str]] = {}
     skipped: list[InputError] = []
-    for index, record in enumerate(records):
+    for index, record in enumerate(counted(records, progress, "records", len(records), every=16)):
         try:
             run, run_steps = _checked_run(where, index, record, agent, seen, flagged, duplicates)
         except InputError as err:
