@@ -73,3 +73,38 @@ def test_store_writes_and_reads_report_rows_and_give_the_same_tables(tmp_path: P
     calls, cb = recorder()
     assert read_goal_steps(conn, task_id="t1", progress=cb).to_records() == read_goal_steps(conn, task_id="t1").to_records()
     assert calls[-1] == ("steps read", 1700, 1700)
+
+
+def _runs_table():
+    from hotmess.tables import RUN_COLUMNS, Table
+
+    rows = [{"run_id": f"r{i}", "task_id": f"t{i % 40}", "status": "ok", "start_ns": 10**9 * 3600 * i,
+             "outcome": json.dumps(f"answer {i % 3} for {i % 40}"), "success": float(i % 2),
+             "attributes": None} for i in range(400)]
+    return Table.from_records(rows, RUN_COLUMNS)
+
+
+def test_analyzers_report_tasks_and_windows_and_give_the_same_results():
+    from hotmess.analyzers import analyze
+    from hotmess.analyzers.drift import drift
+    from hotmess.analyzers.goals import goal_coherence
+    from hotmess.tables import STEP_COLUMNS, Table
+
+    runs = _runs_table()
+    calls, cb = recorder()
+    assert analyze(runs, outcome="text", progress=cb).to_dict() == analyze(runs, outcome="text").to_dict()
+    assert calls[0] == ("tasks clustered", 0, 40) and calls[-1] == ("tasks clustered", 40, 40)
+
+    calls, cb = recorder()
+    assert drift(runs, window="1d", progress=cb).to_dict() == drift(runs, window="1d").to_dict()
+    units = [u for u, _, _ in calls]
+    assert units.index("window tests") < units.index("windows")
+    assert calls[-1] == ("windows", 17, 17)
+
+    steps = Table.from_records(
+        [{"run_id": f"r{i}", "span_id": f"s{i}", "step_index": 0, "kind": "goal", "goal": f"find {i % 2}"}
+         for i in range(400)], STEP_COLUMNS)
+    calls, cb = recorder()
+    assert (goal_coherence(runs, steps, method="text", progress=cb).to_dict()
+            == goal_coherence(runs, steps, method="text").to_dict())
+    assert calls[-1] == ("tasks clustered", 40, 40)

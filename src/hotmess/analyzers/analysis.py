@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.progress import Progress
 from hotmess.tables import Table
 
 from ._common import check_confidence, check_n_boot, factorize, json_float, natural_key
@@ -255,6 +256,7 @@ class _Options:
     read_only: Callable[[str], bool]
     distance_threshold: float
     embed: Callable[[list[str]], Any] | None
+    progress: Progress | None = None
 
     @property
     def outcome_name(self) -> str:
@@ -306,6 +308,7 @@ def analyze(
     read_only: ReadOnly = DEFAULT_READ_ONLY,
     distance_threshold: float = 0.5,
     embed: Callable[[list[str]], Any] | None = None,
+    progress: Progress | None = None,
 ) -> Analysis | GroupedAnalysis:
     """Analyze runs: bias, variance, incoherence, failure consistency, pass^k — per task and overall.
 
@@ -332,6 +335,8 @@ def analyze(
     distance_threshold : cosine distance threshold of the text/embedding clustering.
     embed : ``embed(list_of_texts) -> (n, d) array``, for ``outcome="embedding"`` or
         ``decomposition="embedding"`` (see ``sentence_transformer_embedder``).
+    progress : ``progress(unit, done, total)`` (:mod:`hotmess.progress`), told the tasks
+        clustered by ``outcome="text"`` (the other mappers work on all tasks at once).
     """
     if not isinstance(runs, Table):
         raise ValueError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
@@ -375,6 +380,7 @@ def analyze(
         read_only=read_only_predicate(read_only),
         distance_threshold=threshold,
         embed=embed,
+        progress=progress,
     )
 
     n_all = len(runs)
@@ -967,7 +973,7 @@ def _outcome_keys(
         texts += [_as_text(references[t]) for t in ref_tasks]
         groups = task.tolist() + ref_tasks
         if method == "text":
-            all_keys = text_clusters(texts, groups, opts.distance_threshold)
+            all_keys = text_clusters(texts, groups, opts.distance_threshold, progress=opts.progress)
         else:
             all_keys = embedding_clusters(
                 texts, groups, embed=opts.embed, distance_threshold=opts.distance_threshold

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.progress import Progress, counted
 from hotmess.tables import Table
 
 from ._common import factorize, json_float, natural_key
@@ -335,6 +336,7 @@ def _outcome_codes(
     outcome: str | Callable[[Any], Hashable],
     read_only: ReadOnly,
     distance_threshold: float,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, list[Hashable]]:
     """A code per run for its (task, outcome cluster) pair, mapped once over all runs."""
     outcomes = runs["outcome"]
@@ -347,7 +349,7 @@ def _outcome_codes(
         )
     elif outcome == "text":
         texts = [None if o is None else _as_text(o) for o in outcomes]
-        keys = text_clusters(texts, task_ids.tolist(), distance_threshold)
+        keys = text_clusters(texts, task_ids.tolist(), distance_threshold, progress=progress)
     elif callable(outcome):
         keys = map_outcomes(outcomes, outcome)
     else:
@@ -370,6 +372,7 @@ def drift(
     seed: int | None = 0,
     read_only: ReadOnly = DEFAULT_READ_ONLY,
     distance_threshold: float = 0.5,
+    progress: Progress | None = None,
 ) -> Drift:
     """Per window of runs: success, incoherence, outcome clusters; changes flagged (see module doc).
 
@@ -386,6 +389,8 @@ def drift(
     n_perm : permutations per test (raised to ``2·m/alpha`` when lower; see module doc).
     outcome : outcome mapper: ``"exact"``, ``"actions"``, ``"text"`` or a callable.
     seed : seed of the permutations (same seed, same p-values).
+    progress : ``progress(unit, done, total)`` (:mod:`hotmess.progress`), told the tasks
+        clustered (``outcome="text"``), the window tests done, then the windows summarised.
     """
     if not isinstance(runs, Table):
         raise ValueError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
@@ -420,7 +425,7 @@ def drift(
         )
     task_ids = np.array(["<none>" if t is None else str(t) for t in runs["task_id"]], dtype=object)
     use_steps = steps if outcome == "actions" else None
-    codes, pairs = _outcome_codes(runs, use_steps, task_ids, outcome, read_only, distance_threshold)
+    codes, pairs = _outcome_codes(runs, use_steps, task_ids, outcome, read_only, distance_threshold, progress)
 
     if by is None:
         group_of = np.zeros(n, dtype=np.int64)
@@ -477,46 +482,43 @@ def drift(
 
     rng = np.random.default_rng(seed)
     results: dict[tuple[str, int, int], tuple[float, float]] = {}
-    for family, tests in (("previous", previous_tests), ("baseline", baseline_tests)):
-        for g, i, j in tests:
-            rows_i, rows_j = per_group[g][i][2], per_group[g][j][2]
-            results[(family, g, i)] = js_permutation_test(
-                codes[rows_j], codes[rows_i], n_perm_used, rng
-            )
+    tests = [("previous", t) for t in previous_tests] + [("baseline", t) for t in baseline_tests]
+    for family, (g, i, j) in counted(tests, progress, "window tests", len(tests), every=1):
+        rows_i, rows_j = per_group[g][i][2], per_group[g][j][2]
+        results[(family, g, i)] = js_permutation_test(codes[rows_j], codes[rows_i], n_perm_used, rng)
     changed = _flags([results[("previous", g, i)][1] for g, i, _ in previous_tests], alpha)
     drifted = _flags([results[("baseline", g, i)][1] for g, i, _ in baseline_tests], alpha)
     changed_at = {(g, i) for (g, i, _), c in zip(previous_tests, changed, strict=True) if c}
     drifted_at = {(g, i) for (g, i, _), c in zip(baseline_tests, drifted, strict=True) if c}
 
-    groups: dict[str, tuple[Window, ...]] = {}
     nan = float("nan")
-    for g, windows in enumerate(per_group):
-        out = []
-        for i, (start, end, rows) in enumerate(windows):
-            summary = _summarise(runs, use_steps, step_run, rows, outcome, read_only,
-                                 distance_threshold, seed)
-            js_prev, p_prev = results.get(("previous", g, i), (nan, nan))
-            js_base, p_base = results.get(("baseline", g, i), (nan, nan))
-            out.append(
-                Window(
-                    start_ns=start,
-                    end_ns=end,
-                    n_runs=len(rows),
-                    n_tasks=summary.n_tasks,
-                    success_rate=summary.success_rate,
-                    incoherence=summary.incoherence.value,
-                    n_clusters=len(np.unique(codes[rows])),
-                    top_clusters=_top(codes[rows], pairs),
-                    js_divergence=js_prev,
-                    p_value=p_prev,
-                    changed=(g, i) in changed_at,
-                    js_baseline=js_base,
-                    p_baseline=p_base,
-                    changed_from_baseline=(g, i) in drifted_at,
-                    is_baseline=i == base_index[g],
-                )
+    made: list[list[Window]] = [[] for _ in per_group]
+    every_window = [(g, i, w) for g, windows in enumerate(per_group) for i, w in enumerate(windows)]
+    for g, i, (start, end, rows) in counted(every_window, progress, "windows", n_windows, every=1):
+        summary = _summarise(runs, use_steps, step_run, rows, outcome, read_only,
+                             distance_threshold, seed)
+        js_prev, p_prev = results.get(("previous", g, i), (nan, nan))
+        js_base, p_base = results.get(("baseline", g, i), (nan, nan))
+        made[g].append(
+            Window(
+                start_ns=start,
+                end_ns=end,
+                n_runs=len(rows),
+                n_tasks=summary.n_tasks,
+                success_rate=summary.success_rate,
+                incoherence=summary.incoherence.value,
+                n_clusters=len(np.unique(codes[rows])),
+                top_clusters=_top(codes[rows], pairs),
+                js_divergence=js_prev,
+                p_value=p_prev,
+                changed=(g, i) in changed_at,
+                js_baseline=js_base,
+                p_baseline=p_base,
+                changed_from_baseline=(g, i) in drifted_at,
+                is_baseline=i == base_index[g],
             )
-        groups[group_names[g]] = tuple(out)
+        )
+    groups: dict[str, tuple[Window, ...]] = {group_names[g]: tuple(w) for g, w in enumerate(made)}
     if n and all(len(w) < 2 for w in per_group):
         warnings.append(f"window={window!r} puts every run in one window: nothing to compare")
     outcome_name = (

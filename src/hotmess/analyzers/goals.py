@@ -70,6 +70,22 @@ for runs with ``L ≥ 3``. ``mean_slope`` is its mean over those runs (``runs`` 
 whose slope exceeds ``drift_threshold`` are listed, largest first. With exact tool-call keys any
 change of tool counts as distance 1, so short runs that change tool reach large slopes.
 
+With ``drift_from="instruction"`` the distance is measured from the run's instruction ``I``
+(the task as the agent was given it: ``instructions[run_id]``, see
+:func:`hotmess.store.readers.read_instructions`) instead of its first goal, and goal 0 counts
+too (its distance need not be 0)::
+
+    dist_k = 1 − cos(v(goal_k), v(I))     text: TF-IDF vectors fitted on every distinct goal
+                                          text plus every distinct instruction of a run with a
+                                          goal (texts normalised: stripped, casefolded)
+    dist_k = 1 − cos(e(goal_k), e(I))     embedding: the ``embed`` vectors
+
+and the slope is fitted as above. A run moving away from its instruction has a positive slope;
+one that stays as close to it as it started, a slope near 0. ``exact`` keys are refused (a goal
+key never equals an instruction: every distance would be 1). Runs without an instruction
+(``None`` or blank) are left out of ``mean_slope`` and ``runs``; ``runs_without_instruction``
+counts those with ``L ≥ 3``.
+
 Runs with ``status == "incomplete"`` are left out, as in :func:`~hotmess.analyzers.analyze`.
 """
 
@@ -83,6 +99,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.progress import Progress
 from hotmess.tables import Table
 
 from ._common import factorize, json_float, natural_key
@@ -101,6 +118,7 @@ from .outcomes import (
 
 __all__ = [
     "ALIGNMENTS",
+    "DRIFT_FROM",
     "DRIFT_LIST_LIMIT",
     "GOAL_METHODS",
     "DriftingRun",
@@ -115,6 +133,8 @@ __all__ = [
 
 ALIGNMENTS = ("index", "progress")
 GOAL_METHODS = ("exact", "text", "embedding")
+#: What a run's goal drift is measured from: its first goal, or its instruction.
+DRIFT_FROM = ("first", "instruction")
 #: Drifting runs listed by ``to_dict()`` (largest slope first); the object keeps them all.
 DRIFT_LIST_LIMIT = 20
 #: Progress alignment has this many positions (deciles).
@@ -184,7 +204,10 @@ class DriftingRun:
 
 @dataclass(frozen=True, eq=False)
 class GoalDrift:
-    """Per-run drift from the first goal. ``slopes`` is nan for runs with fewer than 3 goals."""
+    """Per-run drift from the first goal (``drift_from="first"``) or from the run's instruction
+    (``"instruction"``). ``slopes`` is nan for runs with fewer than 3 goals and, from the
+    instruction, for runs without one (``runs_without_instruction`` of those with 3 goals or
+    more; None when measured from the first goal)."""
 
     mean_slope: float
     runs: int
@@ -192,12 +215,16 @@ class GoalDrift:
     drifting: tuple[DriftingRun, ...]
     run_ids: np.ndarray = field(repr=False)
     slopes: np.ndarray = field(repr=False)
+    drift_from: str = "first"
+    runs_without_instruction: int | None = None
 
     def to_dict(self, limit: int | None = DRIFT_LIST_LIMIT) -> dict[str, Any]:
         listed = self.drifting if limit is None else self.drifting[:limit]
         return {
             "mean_slope": json_float(self.mean_slope),
             "runs": int(self.runs),
+            "from": self.drift_from,
+            "runs_without_instruction": self.runs_without_instruction,
             "threshold": float(self.threshold),
             "n_drifting": len(self.drifting),
             "drifting": [d.to_dict() for d in listed],
@@ -457,6 +484,7 @@ def goal_coherence(
     drift_threshold: float = 0.1,
     distance_threshold: float = 0.5,
     correction: bool = False,
+    progress: Progress | None = None,
 ) -> GoalCoherence:
     """Goal coherence per position and goal drift per run (formulas in the module docstring).
 
@@ -479,6 +507,8 @@ def goal_coherence(
     drift_threshold : runs whose drift slope exceeds this are listed.
     distance_threshold : cosine distance threshold of text / embedding clustering.
     correction : ``n/(n−1)`` on each task's variance at each position.
+    progress : ``progress(unit, done, total)`` (:mod:`hotmess.progress`), told the tasks
+        clustered by ``method="text"`` (exact goals are compared for all tasks at once).
     """
     if not isinstance(runs, Table) or not isinstance(steps, Table):
         raise ValueError("runs and steps must be hotmess.tables.Table s")
@@ -591,7 +621,7 @@ def goal_coherence(
         pair_texts = [_goal_text(all_uniques[c]) for c in (pairs % width).tolist()]
         pair_groups = (pairs // width).tolist()
         if method == "text":
-            pair_labels = text_clusters(pair_texts, pair_groups, distance_threshold)
+            pair_labels = text_clusters(pair_texts, pair_groups, distance_threshold, progress=progress)
         else:
             assert embed is not None
             text_codes, texts = factorize(pair_texts)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hotmess.errors import HotmessError
+from hotmess.progress import Progress, counted
 from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
 
 from ._common import factorize
@@ -351,6 +352,7 @@ def text_clusters(
     texts: Sequence[str | None],
     groups: Sequence[Hashable] | None = None,
     distance_threshold: float = 0.5,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """Cluster outcome texts per group (task): TF-IDF, then agglomerative clustering.
 
@@ -361,7 +363,8 @@ def text_clusters(
     linkage="average")`` (computed as a precomputed cosine-distance matrix, which is the same).
     Texts without any token are at cosine distance 1 from everything. ``None`` texts get the key
     ``"<none>"``. Keys are ``"text:<group>:<j>"``, ``j`` numbering the group's clusters in order of
-    first appearance, so keys never collide across groups.
+    first appearance, so keys never collide across groups. ``progress``
+    (:mod:`hotmess.progress`) is told the groups clustered, as ``"tasks clustered"``.
     """
     threshold = _check_threshold(distance_threshold)
     texts = list(texts)
@@ -369,7 +372,8 @@ def text_clusters(
     out = np.empty(len(texts), dtype=object)
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    for members in np.split(order, bounds) if len(order) else []:
+    parts = np.split(order, bounds) if len(order) else []
+    for members in counted(parts, progress, "tasks clustered", len(parts), every=16):
         group = names[codes[members[0]]]
         normal: list[str | None] = [
             None if texts[i] is None else normalize_text(texts[i]) for i in members
