@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from hotmess.errors import InputError
-from hotmess.integrations.canonical import canonical_json
 from hotmess.integrations.taubench import (
     TauBenchBatch,
     is_state_changing,
     parse_taubench,
 )
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
+from hotmess.tools import canonical_json
 
 REAL = Path("/work/shared/data/tau-bench/gpt-4o-airline.json")
 needs_real = pytest.mark.skipif(not REAL.exists(), reason="tau-bench sample file not available")

@@ -23,6 +23,8 @@ import numpy as np
 from hotmess.errors import HotmessError
 from hotmess.progress import Progress, counted
 from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
+from hotmess.tools import canonical_json as _canonical_json
+from hotmess.tools import canonical_value as _canonical_value
 
 from ._common import factorize
 
@@ -71,29 +73,15 @@ def canonical_value(value: Any) -> Any:
 
     Dict keys become strings (``json.dumps(sort_keys=True)`` then orders them), tuples become
     lists, numpy scalars Python scalars; anything else not JSON becomes its ``str``.
+    (:func:`hotmess.tools.canonical_value` with ``strict=False``.)
     """
-    if value is None or isinstance(value, (bool, str, int)):
-        return value
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 2**53:
-            return int(value)
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): canonical_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [canonical_value(v) for v in value]
-    if isinstance(value, np.generic):
-        return canonical_value(value.item())
-    if isinstance(value, np.ndarray):
-        return canonical_value(value.tolist())
-    return str(value)
+    return _canonical_value(value, strict=False)
 
 
 def canonical_json(value: Any) -> str:
-    """``json.dumps`` of :func:`canonical_value` with sorted keys and no spaces."""
-    return json.dumps(
-        canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    """``json.dumps`` of :func:`canonical_value` with sorted keys and no spaces; NaN is
+    written as ``NaN``. (:func:`hotmess.tools.canonical_json` with ``strict=False``.)"""
+    return _canonical_json(value, strict=False)
 
 
 def _loads(text: Any) -> tuple[bool, Any]:

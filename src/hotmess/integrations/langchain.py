@@ -73,7 +73,7 @@ except ImportError:  # pragma: no cover - langchain-core without langgraph
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from hotmess.integrations.canonical import canonical_json
+from hotmess.tools import canonical_json
 from hotmess.tracer import attributes as A
 from hotmess.tracer.context import (
     RunState,

@@ -75,11 +75,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hotmess.errors import InputError
-from hotmess.integrations.canonical import canonical_json
 from hotmess.progress import Progress, counted
 from hotmess.redact import Redactor, make_redactor
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
-from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
+from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, canonical_json, is_read_only
 
 __all__ = [
     "READ_ONLY_PREFIXES",
