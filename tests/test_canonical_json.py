@@ -179,3 +179,14 @@ def test_run_id_text_unchanged_on_the_real_tau_bench_file():
     records = json.loads(REAL.read_text())
     for record in records:
         assert canonical_json(record) == old_strict(record)
+
+
+def test_deep_nesting_raises_recursion_error_on_both_paths():
+    ok = json.loads("[" * 400 + "]" * 400)
+    assert canonical_json(ok) == "[" * 400 + "]" * 400
+    deep = json.loads("[" * 700 + "]" * 700)
+    for strict in (True, False):
+        with pytest.raises(RecursionError):
+            canonical_json(deep, strict=strict)
+        with pytest.raises(RecursionError):
+            canonical_json({1: deep}, strict=strict)  # the full path

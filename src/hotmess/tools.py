@@ -49,6 +49,9 @@ _STRICT = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
 _LENIENT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: Deeper data raises RecursionError on the fast path, as the full path (two Python frames per
+#: level) does at about the same depth under Python's default recursion limit of 1000.
+MAX_DEPTH = 480
 
 
 class _NotPlain(Exception):
@@ -56,11 +59,13 @@ class _NotPlain(Exception):
     a type that is not JSON data)."""
 
 
-def _plain(value: Any, bound: float) -> Any:
+def _plain(value: Any, bound: float, depth: int = 0) -> Any:
     """``value`` itself when it is plain JSON data already canonical (dicts with str keys,
     lists, str, int, bool, None, floats that are not integral), else a copy with integral
     floats (``abs <= bound``) as ints and tuples as lists. Raises :class:`_NotPlain` for
     anything else. Containers without a float to change are not copied."""
+    if depth > MAX_DEPTH:
+        raise RecursionError(f"nested deeper than {MAX_DEPTH} levels")
     t = type(value)
     if t is dict:
         out = None
@@ -75,7 +80,7 @@ def _plain(value: Any, bound: float) -> Any:
                     continue
                 new: Any = int(v)
             elif tv is dict or tv is list or tv is tuple:
-                new = _plain(v, bound)
+                new = _plain(v, bound, depth + 1)
                 if new is v:
                     continue
             else:
@@ -95,7 +100,7 @@ def _plain(value: Any, bound: float) -> Any:
                     continue
                 new = int(v)
             elif tv is dict or tv is list or tv is tuple:
-                new = _plain(v, bound)
+                new = _plain(v, bound, depth + 1)
                 if new is v:
                     continue
             else:
