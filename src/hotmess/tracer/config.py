@@ -61,6 +61,8 @@ def configure(
     tracer_provider: TracerProvider | None = None,
     flush_interval: float = 0.5,
     max_queue_size: int = 200_000,
+    max_lag: float | None = 0.5,
+    lag_timeout: float = 1.0,
 ) -> Config:
     """Set where runs are recorded. Calling it again replaces the previous set-up (flushing it).
 
@@ -75,7 +77,24 @@ def configure(
     tracer_provider: the SDK provider to add hotmess to; default: the global one when it is
         an SDK provider, else a new provider of hotmess's own.
     flush_interval: seconds between writes to SQLite (at most 1 s keeps the durability promise).
+    max_queue_size: spans queued for the writer at most; beyond it spans are dropped and
+        counted (``stats().dropped``).
+    max_lag: backpressure, in seconds. When the oldest span not yet written ended more than
+        this long ago (an agent making spans faster than the writer stores them), the span
+        that ends waits, for at most ``lag_timeout``, until the writer has caught up to half
+        of it; at half of it the writer is woken early. So a killed process loses at most
+        about the last ``max_lag`` seconds of spans, even under overload. At normal load the
+        agent never waits. None or 0: never wait (spans queue, then drop, as the queue allows).
+    lag_timeout: the longest one wait lasts. A writer that finishes no batch in that time
+        (a lock held elsewhere, a slow disk) is taken as stuck: hotmess logs it once and the
+        agent stops waiting until a write succeeds again.
     """
+    if max_lag is not None and not max_lag >= 0:
+        raise ValueError(
+            f"configure(max_lag=...) must be seconds >= 0, or None to turn backpressure off; got {max_lag!r}"
+        )
+    if not lag_timeout > 0:
+        raise ValueError(f"configure(lag_timeout=...) must be seconds > 0; got {lag_timeout!r}")
     with _State.lock:
         redactor = make_redactor(redact)
         path = str(db if db is not None else default_path())
@@ -93,7 +112,13 @@ def configure(
             else:
                 provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
                 owns = True
-        processor = RunSpanProcessor(exporter, flush_interval=flush_interval, max_queue_size=max_queue_size)
+        processor = RunSpanProcessor(
+            exporter,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            max_lag=max_lag,
+            lag_timeout=lag_timeout,
+        )
         provider.add_span_processor(processor)
         _State.processors = [processor]
         if otlp_endpoint:
@@ -182,7 +207,8 @@ def shutdown() -> None:
 
 
 def stats() -> ProcessorStats:
-    """Counts of spans queued, written, dropped (queue full) and failed (write errors)."""
+    """Counts of spans queued, written, dropped (queue full) and failed (write errors), and
+    of the agent's waits for the writer (``waits``, ``wait_s``: backpressure, see ``max_lag``)."""
     for processor in _State.processors:
         if isinstance(processor, RunSpanProcessor):
             return processor.stats

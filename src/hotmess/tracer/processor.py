@@ -2,10 +2,37 @@
 to a writer in a background thread.
 
 It follows the SDK's BatchSpanProcessor (a bounded queue, a worker that wakes on a timer
-or when a batch is full, flush at shutdown) with three differences the store needs:
+or when a batch is full, flush at shutdown) with four differences the store needs:
 a run's root is queued when it *starts*, so a process killed mid-run leaves an
 ``incomplete`` run rather than nothing; each step gets its order and depth within its
-run; and spans dropped because the queue was full are counted, not lost silently.
+run; spans dropped because the queue was full are counted, not lost silently; and the
+writer is never allowed to fall far behind the agent (backpressure, below).
+
+Backpressure (``max_lag``, default 0.5 s). The writer shares the GIL with the agent. An agent
+that makes spans back to back, faster than the writer can store them (about 25 µs of CPU
+each), starves it: the queue grows without bound and a killed process loses everything
+queued, seconds of it. So the *lag* (how long ago the oldest span not yet written ended, by
+the processor's own monotonic clock: when it was queued) is checked as each span ends, with
+a clock read and a subtraction on the agent's thread and nothing more:
+
+- over ``max_lag / 2`` the writer is woken at once instead of at its next timer tick (so
+  while spans flow it writes at least that often; at normal load this is all that ever
+  happens, and the lag never reaches ``max_lag``);
+- over ``max_lag`` the agent's ``on_end`` waits on a condition (the GIL released, so the
+  writer runs alone) until the writer has written every span queued more than
+  ``max_lag / 2`` before it, and for at most ``lag_timeout`` seconds. An agent that makes
+  spans faster than they can be stored so runs at the writer's pace. The store is then never much more than ``max_lag``
+  plus one batch's write behind the agent, and a SIGKILL loses at most that.
+
+The agent never waits on a writer that cannot make progress: not when the writer is failing
+(database locked past its retries, disk full: the batch is dropped and counted, as before),
+not once a wait of ``lag_timeout`` saw no batch finish (the writer is stuck, on a lock held
+elsewhere say: logged once, and the agent stops waiting until a write succeeds again), not on
+the writer's own thread, not after a fork (the writer thread does not exist in the child), at
+interpreter shutdown, or after ``shutdown()``. Then spans queue and, past ``max_queue_size``,
+are dropped and counted, as without backpressure. ``max_lag=None`` (or 0) turns it off.
+The agent never writes to SQLite itself, nor flushes per span; its waits are counted in
+``stats.waits`` and ``stats.wait_s``.
 """
 
 from __future__ import annotations
@@ -14,6 +41,8 @@ import atexit
 import collections
 import itertools
 import logging
+import os
+import sys
 import threading
 import time
 import weakref
@@ -27,6 +56,7 @@ from hotmess.store.rows import SpanRecord
 from hotmess.tracer import attributes as A
 
 logger = logging.getLogger("hotmess")
+_monotonic_ns = time.monotonic_ns
 
 # How many finished runs' trace ids are remembered, so that a span ending just after its
 # run's root (a leaked async task) is still stored with its run.
@@ -46,6 +76,8 @@ class ProcessorStats:
     dropped: int = 0  # the queue was full
     failed: int = 0  # the writer raised, after retries
     batches: int = 0
+    waits: int = 0  # times the agent waited for the writer to catch up (backpressure)
+    wait_s: float = 0.0  # seconds the agent spent in those waits, in all
     last_error: str | None = None
 
 
@@ -68,7 +100,13 @@ class RunSpanProcessor(SpanProcessor):
         max_queue_size: int = 200_000,
         max_batch_size: int = 4096,
         retries: int = 3,
+        max_lag: float | None = 0.5,
+        lag_timeout: float = 1.0,
     ):
+        if max_lag is not None and max_lag < 0:
+            raise ValueError(f"max_lag must be a number of seconds >= 0, or None; got {max_lag!r}")
+        if lag_timeout <= 0:
+            raise ValueError(f"lag_timeout must be a number of seconds > 0; got {lag_timeout!r}")
         self._writer = writer
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
@@ -77,7 +115,8 @@ class RunSpanProcessor(SpanProcessor):
         self._runs: dict[int, _Run] = {}
         self._recent: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._started: collections.deque[SpanRecord] = collections.deque()
-        self._ended: collections.deque[tuple[ReadableSpan, int, int]] = collections.deque()
+        # (span, step index, depth, when it was queued: time.monotonic_ns, 0 without backpressure)
+        self._ended: collections.deque[tuple[ReadableSpan, int, int, int]] = collections.deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._pending = 0  # items taken from the queues and not yet written
@@ -86,6 +125,15 @@ class RunSpanProcessor(SpanProcessor):
         self._warned_drop = False
         self._failing = False  # the last write failed: say so once, not once per batch
         self._failed_since_logged = 0
+        # Backpressure (see the module docstring). 0 turns it off.
+        self._max_lag_ns = int(max_lag * 1e9) if max_lag else 0
+        self._wake_lag_ns = self._max_lag_ns // 2
+        self._lag_timeout = lag_timeout
+        self._inflight_since_ns = 0  # when the oldest span of the batch being written was queued; 0: none
+        self._progress = 0  # batches finished, written or not
+        self._stalled = False  # a wait saw no batch finish: don't wait again until a write succeeds
+        self._warned_stall = False
+        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._work, name="hotmess-writer", daemon=True)
         self._thread.start()
         # Flush at exit even when the provider we were added to does not shut down.
@@ -126,7 +174,19 @@ class RunSpanProcessor(SpanProcessor):
                 self._recent[trace_id] = None
                 if len(self._recent) > _RECENT_RUNS:
                     self._recent.popitem(last=False)
-        self._enqueue(self._ended, (span, index, depth))
+        if not self._max_lag_ns:
+            self._enqueue(self._ended, (span, index, depth, 0))
+            return
+        # The processor's own clock, not the span's end time: an end time given explicitly (a
+        # replay, a skewed clock) says nothing about how far behind the writer is.
+        now = _monotonic_ns()
+        self._enqueue(self._ended, (span, index, depth, now))
+        try:
+            lag = now - (self._inflight_since_ns or self._ended[0][3])
+        except IndexError:  # the writer took everything meanwhile
+            return
+        if lag > self._wake_lag_ns:
+            self._behind(now, lag)
 
     def _enqueue_start(self, span: Span) -> None:
         ctx = span.context
@@ -159,6 +219,61 @@ class RunSpanProcessor(SpanProcessor):
         if len(self._ended) >= self._max_batch_size:
             self._wake.set()
 
+    def _behind(self, now_ns: int, lag_ns: int) -> None:
+        """The writer is behind: wake it and, past ``max_lag``, wait for it (bounded)."""
+        if not self._wake.is_set():
+            self._wake.set()
+        if lag_ns <= self._max_lag_ns or self._stalled or self._failing or self._shutdown:
+            return
+        thread = self._thread
+        if (
+            os.getpid() != self._pid  # forked: the writer thread is not in this process
+            or threading.get_ident() == thread.ident  # a span ended by the writer itself
+            or not thread.is_alive()
+            or sys.is_finalizing()
+        ):
+            return
+        target = now_ns - self._wake_lag_ns  # wait until everything queued before this is written
+        began = time.monotonic()
+        deadline = began + self._lag_timeout
+        progress = self._progress
+        waited = False
+        if not self._idle.acquire(timeout=self._lag_timeout):
+            return
+        try:
+            while not (self._failing or self._shutdown):
+                try:
+                    oldest = self._inflight_since_ns or self._ended[0][3]
+                except IndexError:
+                    break
+                if oldest >= target:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if self._progress == progress:
+                        self._stall()
+                    break
+                self._wake.set()
+                waited = True
+                self._idle.wait(remaining)
+        finally:
+            self._idle.release()
+            if waited:
+                self.stats.waits += 1
+                self.stats.wait_s += time.monotonic() - began
+
+    def _stall(self) -> None:
+        self._stalled = True
+        log = logger.debug if self._warned_stall else logger.warning
+        self._warned_stall = True
+        log(
+            "hotmess: the writer stored nothing in %.3g s while the agent waited for it (%s); the agent "
+            "no longer waits for it until a write succeeds: spans queue meanwhile, and beyond "
+            "max_queue_size are dropped and counted (hotmess.stats().dropped)",
+            self._lag_timeout,
+            self.stats.last_error or "no error yet: a lock held elsewhere, a slow disk?",
+        )
+
     # --- the writer thread ---
 
     def _work(self) -> None:
@@ -178,11 +293,14 @@ class RunSpanProcessor(SpanProcessor):
                 started = _take(self._started, self._max_batch_size)
                 ended = _take(self._ended, self._max_batch_size)
                 self._pending += len(started) + len(ended)
+                self._inflight_since_ns = ended[0][3] if ended else 0
             try:
-                self._write(started, ended)
+                self._write(started, [item[:3] for item in ended])
             finally:
                 with self._idle:
                     self._pending -= len(started) + len(ended)
+                    self._inflight_since_ns = 0
+                    self._progress += 1
                     self._idle.notify_all()
 
     def _write(self, started: list, ended: list) -> None:
@@ -212,6 +330,7 @@ class RunSpanProcessor(SpanProcessor):
             else:
                 self.stats.written += len(started) + len(ended)
                 self.stats.batches += 1
+                self._stalled = False
                 if self._failing:
                     self._failing = False
                     logger.warning(
