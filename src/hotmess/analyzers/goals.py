@@ -482,6 +482,8 @@ def goal_coherence(
     reference_actions: Mapping[str, Sequence[Any]] | None = None,
     read_only: ReadOnly = None,
     drift_threshold: float = 0.1,
+    drift_from: str = "first",
+    instructions: Mapping[str, str | None] | None = None,
     distance_threshold: float = 0.5,
     correction: bool = False,
     progress: Progress | None = None,
@@ -505,6 +507,11 @@ def goal_coherence(
         None (default, every call is a goal), a predicate or a set of names; e.g.
         ``DEFAULT_READ_ONLY`` leaves out lookups.
     drift_threshold : runs whose drift slope exceeds this are listed.
+    drift_from : goal drift measured from each run's ``"first"`` goal (default) or from its
+        ``"instruction"`` (``method="text"`` or ``"embedding"`` only).
+    instructions : ``{run_id: instruction text}`` for ``drift_from="instruction"`` (runs
+        missing or ``None`` have none); default: the runs table's ``instruction`` column.
+        :func:`hotmess.store.readers.read_instructions` reads them from a database.
     distance_threshold : cosine distance threshold of text / embedding clustering.
     correction : ``n/(n−1)`` on each task's variance at each position.
     progress : ``progress(unit, done, total)`` (:mod:`hotmess.progress`), told the tasks
@@ -518,6 +525,19 @@ def goal_coherence(
         raise ValueError(f"method must be one of {', '.join(GOAL_METHODS)}, got {method!r}")
     if method == "embedding" and embed is None:
         raise ValueError("method='embedding' needs embed=callable(texts) -> vectors")
+    if drift_from not in DRIFT_FROM:
+        raise ValueError(f"drift_from must be one of {', '.join(DRIFT_FROM)}, got {drift_from!r}")
+    if drift_from == "instruction":
+        if method == "exact":
+            raise ValueError(
+                "drift_from='instruction' needs method='text' or 'embedding': an exact goal key "
+                "(a tool call, a goal() text) never equals an instruction, so every distance would be 1"
+            )
+        if instructions is None and "instruction" not in runs:
+            raise ValueError(
+                "drift_from='instruction' needs instructions={run_id: text} or an 'instruction' "
+                "column in runs (hotmess.store.readers.read_instructions reads them)"
+            )
     drift_threshold = float(drift_threshold)
     if not np.isfinite(drift_threshold):
         raise ValueError(f"drift_threshold must be finite, got {drift_threshold}")
@@ -659,6 +679,15 @@ def goal_coherence(
     positions = _per_position(
         entry_pos, entry_task, entry_label, entry_ref, n_tasks, correction
     )
+    anchors = None
+    if drift_from == "instruction":
+        anchors = _instruction_codes(runs, complete, run_ids, lengths, instructions)
+        fitted_runs = lengths >= 3
+        if fitted_runs.any() and not (anchors[0][fitted_runs] >= 0).any():
+            warnings.append(
+                f"none of the {int(fitted_runs.sum())} runs with 3 goals or more has an "
+                "instruction: no goal drift from the instruction"
+            )
     drift = _drift(
         method,
         goal_codes,
@@ -672,6 +701,8 @@ def goal_coherence(
         run_task=run_task,
         task_ids=task_ids,
         threshold=drift_threshold,
+        anchors=anchors,
+        embed=embed,
     )
     slope, used = _variance_trend(positions)
     return GoalCoherence(
@@ -813,17 +844,44 @@ def _drift(
     run_task: np.ndarray,
     task_ids: list[str],
     threshold: float,
+    anchors: tuple[np.ndarray, list[str]] | None = None,
+    embed: Callable[[list[str]], Any] | None = None,
 ) -> GoalDrift:
+    """Each run's drift slope; ``anchors`` (each run's instruction code, -1 for none, and the
+    distinct instructions) measures it from the instruction instead of the first goal."""
     n_runs = len(lengths)
-    first = starts[:-1][goal_run]  # index of each goal's run's first goal
-    if method == "exact":
-        dist = (codes != codes[first]).astype(np.float64)
-    elif method == "text":
-        dist = _tfidf_distances(codes, uniques, first)
+    without: int | None = None
+    if anchors is None:
+        first = starts[:-1][goal_run]  # index of each goal's run's first goal
+        if method == "exact":
+            dist = (codes != codes[first]).astype(np.float64)
+        elif method == "text":
+            dist = _tfidf_distances(codes, uniques, first)
+        else:
+            assert embedded is not None
+            dist = _embedding_distances(*embedded, first)
     else:
-        assert embedded is not None
-        dist = _embedding_distances(*embedded, first)
+        anchor_of_run, anchor_texts = anchors
+        anchor = anchor_of_run[goal_run]
+        has = anchor >= 0
+        dist = np.full(len(codes), np.nan)
+        if has.any():
+            if method == "text":
+                dist[has] = _tfidf_instruction_distances(codes[has], uniques, anchor[has], anchor_texts)
+            else:
+                assert embedded is not None and embed is not None
+                vectors, rows = embedded
+                targets = _embed(embed, anchor_texts)
+                if targets.shape[1] != vectors.shape[1]:
+                    raise ValueError(
+                        f"embed returned vectors of {targets.shape[1]} dimensions for the "
+                        f"instructions and {vectors.shape[1]} for the goals"
+                    )
+                dist[has] = _cosine_distances(vectors[rows[has]], targets[anchor[has]])
+        without = int(np.count_nonzero((lengths >= 3) & (anchor_of_run < 0)))
     slopes = _slopes(goal_run, ordinal.astype(np.float64), dist, lengths)
+    if anchors is not None:
+        slopes[anchors[0] < 0] = np.nan
     fitted = np.isfinite(slopes)
     over = np.flatnonzero(fitted & (slopes > threshold))
     over = over[np.lexsort((over, -slopes[over]))]
@@ -839,7 +897,40 @@ def _drift(
         drifting=drifting,
         run_ids=np.asarray(run_ids),
         slopes=slopes if n_runs else np.zeros(0),
+        drift_from="first" if anchors is None else "instruction",
+        runs_without_instruction=without,
     )
+
+
+def _instruction_codes(
+    runs: Table,
+    complete: np.ndarray,
+    run_ids: np.ndarray,
+    lengths: np.ndarray,
+    instructions: Mapping[str, str | None] | None,
+) -> tuple[np.ndarray, list[str]]:
+    """Each run's instruction as a code into the distinct instructions of runs with a goal
+    (-1: none, blank, or the run has no goal)."""
+    if instructions is None:
+        given = _text_column(runs, "instruction")[complete].tolist()
+    else:
+        if not isinstance(instructions, Mapping):
+            raise ValueError(
+                f"instructions must map run ids to text, got {type(instructions).__name__}"
+            )
+        given = [instructions.get(r) for r in run_ids.tolist()]
+    codes = np.full(len(given), -1, dtype=np.int64)
+    seen: dict[str, int] = {}
+    for r, text in enumerate(given):
+        if text is None or not lengths[r]:
+            continue
+        if not isinstance(text, str):
+            raise ValueError(
+                f"the instruction of run {run_ids[r]!r} is {type(text).__name__}, not text"
+            )
+        if text.strip():
+            codes[r] = seen.setdefault(text, len(seen))
+    return codes, list(seen)
 
 
 def _slopes(run: np.ndarray, t: np.ndarray, d: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -864,7 +955,27 @@ def _tfidf_distances(key_codes: np.ndarray, keys: list[str], first: np.ndarray) 
         return np.zeros(0)
     text_of_key, texts = factorize(normalize_text(_goal_text(k)) for k in keys)
     codes = text_of_key[key_codes]
-    pair = codes * len(texts) + codes[first]
+    return _tfidf_pair_distances(texts, codes, codes[first])
+
+
+def _tfidf_instruction_distances(
+    key_codes: np.ndarray, keys: list[str], anchor: np.ndarray, instructions: list[str]
+) -> np.ndarray:
+    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts and instructions) of
+    each goal (key ``keys[key_codes[i]]``) and its run's instruction
+    (``instructions[anchor[i]]``)."""
+    text_of, texts = factorize(
+        [normalize_text(_goal_text(k)) for k in keys] + [normalize_text(t) for t in instructions]
+    )
+    return _tfidf_pair_distances(texts, text_of[key_codes], text_of[len(keys) + anchor])
+
+
+def _tfidf_pair_distances(texts: list[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 − cosine of the TF-IDF vectors (fitted on ``texts``) of ``texts[a[i]]`` and
+    ``texts[b[i]]``; 0 for the same text, 1 for a text without a token and another."""
+    if not len(a):
+        return np.zeros(0)
+    pair = a * len(texts) + b
     distinct, inverse = np.unique(pair, return_inverse=True)
     a, b = distinct // len(texts), distinct % len(texts)
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -890,4 +1001,11 @@ def _embedding_distances(vectors: np.ndarray, codes: np.ndarray, first: np.ndarr
     dist = np.clip(1.0 - cosine, 0.0, 2.0)
     dist[codes == codes[first]] = 0.0
     return dist
+
+
+def _cosine_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``1 − cos`` of rows ``x[i]`` and ``y[i]`` (a zero vector is at distance 1)."""
+    nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
+    cosine = np.einsum("ij,ij->i", x, y) / (np.where(nx > 0, nx, 1.0) * np.where(ny > 0, ny, 1.0))
+    return np.clip(1.0 - cosine, 0.0, 2.0)
 

@@ -22,17 +22,18 @@ def goals_command(
     task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
     skip_read_only: Annotated[bool, typer.Option("--skip-read-only", help="Leave read-only tool calls (get*, search*, ...) out of the goals.")] = False,
     drift_threshold: Annotated[float, typer.Option("--drift-threshold", help="List runs whose goal drift slope (per goal) exceeds this.")] = 0.1,
+    drift_from: Annotated[str, typer.Option("--drift-from", help="Measure goal drift from each run's first goal or from its instruction (with --method text): first, instruction.")] = "first",
     limit: Annotated[int, typer.Option("--limit", min=0, help="Drifting runs listed.")] = 10,
     correction: Annotated[bool, typer.Option("--correction", help="Finite-sample n/(n-1) correction of variance.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Spread of intermediate goals across runs at each step (variance, bias against reference
-    actions, incoherence) and each run's drift from its first goal."""
+    actions, incoherence) and each run's drift from its first goal (or its instruction)."""
     from hotmess.analyzers._common import natural_key
-    from hotmess.analyzers.goals import ALIGNMENTS, goal_coherence
+    from hotmess.analyzers.goals import ALIGNMENTS, DRIFT_FROM, goal_coherence
     from hotmess.analyzers.outcomes import DEFAULT_READ_ONLY
     from hotmess.cli import render_goals
-    from hotmess.store.readers import read_goal_steps, read_runs
+    from hotmess.store.readers import read_goal_steps, read_instructions, read_runs
 
     if align not in ALIGNMENTS:
         raise HotmessError(f"--align must be one of {', '.join(ALIGNMENTS)}, not {align!r}")
@@ -43,6 +44,13 @@ def goals_command(
         )
     if method not in ("exact", "text"):
         raise HotmessError(f"--method must be exact or text, not {method!r}")
+    if drift_from not in DRIFT_FROM:
+        raise HotmessError(f"--drift-from must be one of {', '.join(DRIFT_FROM)}, not {drift_from!r}")
+    if drift_from == "instruction" and method == "exact":
+        raise HotmessError(
+            "--drift-from instruction needs --method text (an exact goal key never equals an "
+            "instruction, so every distance would be 1)"
+        )
     path = db_path(db)
     with contextlib.closing(open_db(db)) as conn:
         runs = read_runs(conn, task_id=task, columns=GOAL_RUN_COLUMNS)
@@ -59,6 +67,7 @@ def goals_command(
                 + (f" (its {len(known)} tasks: {shown})" if known else " (it has no runs)")
             )
         steps = read_goal_steps(conn, task_id=task)
+        instructions = read_instructions(conn, task_id=task) if drift_from == "instruction" else None
     result = goal_coherence(
         runs,
         steps,
@@ -67,6 +76,8 @@ def goals_command(
         read_only=DEFAULT_READ_ONLY if skip_read_only else None,
         drift_threshold=drift_threshold,
         correction=correction,
+        drift_from=drift_from,
+        instructions=instructions,
     )
     if result.n_goals == 0:
         raise HotmessError(

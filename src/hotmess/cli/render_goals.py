@@ -83,12 +83,25 @@ def goals_table(result: dict[str, Any], title: str) -> RichTable:
 
 
 def drift_line(drift: dict[str, Any]) -> str:
+    from_instruction = drift.get("from") == "instruction"
+    without = (drift.get("runs_without_instruction") or 0) if from_instruction else 0
     if not drift["runs"]:
+        if without:
+            return (
+                f"Goal drift from the instruction: none of the {without} runs with ≥ 3 goals "
+                "has an instruction."
+            )
         return "Goal drift: no run has 3 goals or more."
+    left_out = (
+        f" {without} run{'s' if without != 1 else ''} with ≥ 3 goals "
+        f"{'have' if without != 1 else 'has'} no instruction (left out)."
+        if without
+        else ""
+    )
     return (
-        f"Goal drift from each run's first goal: mean slope {drift['mean_slope']:+.3f} per goal "
-        f"over {drift['runs']} runs with ≥ 3 goals; {drift['n_drifting']} above "
-        f"{drift['threshold']:g}."
+        f"Goal drift from each run's {'instruction' if from_instruction else 'first goal'}: "
+        f"mean slope {drift['mean_slope']:+.3f} per goal over {drift['runs']} runs with ≥ 3 goals; "
+        f"{drift['n_drifting']} above {drift['threshold']:g}.{left_out}"
     )
 
 

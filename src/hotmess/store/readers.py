@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hotmess.progress import Progress, counted
+from hotmess.store.instructions import run_instruction, step_instruction
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
 
 
@@ -160,3 +161,35 @@ def read_goal_steps(
     order = " ORDER BY s.run_id, s.step_index, s.start_ns"
     return _read(conn, select, f" FROM steps s{join}{where}", order, params, STEP_COLUMNS,
                  GOAL_STEP_COLUMNS, progress, "steps read")
+
+
+def read_instructions(conn: sqlite3.Connection, *, task_id: str | None = None) -> dict[str, str]:
+    """Each run's instruction, by run id (runs without one are not keys): from the run's root
+    attributes, else its first LLM step's input (the rules are in
+    :mod:`hotmess.store.instructions`). Only the first LLM step of a run without a root
+    instruction is read."""
+    where, params = _where([("task_id = ?", task_id)])
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for run_id, attributes in conn.execute(f"SELECT run_id, attributes FROM runs{where}", params):
+        try:
+            attrs = json.loads(attributes) if attributes else None
+        except ValueError:
+            attrs = None
+        text = run_instruction(attrs if isinstance(attrs, dict) else None)
+        if text is None:
+            missing.append(run_id)
+        else:
+            found[run_id] = text
+    if missing:
+        first_llm = (
+            "SELECT s.run_id, s.input FROM steps s WHERE s.rowid IN ("
+            " SELECT (SELECT f.rowid FROM steps f WHERE f.run_id = m.value AND f.kind = 'llm'"
+            "  AND f.input IS NOT NULL ORDER BY f.step_index, f.start_ns LIMIT 1)"
+            " FROM json_each(?) m)"
+        )
+        for run_id, step_input in conn.execute(first_llm, (json.dumps(missing),)):
+            text = step_instruction(step_input)
+            if text is not None:
+                found[run_id] = text
+    return found

@@ -35,6 +35,7 @@ STEP_KIND = "hotmess.step.kind"  # llm, tool, agent, goal, step, retriever, chai
 STEP_INDEX = "hotmess.step.index"  # order of the step's start within its run
 GOAL = "hotmess.goal"
 INPUT = "hotmess.input"
+INSTRUCTION = "hotmess.instruction"  # the task as the agent was given it (tau-bench's instruction)
 OUTPUT = "hotmess.output"
 OUTCOME = "hotmess.outcome"
 SUCCESS = "hotmess.success"
