@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from test_cli import hotmess
+from test_cli import TAU, hotmess
 
 from hotmess.cli import app, main, render
 from hotmess.store.database import connect
@@ -164,15 +164,19 @@ def test_report_terminal_and_default_path(capsys, tmp_path, demo):
     assert "drift:" in err and "one time window" in err  # what the page could not show, said once
 
 
-def _in_a_terminal(*args: str) -> str:
-    """Run ``hotmess ARGS`` with stdout and stderr on a pseudo-terminal; everything it wrote."""
+def _in_a_terminal(*args: str, stdout: Path | None = None) -> str:
+    """Run ``hotmess ARGS`` with stdout and stderr on a pseudo-terminal; everything it wrote.
+    With ``stdout``, standard output goes to that file instead and only stderr is returned."""
     leader, follower = pty.openpty()
+    out = open(stdout, "wb") if stdout is not None else None  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
-        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, close_fds=True,
+        stdin=subprocess.DEVNULL, stdout=follower if out is None else out, stderr=follower, close_fds=True,
         env={"PATH": "/usr/bin:/bin", "TERM": "xterm", "COLUMNS": "100"},
     )
     os.close(follower)
+    if out is not None:
+        out.close()
     chunks = []
     while True:
         ready, _, _ = select.select([leader], [], [], 60)
@@ -200,3 +204,33 @@ def test_progress_bars_only_in_a_terminal_and_not_with_quiet(tmp_path):
     assert "running the demo agents" not in piped.stderr + piped.stdout
     report = _in_a_terminal("report", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "a.html"))
     assert "building the report" in report and "Wrote" in report
+
+
+OTLP = Path(__file__).parent / "data" / "otlp" / "genai.jsonl"
+
+#: Commands with a progress bar: (arguments besides --db, the bar's label, the unit it counts last).
+BARS = {
+    "import otlp": (("import", "otlp", str(OTLP)), "importing genai.jsonl", "spans stored"),
+    "analyze": (("analyze",), "analyze", "analyzing"),
+    "goals": (("goals",), "goals", "analyzing"),
+    "horizon": (("horizon",), "horizon", "analyzing"),
+    "drift": (("drift", "--window", "20runs"), "drift", "windows"),
+}
+if TAU.exists():
+    BARS["import tau-bench"] = (("import", "tau-bench", str(TAU)), "importing gpt-4o-airline.json", "steps stored")
+
+
+@pytest.mark.parametrize("name", list(BARS))
+def test_imports_and_analyses_show_a_bar_only_in_a_terminal(capsys, tmp_path, demo, name):
+    """A bar on stderr in a terminal (stdout stays clean JSON); none with --quiet or when piped."""
+    args, label, unit = BARS[name]
+    importing = name.startswith("import")
+    out = tmp_path / "out.json"
+    shown = _in_a_terminal(*args, "--db", str(tmp_path / "a.db" if importing else demo), "--json", stdout=out)
+    assert label in shown and unit in shown and "━" in shown, shown
+    json.loads(out.read_text())
+    quiet = _in_a_terminal("--quiet", *args, "--db", str(tmp_path / "b.db" if importing else demo), "--json", stdout=out)
+    assert label not in quiet and unit not in quiet and "━" not in quiet, quiet
+    json.loads(out.read_text())
+    code, _, piped = run(capsys, tmp_path, *args, "--db", str(tmp_path / "c.db" if importing else demo))
+    assert code == 0 and unit not in piped and "━" not in piped, piped

@@ -13,6 +13,7 @@ from hotmess.cli.app import (
     app,
     db_path,
     load_for_analysis,
+    stages,
 )
 from hotmess.errors import HotmessError
 
@@ -41,9 +42,12 @@ def analyze_command(
             "--outcome embedding needs an embedding function: use hotmess.analyzers.analyze(..., "
             "outcome='embedding', embed=fn) from Python (sentence_transformer_embedder for a local model)"
         )
-    runs, steps = load_for_analysis(db, outcome, decomposition, task)
-    result = analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
-                     correction=correction, n_boot=n_boot, seed=seed)
+    with stages("analyze") as progress:
+        runs, steps = load_for_analysis(db, outcome, decomposition, task, progress=progress)
+        if progress is not None:
+            progress("analyzing", 0, None)
+        result = analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
+                         correction=correction, n_boot=n_boot, seed=seed, progress=progress)
     if as_json:
         render.print_json(result.to_dict())
         return

@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from hotmess.cli import render
 from hotmess.errors import HotmessError
+from hotmess.progress import Progress
 from hotmess.store.database import connect, default_path
 from hotmess.store.readers import read_for_analysis
 
@@ -86,9 +88,63 @@ def progress(description: str, total: int | None):
         yield lambda n=1: progress.advance(task, n)
 
 
-def load_for_analysis(db: Path | None, outcome: str, decomposition: str, task: str | None = None):
+@contextlib.contextmanager
+def stages(label: str) -> Iterator[Progress | None]:
+    """A rich progress bar on stderr for work that reports through a ``progress(unit, done, total)``
+    callback (:mod:`hotmess.progress`): one bar per unit in turn (bytes, records, steps read,
+    tasks, ...). Yields the callback to pass on as ``progress=``, or None when no bar is shown
+    (not a terminal, or ``--quiet``), so the work then pays nothing for it."""
+    if not show_progress():
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), _count_column()(), TimeRemainingColumn(),
+        console=render.err_console, transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+        current: list[Any] = []
+
+        def update(unit: str, done: int, total: int | None) -> None:
+            task = tasks.get(unit)
+            if task is None:
+                if current:
+                    bar.update(current[-1], visible=False)
+                task = tasks[unit] = bar.add_task(label, total=total, unit=unit)
+                current.append(task)
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _count_column() -> type:
+    """The column class, made on first use (rich.progress is imported only when a bar is shown)."""
+    from rich.filesize import decimal
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class CountColumn(ProgressColumn):
+        """``12.3/45.6 MB`` for bytes, ``1,024/5,000 records`` for everything else."""
+
+        def render(self, task: Any) -> Text:
+            unit = task.fields.get("unit", "")
+            done, total = int(task.completed), task.total
+            if unit == "bytes":
+                text = decimal(done) + ("" if total is None else f"/{decimal(int(total))}")
+            else:
+                text = f"{done:,}" + ("" if total is None else f"/{int(total):,}") + f" {unit}"
+            return Text(text, style="progress.download")
+
+    return CountColumn
+
+
+def load_for_analysis(
+    db: Path | None, outcome: str, decomposition: str, task: str | None = None,
+    progress: Progress | None = None,
+):
     needs_steps = outcome == "actions" or decomposition == "checks"
-    runs, steps = read_for_analysis(open_db(db), task_id=task, with_steps=needs_steps)
+    runs, steps = read_for_analysis(open_db(db), task_id=task, with_steps=needs_steps, progress=progress)
     if len(runs) == 0:
         raise HotmessError(
             f"no runs in {db_path(db)}" + (f" for task {task!r}" if task else "")

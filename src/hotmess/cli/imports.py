@@ -13,6 +13,7 @@ from hotmess.cli.app import (
     JsonOption,
     db_path,
     import_app,
+    stages,
 )
 from hotmess.errors import HotmessError
 from hotmess.store.database import connect
@@ -33,9 +34,10 @@ def import_taubench_command(
 
     if not file.exists():
         raise HotmessError(f"{file}: no such file")
-    batch = parse_taubench(file, agent=agent, redact=not no_redact, skip_invalid=skip_invalid)
-    conn = connect(db_path(db))
-    result = insert_runs(conn, batch.runs, batch.steps, source="tau-bench", path=file)
+    with stages(f"importing {file.name}") as progress:
+        batch = parse_taubench(file, agent=agent, redact=not no_redact, skip_invalid=skip_invalid, progress=progress)
+        conn = connect(db_path(db))
+        result = insert_runs(conn, batch.runs, batch.steps, source="tau-bench", path=file, progress=progress)
     if as_json:
         render.print_json({**result.to_dict(), "flagged": batch.flagged, "skipped": [str(e) for e in batch.skipped]})
         return
@@ -68,9 +70,12 @@ def import_otlp_command(
         raise typer.BadParameter("must not be empty", param_hint="--agent")
     if not file.exists():
         raise HotmessError(f"{file}: no such file")
-    batch = parse_otlp_json(file, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars)
-    conn = connect(db_path(db))
-    result = insert_runs(conn, batch.runs, batch.steps, source="otlp", path=file, spans=batch.spans)
+    with stages(f"importing {file.name}") as progress:
+        batch = parse_otlp_json(file, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
+                                progress=progress)
+        conn = connect(db_path(db))
+        result = insert_runs(conn, batch.runs, batch.steps, source="otlp", path=file, spans=batch.spans,
+                             progress=progress)
     details = batch.to_dict()
     if as_json:
         render.print_json({

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from hotmess.cli import render, render_overtime
-from hotmess.cli.app import DbOption, JsonOption, app, db_path, load_for_analysis
+from hotmess.cli.app import DbOption, JsonOption, app, db_path, load_for_analysis, stages
 from hotmess.errors import HotmessError
+from hotmess.progress import Progress
 
 _OUTCOMES_HELP = "How outcomes are compared: exact, actions, text."
 
@@ -22,13 +23,18 @@ def _check_outcome(outcome: str) -> None:
 
 
 def _show(db: Path | None, as_json: bool, print_terminal: Callable[[dict[str, Any], str], None],
-          compute: Callable[[], Any]) -> None:
-    """Run the analyzer (its ValueErrors are the user's input: one line naming the database)
-    and print its ``to_dict()`` as JSON or through ``print_terminal``."""
-    try:
-        result = compute()
-    except ValueError as exc:
-        raise HotmessError(f"{db_path(db)}: {exc}") from exc
+          outcome: str, name: str, compute: Callable[[Any, Any, Progress | None], Any]) -> None:
+    """Read the runs, run the analyzer ``compute(runs, steps, progress)`` under a progress bar
+    (its ValueErrors are the user's input: one line naming the database) and print its
+    ``to_dict()`` as JSON or through ``print_terminal``."""
+    with stages(name) as progress:
+        runs, steps = load_for_analysis(db, outcome, "brier", progress=progress)
+        if progress is not None:
+            progress("analyzing", 0, None)
+        try:
+            result = compute(runs, steps, progress)
+        except ValueError as exc:
+            raise HotmessError(f"{db_path(db)}: {exc}") from exc
     if as_json:
         render.print_json(result.to_dict())
         return
@@ -55,10 +61,9 @@ def horizon_command(
     if groups < 1:
         raise HotmessError(f"--groups must be at least 1, not {groups}")
     _check_outcome(outcome)
-    runs, steps = load_for_analysis(db, outcome, "brier")
-    _show(db, as_json, render_overtime.print_horizon,
-          lambda: horizon(runs, steps, length=length, groups=groups, outcome=outcome,
-                          correction=correction, n_boot=n_boot, seed=seed))
+    _show(db, as_json, render_overtime.print_horizon, outcome, "horizon",
+          lambda runs, steps, progress: horizon(runs, steps, length=length, groups=groups, outcome=outcome,
+                                                correction=correction, n_boot=n_boot, seed=seed, progress=progress))
 
 
 @app.command("drift")
@@ -87,7 +92,6 @@ def drift_command(
     if not 0.0 < alpha < 1.0:
         raise HotmessError(f"--alpha must be between 0 and 1, not {alpha}")
     _check_outcome(outcome)
-    runs, steps = load_for_analysis(db, outcome, "brier")
-    _show(db, as_json, render_overtime.print_drift,
-          lambda: drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
-                        n_perm=n_perm, outcome=outcome, seed=seed))
+    _show(db, as_json, render_overtime.print_drift, outcome, "drift",
+          lambda runs, steps, progress: drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
+                                              n_perm=n_perm, outcome=outcome, seed=seed, progress=progress))
