@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hotmess.cli import render
-from hotmess.cli.app import DbOption, JsonOption, app, db_path, open_db
+from hotmess.cli.app import DbOption, JsonOption, app, db_path, open_db, stages
 from hotmess.errors import HotmessError
 
 GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
@@ -52,8 +52,8 @@ def goals_command(
             "instruction, so every distance would be 1)"
         )
     path = db_path(db)
-    with contextlib.closing(open_db(db)) as conn:
-        runs = read_runs(conn, task_id=task, columns=GOAL_RUN_COLUMNS)
+    with stages("goals") as progress, contextlib.closing(open_db(db)) as conn:
+        runs = read_runs(conn, task_id=task, columns=GOAL_RUN_COLUMNS, progress=progress)
         if len(runs) == 0:
             if task is None:
                 raise HotmessError(
@@ -66,19 +66,22 @@ def goals_command(
                 f"no task {task!r} in {path}"
                 + (f" (its {len(known)} tasks: {shown})" if known else " (it has no runs)")
             )
-        steps = read_goal_steps(conn, task_id=task)
+        steps = read_goal_steps(conn, task_id=task, progress=progress)
         instructions = read_instructions(conn, task_id=task) if drift_from == "instruction" else None
-    result = goal_coherence(
-        runs,
-        steps,
-        align=align,
-        method=method,
-        read_only=DEFAULT_READ_ONLY if skip_read_only else None,
-        drift_threshold=drift_threshold,
-        correction=correction,
-        drift_from=drift_from,
-        instructions=instructions,
-    )
+        if progress is not None:
+            progress("analyzing", 0, None)
+        result = goal_coherence(
+            runs,
+            steps,
+            align=align,
+            method=method,
+            read_only=DEFAULT_READ_ONLY if skip_read_only else None,
+            drift_threshold=drift_threshold,
+            correction=correction,
+            drift_from=drift_from,
+            instructions=instructions,
+            progress=progress,
+        )
     if result.n_goals == 0:
         raise HotmessError(
             f"no goal-bearing steps in {path}"
