@@ -293,11 +293,16 @@ def durability_rows(d: dict) -> list[Row]:
 
 
 def durability_details(d: dict) -> list[str]:
-    out = ["| kill | spans ended | ended > 1 s before | lost of those | lost of the last second's |", "| --- | --- | --- | --- | --- |"]
+    out = ["| kill | spans ended | agent's pace | ended > 1 s before | lost of those | lost of the last second's "
+           "| oldest lost span ended |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for i, k in enumerate(d["kills"], 1):
-        out.append(f"| {i} | {k['ended']:,} | {k['ended_over_1s_before']:,} | {k['lost_over_1s_before']:,} | {k['lost_within_last_1s']:,} |")
+        oldest = f"{k['oldest_lost_s']:.2f} s before the kill" if k.get("oldest_lost_s") else "—"
+        pace = f"{k['spans_per_s']:,.0f} spans/s" if "spans_per_s" in k else "—"
+        out.append(f"| {i} | {k['ended']:,} | {pace} | {k['ended_over_1s_before']:,} | {k['lost_over_1s_before']:,} "
+                   f"| {k['lost_within_last_1s']:,} | {oldest} |")
+    backpressure = "off (`max_lag=None`)" if d.get("max_lag") == "none" else f"max_lag {d.get('max_lag', 'default')}"
     out += ["", f"{d['steps_per_run']} steps per run, {d['sleep_s'] * 1000:g} ms asleep per step, killed after "
-            f"{d['kill_after_s'][0]}–{d['kill_after_s'][1]} s."]
+            f"{d['kill_after_s'][0]}–{d['kill_after_s'][1]} s; backpressure {backpressure}."]
     return out
 
 
@@ -306,9 +311,14 @@ def durability_flat_rows(d: dict) -> list[Row]:
     how = ("pure Python between steps" if d.get("log") == "mmap"
            else "a tiny system call (a line written to a file) per step")
     per_kill = [k["lost_over_1s_before"] for k in d["kills"]]
-    return [Row(f"the same, overloaded: steps back to back, {how}", f"{d['repeats']} kills",
+    pace = f", the agent at {d['spans_per_s']:,.0f} spans/s" if "spans_per_s" in d else ""
+    if d.get("max_lag") == "none":
+        return [Row(f"the same, {how}, backpressure off (`max_lag=None`)", f"{d['repeats']} kills{pace}",
+                    f"{lost:,} lost of {old:,} that ended > 1 s before", f"per kill: {min(per_kill):,} – {max(per_kill):,}",
+                    "—", "—", "(reported: what backpressure saves)", "—")]
+    return [Row(f"the same, overloaded: steps back to back, {how}", f"{d['repeats']} kills{pace}",
                 f"{lost:,} lost of {old:,} that ended > 1 s before", f"per kill: {min(per_kill):,} – {max(per_kill):,}",
-                "—", "—", "(reported: beyond the writer's throughput)", "—")]
+                "—", "—", "none that ended over 1 s before", yes(lost == 0 and old > 0))]
 
 
 REGISTRY: list[Bench] = [
@@ -422,28 +432,51 @@ SQLite would need `synchronous = FULL`, an fsync per batch). A run's root is wri
 starts, so a killed run is stored as `incomplete` with every step that made it. What limits it is
 the writer keeping up, and in CPython it shares the GIL with the agent. The 1 ms of work per step
 here is a sleep (as an agent waiting on a model or a tool): the agent's thread lets go of the GIL
-and the writer keeps up easily. In the two overload rows the agent makes ~15-20k spans a second
-and never waits. Pure Python: the writer gets the GIL every 5 ms switch interval and stores
-about half of what the agent makes, so its queue grows past a second's worth and a kill loses
-what is queued. Until this issue it stored nothing at all: the sqlite3 module lets go of the GIL
-around every statement step and executemany stepped once per row, each handback costing a 5 ms
-wait; a batch is now a few multi-row INSERTs. A system call per step (here the line written to
-the side file) is worse: the agent lets go of the GIL and takes it straight back thousands of
-times a second, CPython then never forces a switch to the waiting writer, and almost nothing is
-stored until the agent pauses. Fixing the overload rows needs backpressure in the span processor
-(the agent's thread pausing briefly once the queue is more than a second old), not a faster
-writer.""",
+and the writer keeps up easily. In the overload rows the agent makes steps back to back and never
+waits of its own accord, and the writer needs about as much CPU per span (~27 µs) as the agent
+takes to make one, so it cannot keep up whatever its share of the GIL. Pure Python: the writer
+gets the GIL every 5 ms switch interval and stores about half of what the agent makes. A system
+call per step (here the line written to the side file) is worse: the agent lets go of the GIL
+and takes it straight back thousands of times a second, CPython then never forces a switch to
+the waiting writer, and almost nothing is stored until the agent pauses. Left alone the queue
+grows past a second's worth and a kill loses what is queued (the `max_lag=None` rows).
+Backpressure in the span processor bounds it: once the oldest unwritten span was queued more
+than `max_lag` (0.5 s) ago, the span that ends waits on a condition, the GIL released, until
+the writer has written everything queued more than 0.25 s before it (at most `lag_timeout`,
+1 s, per wait; never for a writer that is failing or wrote nothing in that time). The store
+then stays about 0.5 s plus one batch's write behind, and the overloaded agent runs at the
+writer's pace: compare its spans/s with the `max_lag=None` rows. The cost on the agent's path
+at normal load is a clock read and a subtraction per span (the step overhead row). Earlier in
+this issue the writer stored nothing at all under the pure-Python overload: the sqlite3 module
+lets go of the GIL around every statement step and executemany stepped once per row, each
+handback costing a 5 ms wait; a batch is now a few multi-row INSERTs.""",
     ),
     Bench(
         "durability_flat", "Durability under SIGKILL, overloaded, pure Python", "durability_kill.py",
         ["--repeats", "3", "--sleep", "0", "--log", "mmap"], ["--repeats", "1", "--sleep", "0", "--log", "mmap"], 300,
-        [("the same, overloaded: steps back to back, pure Python between steps", "(reported)")],
+        [("the same, overloaded: steps back to back, pure Python between steps", "none that ended over 1 s before")],
         durability_flat_rows, durability_details,
     ),
     Bench(
         "durability_flat_io", "Durability under SIGKILL, overloaded, a system call per step", "durability_kill.py",
         ["--repeats", "3", "--sleep", "0"], ["--repeats", "1", "--sleep", "0"], 300,
-        [("the same, overloaded: steps back to back, a tiny system call per step", "(reported)")],
+        [("the same, overloaded: steps back to back, a tiny system call per step", "none that ended over 1 s before")],
+        durability_flat_rows, durability_details,
+    ),
+    Bench(
+        "durability_flat_off", "Durability under SIGKILL, overloaded, pure Python, backpressure off",
+        "durability_kill.py",
+        ["--repeats", "3", "--sleep", "0", "--log", "mmap", "--max-lag", "none"],
+        ["--repeats", "1", "--sleep", "0", "--log", "mmap", "--max-lag", "none"], 300,
+        [("the same, pure Python between steps, backpressure off (`max_lag=None`)", "(reported)")],
+        durability_flat_rows, durability_details,
+    ),
+    Bench(
+        "durability_flat_io_off", "Durability under SIGKILL, overloaded, a system call per step, backpressure off",
+        "durability_kill.py",
+        ["--repeats", "3", "--sleep", "0", "--max-lag", "none"], ["--repeats", "1", "--sleep", "0", "--max-lag", "none"],
+        300,
+        [("the same, a tiny system call per step, backpressure off (`max_lag=None`)", "(reported)")],
         durability_flat_rows, durability_details,
     ),
 ]
