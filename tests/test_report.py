@@ -285,3 +285,27 @@ def test_hostile_runs_are_shown_as_text_and_never_run(browser, hostile_report, t
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     browser.save_screenshot(str(tmp_path / "hostile.png"))
     assert (tmp_path / "hostile.png").read_bytes().startswith(PNG)
+
+
+def test_report_and_terminal_share_the_verdict_not_the_cli():
+    """The HTML renderer takes the verdict and step trees from public modules, not the CLI's."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hotmess.report.html as h; h.verdict_text({'incoherence': {'value': 0.5}}); "
+            "print(sorted(m for m in sys.modules if m.startswith('hotmess.cli')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+    from hotmess.cli.render import _verdict
+    from hotmess.report.html import verdict_text
+
+    for value, consistency, css, markup in (
+        (0.2, 1.0, "coherent", "[green]coherent[/]: most error is bias, a systematic miss; "
+                               "two failures of a task fail the same way 100% of the time"),
+        (0.5, None, "mixed", "[yellow]mixed[/]: error splits between systematic misses and scatter"),
+        (0.9, 0.25, "hotmess", "[red]a hot mess[/]: most error is variance, a different miss each time; "
+                               "two failures of a task fail the same way 25% of the time"),
+        (None, None, "", "incoherence undefined (no errors, or no reference to measure error against)"),
+    ):
+        result = {"incoherence": {"value": value}, "failure_consistency": consistency}
+        assert _verdict(result) == markup
+        assert verdict_text(result) == (css, re.sub(r"\[/?\w*\]", "", markup))

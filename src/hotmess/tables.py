@@ -160,3 +160,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def step_forest(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Step rows nested under their parents: each a copy of its row with ``children`` (a list of
+    the same), the roots in the order given (``show --json``, the report's step trees).
+    A step whose parent is not among the rows before it is a root."""
+    by_id: dict[Any, dict[str, Any]] = {}
+    roots: list[dict[str, Any]] = []
+    for s in steps:
+        node = {**s, "children": []}
+        by_id[s["span_id"]] = node
+        parent = by_id.get(s["parent_span_id"])
+        (parent["children"] if parent is not None else roots).append(node)
+    return roots

@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 from rich.tree import Tree
 
+from hotmess.verdict import verdict
+
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -145,18 +147,6 @@ def run_tree(run: dict[str, Any], steps: Iterable[dict[str, Any]]) -> Tree:
     return root
 
 
-def step_forest(steps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Steps nested under their parents (for ``show --json``)."""
-    by_id: dict[Any, dict[str, Any]] = {}
-    roots: list[dict[str, Any]] = []
-    for s in steps:
-        node = {**s, "children": []}
-        by_id[s["span_id"]] = node
-        parent = by_id.get(s["parent_span_id"])
-        (parent["children"] if parent is not None else roots).append(node)
-    return roots
-
-
 def print_demo(summary: dict[str, dict[str, dict[str, int]]], db: str, total: int, elapsed: float) -> None:
     agents = list(summary)
     tasks = list(next(iter(summary.values())))
@@ -196,18 +186,13 @@ def _interval(inc: dict[str, Any]) -> str:
     return f"{inc['value']:.3f} [{fmt_float(inc.get('ci_low'))}, {fmt_float(inc.get('ci_high'))}]"
 
 
+_VERDICT_STYLE = {"coherent": "green", "mixed": "yellow", "hotmess": "red"}
+
+
 def _verdict(result: dict[str, Any]) -> str:
-    """A reading of the numbers in words; the thresholds are conventions, the numbers are the result."""
-    value = result["incoherence"].get("value")
-    if value is None:
-        return "incoherence undefined (no errors, or no reference to measure error against)"
-    consistency = result.get("failure_consistency")
-    same = f"; two failures of a task fail the same way {consistency:.0%} of the time" if consistency is not None else ""
-    if value < 0.4:
-        return f"[green]coherent[/]: most error is bias, a systematic miss{same}"
-    if value <= 0.6:
-        return f"[yellow]mixed[/]: error splits between systematic misses and scatter{same}"
-    return f"[red]a hot mess[/]: most error is variance, a different miss each time{same}"
+    """:func:`hotmess.verdict.verdict` as console markup, the word in its colour."""
+    v = verdict(result)
+    return f"[{_VERDICT_STYLE[v.level]}]{v.word}[/]{v.rest}" if v.level else v.rest
 
 
 def _summary_table(groups: dict[str, dict[str, Any]], title: str) -> RichTable:

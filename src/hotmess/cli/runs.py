@@ -16,6 +16,7 @@ from hotmess.cli.app import (
 )
 from hotmess.errors import HotmessError
 from hotmess.store.readers import find_run, read_runs, read_steps
+from hotmess.tables import step_forest
 
 
 @app.command("runs")
@@ -61,6 +62,6 @@ def show_command(
     run = read_runs(conn, run_ids=[full]).to_records()[0]
     steps = read_steps(conn, run_ids=[full]).to_records()
     if as_json:
-        render.print_json({"run": run, "steps": render.step_forest(steps)})
+        render.print_json({"run": run, "steps": step_forest(steps)})
         return
     render.console.print(render.run_tree(run, steps))

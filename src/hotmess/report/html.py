@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hotmess.report import plots
+from hotmess.tables import step_forest
+from hotmess.verdict import verdict
 
 #: Characters of a step's input/output/error shown in a step tree.
 FIELD_CHARS = 2000
@@ -102,13 +104,8 @@ def _time(ns: Any) -> str:
 
 def verdict_text(result: Mapping[str, Any]) -> tuple[str, str]:
     """``(css class, sentence)``: the terminal's verdict wording (``hotmess analyze``) as plain text."""
-    from rich.text import Text
-
-    from hotmess.cli.render import _verdict
-
-    markup = _verdict(result)
-    css = {"[green]": "coherent", "[yellow]": "mixed", "[red]": "hotmess"}.get(markup[: markup.find("]") + 1], "")
-    return css, Text.from_markup(markup).plain
+    v = verdict(result)
+    return v.level, v.text
 
 
 def run_anchor(run_id: Any) -> str:
@@ -416,8 +413,6 @@ def _step_node(node: Mapping[str, Any], depth: int) -> str:
 
 
 def _steps_section(runs: Sequence[Mapping[str, Any]], steps: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    from hotmess.cli.render import step_forest
-
     out = []
     for r in runs:
         run_steps = list(steps.get(r["run_id"], ()))
