@@ -132,6 +132,10 @@ def scrub_attributes(
     out: dict[str, Any] = {}
     cut_now: list[str] = []
     for key, value in attributes.items():
+        if type(value) is str and not 0 < max_chars < len(value) and key != A.TRUNCATED:
+            # the common case inline: a string that is not cut (scrub_value's answer)
+            out[key] = value if redactor is None else redactor(value)
+            continue
         if key == A.TRUNCATED:
             out[key] = value
             continue
