@@ -124,6 +124,10 @@ def _as_bool(value: Any) -> int | None:
 
 
 def _as_int(value: Any) -> int:
+    if value is None:  # most steps have no token counts: no exception for them
+        return 0
+    if type(value) is int:
+        return value
     try:
         return int(value)
     except (TypeError, ValueError):
