@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import operator
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -19,6 +20,18 @@ from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
 # does not silently drop a row that breaks NOT NULL, which must fail the import instead.
 _RUN_INSERT = f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) ON CONFLICT DO NOTHING"
 _STEP_INSERT = f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT DO NOTHING"
+
+
+_RUN_VALUES = operator.itemgetter(*RUN_COLUMNS)
+_STEP_VALUES = operator.itemgetter(*STEP_COLUMNS)
+
+
+def _tuples(rows: Sequence[dict[str, Any]], columns: Any, values: operator.itemgetter) -> list[tuple]:
+    """Each row's values in column order; a column a row lacks is NULL."""
+    try:
+        return list(map(values, rows))  # rows with every column: one C call each
+    except KeyError:
+        return [tuple(r.get(c) for c in columns) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -79,9 +92,9 @@ def _insert(conn, runs, steps, *, source, path, spans, progress) -> ImportResult
         new_runs = [r for r in runs if r["run_id"] not in existing]
         new_ids = {r["run_id"] for r in new_runs}
         new_steps = [s for s in steps if s["run_id"] in new_ids]
-        conn.executemany(_RUN_INSERT, [tuple(r.get(c) for c in RUN_COLUMNS) for r in new_runs])
+        conn.executemany(_RUN_INSERT, _tuples(new_runs, RUN_COLUMNS, _RUN_VALUES))
         conn.executemany(_STEP_INSERT, counted(
-            [tuple(s.get(c) for c in STEP_COLUMNS) for s in new_steps], progress, "steps stored", len(new_steps)))
+            _tuples(new_steps, STEP_COLUMNS, _STEP_VALUES), progress, "steps stored", len(new_steps)))
         if spans:
             new_spans = [s for s in spans if s[0] in new_ids]
             conn.executemany(SPAN_INSERT, counted(new_spans, progress, "spans stored", len(new_spans)))
