@@ -234,3 +234,25 @@ def test_imports_and_analyses_show_a_bar_only_in_a_terminal(capsys, tmp_path, de
     json.loads(out.read_text())
     code, _, piped = run(capsys, tmp_path, *args, "--db", str(tmp_path / "c.db" if importing else demo))
     assert code == 0 and unit not in piped and "━" not in piped, piped
+
+
+def test_import_suggests_the_analysis_that_fits_what_was_imported(capsys, tmp_path):
+    from hotmess.cli.imports import next_steps
+
+    if TAU.exists():
+        code, out, _ = run(capsys, tmp_path, "import", "tau-bench", str(TAU), "--db", str(tmp_path / "t.db"))
+        assert code == 0 and "Next: hotmess analyze --outcome actions" in out and "reference actions" in out
+    # production logs without a reference or success: final answers as text, variance only; drift over time
+    code, out, _ = run(capsys, tmp_path, "import", "otlp", str(OTLP.parent / "openinference.jsonl"),
+                       "--db", str(tmp_path / "o.db"))
+    text = " ".join(out.split())  # as read, whatever the terminal's width
+    assert code == 0 and "Next: hotmess analyze --outcome text" in text and "only variance" in text
+    assert text.index("--outcome text") < text.index("--outcome actions") < text.index("hotmess drift --window 1d")
+    # a recorded success makes error defined
+    assert next_steps([{"success": 1.0, "n_tool_calls": 2}], production=True)[0] == (
+        "analyze --outcome text",
+        "final answers clustered as text; bias and variance against the reference or the recorded success")
+    assert [a for a, _ in next_steps([{"reference": '"42"', "n_tool_calls": 0}])] == ["analyze"]
+    actions = '[{"name": "book", "kwargs": {"id": 1}}]'
+    assert [a for a, _ in next_steps([{"reference": actions}], production=True)] == [
+        "analyze --outcome actions", "drift --window 1d"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,7 +41,7 @@ def import_taubench_command(
     if as_json:
         render.print_json({**result.to_dict(), "flagged": batch.flagged, "skipped": [str(e) for e in batch.skipped]})
         return
-    render.print_import(result, db_path(db), flagged=batch.flagged)
+    render.print_import(result, db_path(db), flagged=batch.flagged, next_steps=next_steps(batch.runs))
     if batch.skipped:
         render.console.print(f"[yellow]{len(batch.skipped)} malformed records were left out:[/]")
         for error in batch.skipped[:_SHOWN_ERRORS]:
@@ -84,11 +84,39 @@ def import_otlp_command(
             "hashed_task_ids": batch.hashed_task_ids,
         })
         return
-    render.print_import(result, db_path(db))
+    render.print_import(result, db_path(db), next_steps=next_steps(batch.runs, production=True))
     _print_otlp_notes(batch)
 
 
 _SHOWN_ERRORS = 5
+
+
+def next_steps(runs: list[dict[str, Any]], production: bool = False) -> list[tuple[str, str]]:
+    """The analyses that fit what was imported: (hotmess arguments, why).
+
+    ``--outcome actions`` compares runs by their state-changing tool calls, which fits when the
+    reference is a list of expected actions (tau-bench's ground truth): bias and variance. Without
+    any reference or recorded success (production logs, as OTLP files usually are) error is
+    undefined and only variance is defined: the outcome is then the final answer, free text, which
+    ``--outcome text`` clusters (exact text rarely repeats). Logs over time: ``drift``.
+    """
+    from hotmess.analyzers.outcomes import parse_actions
+
+    references = [r["reference"] for r in runs if r.get("reference") is not None]
+    judged = bool(references) or any(r.get("success") is not None for r in runs)
+    measured = ("bias and variance against the reference or the recorded success" if judged else
+                "no reference or success recorded: only variance, how alike each task's runs end")
+    if references and all(parse_actions(ref) is not None for ref in references):
+        steps = [("analyze --outcome actions", "tool calls against the reference actions: bias and variance")]
+    elif production:
+        steps = [("analyze --outcome text", f"final answers clustered as text; {measured}")]
+    else:
+        steps = [("analyze", measured)]
+    if not judged and any(r.get("n_tool_calls") for r in runs):
+        steps.append(("analyze --outcome actions", "the same for the tool calls that change state"))
+    if production:
+        steps.append(("drift --window 1d", "behaviour day by day; changed days flagged"))
+    return steps
 
 
 def _print_otlp_notes(batch) -> None:

@@ -165,7 +165,10 @@ def print_demo(summary: dict[str, dict[str, dict[str, int]]], db: str, total: in
     console.print(table)
 
 
-def print_import(result: Any, db: str, flagged: Sequence[dict[str, Any]] = ()) -> None:
+def print_import(
+    result: Any, db: str, flagged: Sequence[dict[str, Any]] = (), next_steps: Sequence[tuple[str, str]] = (),
+) -> None:
+    """What was imported, then ``next_steps``: (hotmess arguments, why) to run next."""
     d = result.to_dict()
     console.print(
         f"Imported [bold]{d['new']}[/] new runs ({d['steps']} steps) from {escape(d['path'])} into {escape(db)}"
@@ -177,7 +180,9 @@ def print_import(result: Any, db: str, flagged: Sequence[dict[str, Any]] = ()) -
             + ", ".join(f"task {f['task_id']} trial {f['trial']}" for f in flagged[:10])
             + (" …" if len(flagged) > 10 else "")
         )
-    console.print("Next: [bold]hotmess analyze --outcome actions[/] " + (f"--db {escape(db)}" if db else ""))
+    db_arg = f" --db {escape(db)}" if db else ""
+    for i, (args, why) in enumerate(next_steps):
+        console.print(f"{'Next:' if i == 0 else '     '} [bold]hotmess {escape(args)}[/]{db_arg}  [dim]{escape(why)}[/]")
 
 
 def _interval(inc: dict[str, Any]) -> str:
