@@ -348,7 +348,7 @@ def test_malformed_lines_are_named_and_skipped_the_rest_imported(tmp_path):
     assert "intValue 'many' is not an integer" in messages["line 9"]
     assert "got int" in messages["line 8 item 0"]
     assert "no resourceSpans" in messages["line 11"]
-    assert str(batch.errors[0]).startswith(f"{path}, record line 2: ")
+    assert str(batch.errors[0]).startswith(f"{path}, line 2: ")
     assert batch.skipped == 7 and batch.records == 10
     # the good lines: trace 1c4e... whole; trace 4bf9... only its spans on line 1, whose
     # parent (the skipped root) is missing: the earlier of them stands as the root
@@ -435,7 +435,7 @@ def test_cli_terminal_and_json(tmp_path):
     out = " ".join(hotmess_cli("import", "otlp", str(path), "--db", str(db)).stdout.split())  # unwrapped
     assert "Imported 2 new runs (6 steps)" in out
     assert "2 of 4 records (lines) were malformed and skipped" in out
-    assert "record line 3: not valid JSON" in out and "record line 4: resourceSpans must be a list" in out
+    assert ", line 3: not valid JSON" in out and ", line 4: resourceSpans must be a list" in out
     assert "2 runs without a task id attribute: task id = hash of the first user message" in out
     again = json.loads(hotmess_cli("import", "otlp", str(GENAI), "--db", str(db), "--json",
                                    "--task-attr", "app.task", "--agent", "bot").stdout)
@@ -445,7 +445,7 @@ def test_cli_terminal_and_json(tmp_path):
     }
     repeat = json.loads(hotmess_cli("import", "otlp", str(path), "--db", str(db), "--json").stdout)
     assert (repeat["new"], repeat["already_stored"], repeat["skipped"]) == (0, 2, 2)
-    assert repeat["errors"][0].endswith("record line 3: not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)")
+    assert repeat["errors"][0].endswith(", line 3: not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)")
     runs = json.loads(hotmess_cli("runs", "--db", str(db), "--json").stdout)
     assert len(runs["runs"] if isinstance(runs, dict) else runs) == 4
 
@@ -461,7 +461,7 @@ def test_cli_errors(tmp_path):
     prose = tmp_path / "notes.txt"
     prose.write_text("these are not traces\n")
     proc = hotmess_cli("import", "otlp", str(prose), "--db", str(db), ok=False)
-    assert proc.returncode == 1 and "record line 1: not valid JSON" in proc.stderr
+    assert proc.returncode == 1 and ", line 1: not valid JSON" in proc.stderr
     assert "Traceback" not in proc.stderr
     proc = hotmess_cli("import", "otlp", str(GENAI), "--db", str(db), "--agent", " ", ok=False)
     assert proc.returncode == 2 and "--agent" in proc.stderr and "must not be empty" in proc.stderr

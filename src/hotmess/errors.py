@@ -8,13 +8,20 @@ class HotmessError(Exception):
 
 
 class InputError(HotmessError, ValueError):
-    """A file being imported is malformed. Names the file and the record (index or line)."""
+    """A file being imported is malformed. Names the file and the record: ``record`` is an index
+    (``7``, ``"7 (task 3 trial 1)"``: "file.json, record 7 ...") or a label that says what it
+    counts (``"line 3"``, ``"line 3 item 0"``: "file.jsonl, line 3")."""
 
     def __init__(self, path: str, record: str | int | None, message: str):
         self.path = str(path)
         self.record = record
         self.message = message
-        where = self.path if record is None else f"{self.path}, record {record}"
+        if record is None:
+            where = self.path
+        elif str(record)[:1].isalpha():
+            where = f"{self.path}, {record}"
+        else:
+            where = f"{self.path}, record {record}"
         super().__init__(f"{where}: {message}")
 
 
