@@ -19,14 +19,13 @@ over repeats of spans per second and the ratio import / limit (target: at least 
 
     .venv/bin/python bench/import_throughput.py [--repeats 5] [--spans 100000] [--per-line 200] [--json]
 
-What limits OTLP import (CPU µs per span, 50k generated spans, GC off, one 2-core box): the
-limit writes a span in ~12 (a spans row and a steps row). Import pays json.loads ~5,
-OTLP decoding into SpanRecords ~3.5, redaction and cutting ~6.5 (the live exporter's
-SpanRecord.redacted), the live exporter's span_row / step_row ~8 (json.dumps of attributes
-dominates), insert_runs ~13.5 (the same writes plus dicts to tuples): ~37, a ratio near 0.3
-(0.35 without redaction). The JSON decode and the writes alone leave ~0.6 as the ceiling.
-tau-bench import is limited by redaction: "pass" (passenger) and "basic" (Basic Economy)
-are redaction markers, so the secret regexes run on ~40% of its texts.
+What limits it (CPU time, medians, a loaded 2-core box; details in bench/run.py's registry text):
+OTLP, per span, the limit writes a span in ~20 µs (a spans row and a steps row); import adds
+json.loads ~9, OTLP decoding ~6.5, redaction and cutting ~9.5, the exporter's step_row /
+span_row ~14 (json of attributes dominates) and insert_runs ~the limit: a ratio near 0.3.
+tau-bench: json.loads of the file is half the limit, the canonical JSON of every whole record
+(hashed into its run id) about as much again, then mapping the messages and redacting 2 MB of
+text columns (one marker search per value, ~15 ns a character).
 """
 
 from __future__ import annotations
