@@ -46,6 +46,7 @@ def horizon_command(
     db: DbOption = None,
     length: Annotated[str, typer.Option("--length", help="Run length: steps, tool_calls or tokens (input + output).")] = "steps",
     groups: Annotated[int, typer.Option("--groups", help="Tasks are cut into this many equal-size groups by mean run length.")] = 5,
+    by: Annotated[str | None, typer.Option("--by", help="One curve per group: agent (or another runs column / run attribute).")] = None,
     outcome: Annotated[str, typer.Option("--outcome", help=_OUTCOMES_HELP)] = "exact",
     correction: Annotated[bool, typer.Option("--correction", help="Finite-sample n/(n-1) correction of variance.")] = False,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 2000,
@@ -53,7 +54,7 @@ def horizon_command(
     as_json: JsonOption = False,
 ) -> None:
     """Incoherence against run length: per length group, a log-log power-law fit, and each
-    task's longer-than-median runs against its shorter ones."""
+    task's longer-than-median runs against its shorter ones (with --by, per agent or other group)."""
     from hotmess.analyzers.horizon import LENGTHS, horizon
 
     if length not in LENGTHS:
@@ -61,9 +62,56 @@ def horizon_command(
     if groups < 1:
         raise HotmessError(f"--groups must be at least 1, not {groups}")
     _check_outcome(outcome)
-    _show(db, as_json, render_overtime.print_horizon, outcome, "horizon",
-          lambda runs, steps, progress: horizon(runs, steps, length=length, groups=groups, outcome=outcome,
-                                                correction=correction, n_boot=n_boot, seed=seed, progress=progress))
+
+    def one(runs: Any, steps: Any, progress: Progress | None) -> Any:
+        return horizon(runs, steps, length=length, groups=groups, outcome=outcome, correction=correction,
+                       n_boot=n_boot, seed=seed, progress=progress)
+
+    if by is None:
+        _show(db, as_json, render_overtime.print_horizon, outcome, "horizon", one)
+        return
+    _show(db, as_json, render_overtime.print_horizon_groups, outcome, "horizon",
+          lambda runs, steps, progress: _HorizonGroups(by, _per_group(runs, steps, by, one, progress)))
+
+
+class _HorizonGroups:
+    """``horizon`` per group: ``{"by", "groups": {name: result or {"note": why not}}}``."""
+
+    def __init__(self, by: str, groups: dict[str, dict[str, Any]]) -> None:
+        self.by, self.groups = by, groups
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by": self.by, "groups": self.groups}
+
+
+def _per_group(runs: Any, steps: Any, by: str, compute: Callable[..., Any],
+               progress: Progress | None) -> dict[str, dict[str, Any]]:
+    """``compute(runs, steps, progress).to_dict()`` on each group's runs (in natural order of the
+    group names); a group it cannot measure gets a note, and if none can, its first error is raised."""
+    import numpy as np
+
+    from hotmess.analyzers._common import natural_key
+    from hotmess.analyzers.analysis import _group_values
+    from hotmess.analyzers.drift import BY_COLUMNS
+
+    column = BY_COLUMNS.get(by, by)
+    attributes = runs["attributes"] if "attributes" in runs else np.full(len(runs), None, dtype=object)
+    values = _group_values(runs, column, attributes)
+    out: dict[str, dict[str, Any]] = {}
+    errors: list[ValueError] = []
+    for name in sorted(set(values.tolist()), key=natural_key):
+        rows = np.flatnonzero(values == name)
+        group_steps = None
+        if steps is not None:
+            group_steps = steps.take(np.flatnonzero(np.isin(steps["run_id"], runs["run_id"][rows])))
+        try:
+            out[name] = compute(runs.take(rows), group_steps, progress).to_dict()
+        except ValueError as exc:
+            errors.append(exc)
+            out[name] = {"note": str(exc)}
+    if errors and len(errors) == len(out):
+        raise errors[0]
+    return out
 
 
 @app.command("drift")

@@ -30,9 +30,9 @@ def horizon_verdict(result: dict[str, Any]) -> str:
     return f"[green]incoherence falls with length[/]: {fit}"
 
 
-def print_horizon(result: dict[str, Any], db: str) -> None:
+def print_horizon(result: dict[str, Any], db: str, label: str = "") -> None:
     title = (
-        f"{escape(db)} · incoherence by run length ({result['length']}) · "
+        f"{escape(db)}{escape(label)} · incoherence by run length ({result['length']}) · "
         f"{result['n_tasks']} tasks, {result['n_runs']} runs · outcomes: {result['outcome']}"
     )
     console.print(title)
@@ -59,6 +59,17 @@ def print_horizon(result: dict[str, Any], db: str) -> None:
     console.print(f"  {horizon_verdict(result)}")
     for w in result.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {escape(w)}")
+
+
+def print_horizon_groups(result: dict[str, Any], db: str) -> None:
+    """``hotmess horizon --by``: each group's result as ``print_horizon`` shows it, or why it has none."""
+    for name, group in result["groups"].items():
+        label = f" · {result['by']} {name}"
+        if "note" in group:
+            console.print(f"{escape(db)}{escape(label)} · [yellow]no curve:[/] {escape(group['note'])}")
+        else:
+            print_horizon(group, db, label)
+        console.print()
 
 
 def drift_verdict(windows: list[dict[str, Any]], alpha: float) -> str:
