@@ -19,9 +19,11 @@ from hotmess.tables import STEP_COLUMNS, Table
 
 #: Step columns the analyzers get (outputs, the bulk of a log, are only read for the step trees).
 _ANALYSIS_STEP_COLUMNS = tuple(c for c in STEP_COLUMNS if c != "output")
-#: Drift windows tried, shortest first, for a database's time span (at most this many windows).
-_WINDOWS = (("1h", 3600), ("6h", 6 * 3600), ("1d", 86400), ("7d", 7 * 86400))
+#: Drift windows tried, shortest first, for a database's time span (at most this many windows,
+#: and a typical window holding at least this many runs: the test has little power on fewer).
+_WINDOWS = (("1h", 3600), ("6h", 6 * 3600), ("1d", 86400), ("1w", 7 * 86400))
 _MAX_WINDOWS = 30
+_MIN_RUNS_PER_WINDOW = 30
 
 
 @app.command("report")
@@ -30,7 +32,7 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the HTML file.")] = Path("report.html"),
     outcome: Annotated[str, typer.Option("--outcome", help="How outcomes are compared: exact, actions, text.")] = "exact",
     decomposition: Annotated[str, typer.Option("--decomposition", help="brier (outcome clusters), checks, kl, mse.")] = "brier",
-    window: Annotated[str | None, typer.Option("--window", help="Drift time window (1d, 6h, 500runs); default: from the time span.")] = None,
+    window: Annotated[str | None, typer.Option("--window", help="Drift time window (1d, 6h, 1w, 500runs); default: the shortest of 1h, 6h, 1d, 1w that makes at most 30 windows of typically 30+ runs.")] = None,
     max_runs: Annotated[int, typer.Option("--max-runs", min=0, help="Runs listed with their step trees (0 = all).")] = 500,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
@@ -111,17 +113,23 @@ def _per_agent(runs: Table, steps: Table, agents: list[str]) -> dict[str, tuple[
 
 
 def _auto_window(runs: Table) -> str | None:
-    """The shortest window that cuts the runs' time span into at most 30 windows; None under two hours."""
-    start = runs["start_ns"][runs["start_ns"] > 0]
+    """The shortest window that cuts the runs' time span into at most 30 windows whose median
+    (non-empty) window holds at least 30 runs; the longest such window if none does; None under
+    two hours."""
+    start = runs["start_ns"][runs["start_ns"] > 0].astype(np.int64)
     if len(start) < 2:
         return None
     span = (int(start.max()) - int(start.min())) / 1e9
     if span < 2 * 3600:
         return None
-    for name, seconds in _WINDOWS:
-        if span / seconds <= _MAX_WINDOWS:
+    fitting = [(name, seconds) for name, seconds in _WINDOWS if span / seconds <= _MAX_WINDOWS]
+    if not fitting:
+        return f"{math.ceil(span / 86400 / _MAX_WINDOWS)}d"
+    for name, seconds in fitting:
+        _, counts = np.unique(start // (seconds * 10**9), return_counts=True)
+        if np.median(counts) >= _MIN_RUNS_PER_WINDOW:
             return name
-    return f"{math.ceil(span / 86400 / _MAX_WINDOWS)}d"
+    return fitting[-1][0]
 
 
 def _analyzer(module: str, function: str) -> Callable[..., Any] | None:

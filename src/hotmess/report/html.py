@@ -333,6 +333,8 @@ def _goals_section(value: Any) -> str:
 def _drift_section(value: Any) -> str:
     title = "Drift over time"
     series, note = _series(value, "drift")
+    several = len(series) > 1
+    single = [n for n, r in series.items() if len(r.get("windows", [])) < 2]
     series = {n: r for n, r in series.items() if len(r.get("windows", [])) >= 2}
     if note or not series:
         return _section("drift", title, _note(note or "not enough data: the runs fall in a single time window"))
@@ -345,8 +347,11 @@ def _drift_section(value: Any) -> str:
     first = next(iter(series.values()))
     if first.get("test"):
         out.append(f'<p class="small">window {esc(first.get("window"))} · level {esc(first.get("alpha"))} · {esc(first["test"])}</p>')
+    if single:
+        out.append(_note(", ".join(single) + (" has" if len(single) == 1 else " have")
+                         + " all runs in one window: nothing to compare"))
     for name, r in series.items():
-        if len(series) > 1:
+        if several:
             out.append(f"<h3>{esc(name)}</h3>")
         rows = "".join(
             f'<tr><td>{esc(w.get("start"))}</td><td>{esc(w.get("end"))}</td><td class="num">{esc(w.get("n_runs"))}</td>'

@@ -234,7 +234,14 @@ def drift_plot(series: Mapping[str, Mapping[str, Any]]) -> str:
                         "o", ms=10, mfc="none", mec="#cc3311", mew=1.5,
                         label="changed from the window before" if i == 0 else None)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("time window (oldest first)")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        starts = {tuple(str(w.get("start", "")) for w in r.get("windows", [])) for r in series.values()}
+        first = next(iter(starts), ())
+        if len(starts) == 1 and 0 < len(first) <= 12 and all(s.endswith("T00:00:00Z") for s in first):
+            # One timeline of whole days: each window by the date it starts (UTC).
+            ax.set_xticks(range(len(first)), [s[:10] for s in first])
+            ax.set_xlabel("time window, by its first day (UTC)")
+        else:
+            ax.set_xlabel("time window (oldest first)")
+            ax.xaxis.get_major_locator().set_params(integer=True)
         _legend(ax)
         return _svg(fig, "drift")
