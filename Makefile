@@ -59,4 +59,4 @@ bench: $(VENV)/.dev $(BENCH_VENV)/.installed
 	$(BIN)/python bench/run.py --peer-python $(BENCH_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) hotmess-demo.db* hotmess-demo.html .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) hotmess-demo.db* hotmess-demo-prod.jsonl hotmess-demo.html .pytest_cache

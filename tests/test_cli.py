@@ -48,25 +48,67 @@ def test_demo_coherent_variant_is_clearly_less_incoherent(demo_db):
     incoherent = groups["support-bot-incoherent"]["incoherence"]
     assert coherent["ci_high"] < incoherent["ci_low"]
     assert groups["support-bot-coherent"]["failure_consistency"] == 1.0
-    assert groups["support-bot-incoherent"]["failure_consistency"] < 0.1
+    # two ways to be wrong on a one-lookup task, over a hundred on a six-lookup one
+    assert groups["support-bot-incoherent"]["failure_consistency"] < 0.3
+    variants = out["variants"]
     for agent in ("support-bot-coherent", "support-bot-incoherent"):
-        assert all(t["runs"] == 20 for t in out["variants"][agent].values())
+        assert all(t["runs"] == 20 for t in variants[agent].values())
+    # same success on every task: only the failures differ
+    assert variants["support-bot-coherent"] == variants["support-bot-incoherent"]
+    assert sorted({t["lookups"] for t in variants["support-bot-coherent"].values()}) == [1, 2, 3, 4, 5, 6]
 
 
 def test_demo_terminal_output_says_what_to_run_next(tmp_path):
     out = hotmess("demo", "--db", str(tmp_path / "d.db"), "--runs", "10").stdout
     assert "support-bot-coherent" in out and "incoherence" in out and "Next:" in out
+    assert "hotmess horizon --db" in out and "--by agent" in out
+    assert "hotmess drift --db" in out and "--window 1w --by agent" in out
+    assert (tmp_path / "d-prod.jsonl").exists() and "prompt update on" in out
+
+
+def test_demo_horizon_rises_for_the_incoherent_agent_only(demo_db):
+    db, _ = demo_db
+    out = json.loads(hotmess("horizon", "--db", str(db), "--by", "agent", "--json").stdout)
+    assert out["by"] == "agent"
+    groups = out["groups"]
+    assert set(groups) == {"support-bot-coherent", "support-bot-incoherent", "support-bot-prod"}
+    incoherent, coherent = groups["support-bot-incoherent"], groups["support-bot-coherent"]
+    assert incoherent["slope"] > 0.14 and incoherent["r2"] > 0.5  # 0.14: the terminal's "flat" bound
+    assert abs(coherent["slope"]) < 0.14
+    first, last = incoherent["groups"][0], incoherent["groups"][-1]
+    assert last["length_mean"] > 2 * first["length_mean"] and last["incoherence"] > first["incoherence"] + 0.1
+    shown = hotmess("horizon", "--db", str(db), "--by", "agent").stdout
+    assert "agent support-bot-incoherent" in shown and "rises with length" in shown
+    assert "incoherence is flat in length" in shown
+
+
+def test_demo_production_log_drifts_at_the_prompt_update(demo_db):
+    db, out = demo_db
+    production = out["production"]
+    assert production["runs"] == 480 and Path(production["file"]).exists()
+    assert Path(production["file"]).name == "demo-prod.jsonl"
+    drift = json.loads(hotmess("drift", "--db", str(db), "--window", "1w", "--by", "agent", "--json").stdout)
+    windows = drift["groups"]["support-bot-prod"]["windows"]
+    assert [w["start"] for w in windows][0] == production["from"] and len(windows) == 4
+    assert [w["start"] for w in windows if w["changed"]] == [production["prompt_update"]]
+    for agent in ("support-bot-coherent", "support-bot-incoherent"):  # traced live: one window
+        assert len(drift["groups"][agent]["windows"]) == 1
+    # the file is what `hotmess import otlp` reads: importing it again adds nothing
+    again = json.loads(hotmess("import", "otlp", production["file"], "--db", str(db), "--json").stdout)
+    assert again["runs"] == 480 and again["new"] == 0
 
 
 def test_runs_and_show_terminal_and_json(demo_db):
     db, _ = demo_db
     runs = json.loads(hotmess("runs", "--db", str(db), "--json").stdout)
-    assert len(runs) == 320 and {r["status"] for r in runs} == {"ok"}
+    assert len(runs) == 320 + 480 and {r["status"] for r in runs} == {"ok"}
+    assert {r["source"] for r in runs if r["agent"] == "support-bot-prod"} == {"otlp"}
     one_task = json.loads(hotmess("runs", "--db", str(db), "--task", "refund-1042", "--json").stdout)
     assert len(one_task) == 40 and {r["task_id"] for r in one_task} == {"refund-1042"}
     table = hotmess("runs", "--db", str(db), "--limit", "5").stdout
-    assert "5 of 320 runs shown" in table
-    run_id = runs[0]["run_id"]
+    assert "5 of 800 runs shown" in table
+    short = json.loads(hotmess("runs", "--db", str(db), "--task", "upgrade-5", "--json").stdout)
+    run_id = next(r["run_id"] for r in short if r["n_steps"] == 4)  # one lookup, no retry
     shown = json.loads(hotmess("show", run_id[:10], "--db", str(db), "--json").stdout)
     assert shown["run"]["run_id"] == run_id
     kinds = [s["kind"] for s in shown["steps"]]
@@ -81,7 +123,7 @@ def test_analyze_json_has_the_documented_shape(demo_db):
     for key in ("n_tasks", "n_runs", "success_rate", "pass_hat_k", "pass_at_k", "bias", "variance",
                 "error", "incoherence", "failure_consistency", "tasks"):
         assert key in out
-    assert out["n_tasks"] == 8 and out["n_runs"] == 320
+    assert out["n_tasks"] == 8 + 8 and out["n_runs"] == 320 + 480  # the live tasks and production's request kinds
     assert set(out["incoherence"]) >= {"value", "ci_low", "ci_high", "method"}
     assert out["incoherence"]["method"] == "brier"
     task = out["tasks"][0]
@@ -89,8 +131,8 @@ def test_analyze_json_has_the_documented_shape(demo_db):
                          "outcome_clusters", "failure_consistency"}
     assert math.isclose(task["bias"] + task["variance"], task["error"], abs_tol=1e-9)
     grouped = json.loads(hotmess("analyze", "--db", str(db), "--by", "agent", "--json").stdout)
-    assert set(grouped["groups"]) == {"support-bot-coherent", "support-bot-incoherent"}
-    assert len(grouped["differences"]) == 1
+    assert set(grouped["groups"]) == {"support-bot-coherent", "support-bot-incoherent", "support-bot-prod"}
+    assert len(grouped["differences"]) == 3
 
 
 @needs_tau

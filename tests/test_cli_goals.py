@@ -60,12 +60,12 @@ def test_goals_terminal_table_verdict_and_drifting_runs(tau_db):
 def test_goals_on_explicit_goal_records_without_reference(tmp_path):
     db = tmp_path / "demo.db"
     hotmess("demo", "--db", str(db), "--runs", "5", "--json")
-    out = json.loads(hotmess("goals", "--db", str(db), "--json").stdout)
+    out = json.loads(hotmess("goals", "--db", str(db), "--task", "upgrade-5", "--json").stdout)
     # the demo records goal("understand: ...") then goal("act: <tool>") in every run
-    assert [p["n_runs"] for p in out["positions"]] == [80, 80]
+    assert [p["n_runs"] for p in out["positions"]] == [10, 10]
     assert out["positions"][0]["variance"] == 0.0
     assert all(p["incoherence"] is None for p in out["positions"])
-    table = hotmess("goals", "--db", str(db)).stdout
+    table = hotmess("goals", "--db", str(db), "--task", "upgrade-5").stdout
     assert "No reference goals" in table and "no run has 3 goals" in table
 
 

@@ -34,8 +34,7 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("demo-report")
     hotmess("demo", "--runs", "5", "--db", str(root / "demo.db"), "--json")
     out = root / "demo.html"
-    info = json.loads(hotmess("report", "--db", str(root / "demo.db"), "--out", str(out),
-                              "--window", "20runs", "--json").stdout)
+    info = json.loads(hotmess("report", "--db", str(root / "demo.db"), "--out", str(out), "--json").stdout)
     return out, info
 
 
@@ -155,16 +154,17 @@ def test_plots_take_dollar_signs_and_markup_as_plain_text():
 def test_report_command_json_and_terminal(demo_report, tmp_path):
     out, info = demo_report
     assert info["path"] == str(out) and out.stat().st_size == info["bytes"]
-    assert info["runs"] == 80 and info["tasks"] == 8
-    assert info["agents"] == ["support-bot-coherent", "support-bot-incoherent"]
+    assert info["runs"] == 80 + 480 and info["tasks"] == 8 + 8  # live runs and the production log
+    assert info["agents"] == ["support-bot-coherent", "support-bot-incoherent", "support-bot-prod"]
     assert set(info["sections"]) == {"verdict", "bias-variance", "clusters", "horizon", "goals", "drift"}
-    assert info["step_trees"] == {"shown": 80, "total": 80}
+    assert set(info["sections"].values()) == {"included"}
+    assert info["step_trees"] == {"shown": 500, "total": 560}
     db = out.with_name("demo.db")
     capped = tmp_path / "capped.html"
     proc = hotmess("report", "--db", str(db), "--out", str(capped), "--max-runs", "7")
     assert f"Wrote {capped}" in proc.stdout and "step trees of the first 7" in proc.stdout
     page = capped.read_text()
-    assert page.count('<details class="run"') == 7 and "the first 7 of 80 runs are listed" in page
+    assert page.count('<details class="run"') == 7 and "the first 7 of 560 runs are listed" in page
 
 
 def test_report_errors_are_one_line(tmp_path, demo_report):
@@ -257,12 +257,14 @@ def _check_page(browser, page: Path, plots_expected: dict[str, str], shot: Path)
 
 def test_demo_report_in_chromium(browser, demo_report, tmp_path):
     out, info = demo_report
-    expected = dict(PLOTS)
-    for section in ("horizon", "goals", "drift"):
-        if info["sections"][section] == "included" and f'id="plot-{section}"' in out.read_text():
-            expected[f"plot-{section}"] = section
-    assert "plot-drift" in expected and "plot-goals" in expected  # 20-run windows; the demo records goals
+    # every section has its plot: tasks of 1 to 6 lookups, goals recorded, four production weeks
+    expected = {**PLOTS, **{f"plot-{s}": s for s in ("horizon", "goals", "drift")}}
     _check_page(browser, out, expected, tmp_path / "demo.png")
+    page = out.read_text()
+    assert "not enough data" not in page
+    drift = page[page.index('<section id="drift"'):page.index("</section>", page.index('<section id="drift"'))]
+    assert "window 1w" in drift and drift.count("changed</b>") == 1  # the automatic window: weeks
+    assert "support-bot-coherent, support-bot-incoherent have all runs in one window" in drift
 
 
 @needs_tau

@@ -26,9 +26,11 @@ def demo_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the agents' stochastic policy.")] = 7,
     as_json: JsonOption = False,
 ) -> None:
-    """Run a built-in tool-using agent in two variants (coherent and incoherent failures)."""
+    """Run a built-in tool-using agent in two variants (coherent and incoherent failures), then
+    import four weeks of its production traces (OTLP JSON, a prompt update in week 3)."""
     import hotmess
     from hotmess import demo
+    from hotmess.analyzers.drift import iso_utc
 
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
@@ -39,20 +41,36 @@ def demo_command(
     with progress("running the demo agents", total) as advance:
         summary = demo.run_demo(runs_per_task=runs_per_task, seed=seed, progress=advance)
     hotmess.shutdown()
+    prod_file = db.with_name(f"{db.stem}-prod.jsonl")
+    production = demo.write_production_log(prod_file, time.time_ns(), seed=seed)
+    imported = demo.import_production_log(prod_file, db)
     elapsed = time.perf_counter() - started
+    production = {
+        "file": str(prod_file), "agent": demo.PROD_AGENT, "runs": imported.new, "steps": imported.steps,
+        "from": iso_utc(production["start_ns"]), "to": iso_utc(production["end_ns"]),
+        "prompt_update": iso_utc(production["change_ns"]),
+    }
     from hotmess.analyzers import analyze
 
     runs, _ = load_for_analysis(db, "exact", "brier")
     verdict = analyze(runs, outcome="exact", decomposition="brier", by="agent").to_dict()
     if as_json:
-        render.print_json({"db": str(db), "runs": total, "variants": summary, "analysis": verdict})
+        render.print_json({"db": str(db), "runs": total, "variants": summary, "production": production,
+                           "analysis": verdict})
         return
     render.print_demo(summary, str(db), total, elapsed)
+    render.console.print(
+        f"production: {production['runs']} runs of {demo.PROD_AGENT} from {production['from'][:10]} to "
+        f"{production['to'][:10]} (prompt update on {production['prompt_update'][:10]}), written as OTLP "
+        f"JSON to {render.escape(str(prod_file))} and imported as `hotmess import otlp` does",
+        soft_wrap=True,
+    )
     render.print_analysis(verdict, str(db))
     render.console.print(
         "\nNext:\n"
-        f"  hotmess analyze --db {db} --by agent      the same verdict, as a table (--json for scripts)\n"
-        f"  hotmess analyze --db {db}                 both variants together, per task\n"
-        f"  hotmess runs --db {db} --task refund-1042\n"
-        f"  hotmess show --db {db} RUN_ID             one run's steps as a tree"
+        f"  hotmess horizon --db {db} --by agent               incoherence against run length, per agent\n"
+        f"  hotmess drift --db {db} --window 1w --by agent     week by week: the prompt update is flagged\n"
+        f"  hotmess analyze --db {db} --by agent               the same verdict, as a table (--json for scripts)\n"
+        f"  hotmess runs --db {db} --task warranty-620\n"
+        f"  hotmess show --db {db} RUN_ID                      one run's steps as a tree"
     )

@@ -152,26 +152,33 @@ def print_demo(summary: dict[str, dict[str, dict[str, int]]], db: str, total: in
     tasks = list(next(iter(summary.values())))
     table = RichTable(title=f"demo: {total} runs in {elapsed:.1f}s → {db}", title_justify="left", header_style="bold")
     table.add_column("task")
+    lookups = [summary[agents[0]][t].get("lookups") for t in tasks]
+    if any(n is not None for n in lookups):
+        table.add_column("lookups", justify="right")
     for agent in agents:
         table.add_column(f"{agent}\nsuccesses / runs", justify="right")
-    for task in tasks:
-        table.add_row(task, *(f"{summary[a][task]['successes']} / {summary[a][task]['runs']}" for a in agents))
+    for task, n in zip(tasks, lookups, strict=True):
+        table.add_row(task, *([] if n is None else [str(n)]),
+                      *(f"{summary[a][task]['successes']} / {summary[a][task]['runs']}" for a in agents))
     totals = []
     for a in agents:
         wins = sum(t["successes"] for t in summary[a].values())
         runs = sum(t["runs"] for t in summary[a].values())
         totals.append(f"[bold]{wins / runs:.0%}[/] ({wins} / {runs})")
-    table.add_row("[bold]success[/]", *totals)
+    table.add_row("[bold]success[/]", *([""] if any(n is not None for n in lookups) else []), *totals)
     console.print(table)
 
 
 def print_import(
     result: Any, db: str, flagged: Sequence[dict[str, Any]] = (), next_steps: Sequence[tuple[str, str]] = (),
+    source: str | None = None,
 ) -> None:
-    """What was imported, then ``next_steps``: (hotmess arguments, why) to run next."""
+    """What was imported (from ``source``, default the result's path), then ``next_steps``:
+    (hotmess arguments, why) to run next."""
     d = result.to_dict()
     console.print(
-        f"Imported [bold]{d['new']}[/] new runs ({d['steps']} steps) from {escape(d['path'])} into {escape(db)}"
+        f"Imported [bold]{d['new']}[/] new runs ({d['steps']} steps) from {escape(source or d['path'])} into {escape(db)}"
+        + (f"; {d['merged']} stored before got new spans and were rebuilt" if d.get("merged") else "")
         + (f"; {d['already_stored']} were already stored" if d["already_stored"] else "")
     )
     if flagged:
