@@ -97,6 +97,19 @@ def span_row(rec: SpanRecord, *, resource_json: str | None = None) -> tuple:
     )
 
 
+def span_record(row: tuple | list) -> SpanRecord:
+    """The inverse of :func:`span_row`: a ``spans`` row (as stored, JSON columns as text) back
+    as a :class:`SpanRecord`, so stored spans can be mapped again (an import merging new spans
+    of a trace into the ones stored before)."""
+    (trace_id, span_id, parent, name, kind, start, end, code, message, attributes, events, links,
+     resource, scope) = row
+    return SpanRecord(
+        trace_id, span_id, parent, name, kind or "INTERNAL", start or 0, end, code or "UNSET", message,
+        json.loads(attributes) if attributes else {}, json.loads(events) if events else [],
+        json.loads(links) if links else [], json.loads(resource) if resource else {}, scope,
+    )
+
+
 SPAN_INSERT = "INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # A run root's start: never over the row of the same span already written at its end.
 SPAN_START = "INSERT OR IGNORE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

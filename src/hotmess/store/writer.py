@@ -1,4 +1,5 @@
-"""Writing imported runs: all of a file in one transaction, existing runs left as they are."""
+"""Writing imported runs: all of an import in one transaction, existing runs left as they are
+(:func:`insert_runs`), and the pieces an importer that merges uses inside its own transaction."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 import operator
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,14 @@ def _tuples(rows: Sequence[dict[str, Any]], columns: Any, values: operator.itemg
 class ImportResult:
     path: str
     source: str
-    runs: int  # runs in the file
+    runs: int  # runs in the file(s)
     new: int  # runs not already in the database
     steps: int  # steps written
+    merged: int = 0  # runs already stored that new spans completed: rebuilt and replaced
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "source": self.source, "runs": self.runs, "new": self.new,
-                "already_stored": self.runs - self.new, "steps": self.steps}
+                "already_stored": self.runs - self.new - self.merged, "steps": self.steps}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -72,34 +74,75 @@ def insert_runs(
     (:mod:`hotmess.progress`) is told the steps and spans stored as they go in.
     """
     try:
-        return _insert(conn, runs, steps, source=source, path=path, spans=spans, progress=progress)
+        with transaction(conn):
+            existing = stored_runs(conn, [r["run_id"] for r in runs])
+            new_runs = [r for r in runs if r["run_id"] not in existing]
+            new_ids = {r["run_id"] for r in new_runs}
+            new_steps = [s for s in steps if s["run_id"] in new_ids]
+            new_spans = [s for s in spans if s[0] in new_ids] if spans else []
+            write_rows(conn, new_runs, new_steps, new_spans, progress=progress)
+            log_import(conn, source, path, len(runs), len(new_runs))
     except sqlite3.IntegrityError as exc:
         raise StoreError(f"{path}: nothing imported, a run or step breaks the schema: {exc}") from exc
+    return ImportResult(str(path), source, len(runs), len(new_runs), len(new_steps))
 
 
-def _insert(conn, runs, steps, *, source, path, spans, progress) -> ImportResult:  # noqa: ANN001
+# The helpers below run inside the caller's transaction (:func:`hotmess.store.database.transaction`).
+
+
+def _chunks(ids: Sequence[str], size: int = 900) -> Iterator[Sequence[str]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def stored_runs(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, str]:
+    """The source of each of ``ids`` already stored as a run (``trace``, ``otlp``, ``tau-bench``...)."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(ids):
+        found.update(conn.execute(
+            f"SELECT run_id, source FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk))
+    return found
+
+
+def stored_spans(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, list[tuple]]:
+    """The ``spans`` rows of each trace, as stored (see :func:`hotmess.store.rows.span_record`)."""
+    found: dict[str, list[tuple]] = {t: [] for t in trace_ids}
+    for chunk in _chunks(trace_ids):
+        for row in conn.execute(
+            f"SELECT * FROM spans WHERE trace_id IN ({', '.join('?' * len(chunk))}) ORDER BY trace_id, span_id", chunk,
+        ):
+            found[row[0]].append(row)
+    return found
+
+
+def delete_runs(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+    """Remove runs with their steps and spans (a run's spans are its trace's: trace id = run id)."""
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" * len(chunk))
+        for table, key in (("steps", "run_id"), ("spans", "trace_id"), ("runs", "run_id")):
+            conn.execute(f"DELETE FROM {table} WHERE {key} IN ({marks})", chunk)
+
+
+def write_rows(
+    conn: sqlite3.Connection,
+    runs: Sequence[dict[str, Any]],
+    steps: Sequence[dict[str, Any]],
+    spans: Sequence[tuple] = (),
+    *,
+    progress: Progress | None = None,
+) -> None:
+    """Insert runs, steps and ``spans`` rows that are not stored yet (a duplicate is skipped)."""
     from hotmess.store.rows import SPAN_INSERT
 
-    with transaction(conn):
-        ids = [r["run_id"] for r in runs]
-        existing: set[str] = set()
-        for i in range(0, len(ids), 900):
-            chunk = ids[i : i + 900]
-            existing.update(
-                row[0]
-                for row in conn.execute(f"SELECT run_id FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk)
-            )
-        new_runs = [r for r in runs if r["run_id"] not in existing]
-        new_ids = {r["run_id"] for r in new_runs}
-        new_steps = [s for s in steps if s["run_id"] in new_ids]
-        conn.executemany(_RUN_INSERT, _tuples(new_runs, RUN_COLUMNS, _RUN_VALUES))
-        conn.executemany(_STEP_INSERT, counted(
-            _tuples(new_steps, STEP_COLUMNS, _STEP_VALUES), progress, "steps stored", len(new_steps)))
-        if spans:
-            new_spans = [s for s in spans if s[0] in new_ids]
-            conn.executemany(SPAN_INSERT, counted(new_spans, progress, "spans stored", len(new_spans)))
-        conn.execute(
-            "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?)",
-            (source, str(path), file_sha256(path), time.time_ns(), len(runs), len(new_runs)),
-        )
-    return ImportResult(str(path), source, len(runs), len(new_runs), len(new_steps))
+    conn.executemany(_RUN_INSERT, _tuples(runs, RUN_COLUMNS, _RUN_VALUES))
+    conn.executemany(_STEP_INSERT, counted(_tuples(steps, STEP_COLUMNS, _STEP_VALUES), progress, "steps stored", len(steps)))
+    if spans:
+        conn.executemany(SPAN_INSERT, counted(spans, progress, "spans stored", len(spans)))
+
+
+def log_import(conn: sqlite3.Connection, source: str, path: str | Path, n_runs: int, n_new: int) -> None:
+    """One row of the ``imports`` table: what file (and its sha256) was imported when."""
+    conn.execute(
+        "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?)",
+        (source, str(path), file_sha256(path), time.time_ns(), n_runs, n_new),
+    )
