@@ -52,7 +52,9 @@ def import_taubench_command(
 
 @import_app.command("otlp")
 def import_otlp_command(
-    file: Annotated[Path, typer.Argument(help="OTLP JSON traces: the Collector file exporter's JSON lines, or one JSON object or list (gzip ok).")],
+    files: Annotated[list[Path], typer.Argument(
+        help="OTLP JSON traces: the Collector file exporter's JSON lines, or one JSON object or list (gzip ok). "
+             "Several files (rotated files, a glob) are one import: a trace cut between them is one run.")],
     db: DbOption = None,
     task_attr: Annotated[str, typer.Option("--task-attr", help="Span or resource attribute holding the task id (else: a hash of the first user message).")] = "hotmess.task.id",
     agent: Annotated[str | None, typer.Option("--agent", help="Agent name for these runs (default: gen_ai.agent.name, else service.name).")] = None,
@@ -60,32 +62,36 @@ def import_otlp_command(
     max_chars: Annotated[int, typer.Option("--max-chars", min=0, help="Cut texts longer than this, as when tracing; 0 keeps them whole.")] = 8192,
     as_json: JsonOption = False,
 ) -> None:
-    """Import production traces from an OTLP JSON file: one run per trace, steps from its spans.
+    """Import production traces from OTLP JSON files: one run per trace, steps from its spans.
 
-    Malformed lines are skipped and reported; the command fails only when nothing can be imported.
+    All the files are one import (one transaction). A trace imported before from another file
+    that gets more spans is merged: its run is rebuilt from all its spans. Malformed lines are
+    skipped and reported; the command fails only when nothing can be imported.
     """
-    from hotmess.integrations.otlp_json import parse_otlp_json
+    from hotmess.integrations.otlp_json import insert_otlp, parse_otlp_json
 
     if agent is not None and not agent.strip():
         raise typer.BadParameter("must not be empty", param_hint="--agent")
-    if not file.exists():
-        raise HotmessError(f"{file}: no such file")
-    with stages(f"importing {file.name}") as progress:
-        batch = parse_otlp_json(file, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
+    for file in files:
+        if not file.exists():
+            raise HotmessError(f"{file}: no such file")
+    label = files[0].name if len(files) == 1 else f"{len(files)} files"
+    with stages(f"importing {label}") as progress:
+        batch = parse_otlp_json(files, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
                                 progress=progress)
         conn = connect(db_path(db))
-        result = insert_runs(conn, batch.runs, batch.steps, source="otlp", path=file, spans=batch.spans,
-                             progress=progress)
+        result = insert_otlp(conn, batch, progress=progress)
     details = batch.to_dict()
     if as_json:
         render.print_json({
             **result.to_dict(), "spans": details["spans"], "skipped": batch.skipped,
-            "errors": details["errors"][:_SHOWN_ERRORS], "ignored_traces": batch.ignored_traces,
-            "hashed_task_ids": batch.hashed_task_ids,
+            "errors": details["errors"][:_SHOWN_ERRORS], "ignored_traces": result.ignored_traces,
+            "hashed_task_ids": batch.hashed_task_ids, "rootless": batch.rootless, "files": list(result.files),
         })
         return
-    render.print_import(result, db_path(db), next_steps=next_steps(batch.runs, production=True))
-    _print_otlp_notes(batch)
+    render.print_import(result, db_path(db), next_steps=next_steps(batch.runs, production=True),
+                        source=None if len(result.files) == 1 else f"{len(result.files)} files")
+    _print_otlp_notes(batch, result)
 
 
 _SHOWN_ERRORS = 5
@@ -119,18 +125,36 @@ def next_steps(runs: list[dict[str, Any]], production: bool = False) -> list[tup
     return steps
 
 
-def _print_otlp_notes(batch) -> None:
+def _print_otlp_notes(batch, result) -> None:
     out = render.console
+    if len(result.files) > 1:
+        for f in result.files:
+            read = "empty" if f["empty"] else (
+                f"{_count(f['records'], 'record')}, {_count(f['spans'], 'span')} of {_count(f['traces'], 'trace')}"
+                + (f", [yellow]{f['skipped']} malformed skipped[/]" if f["skipped"] else ""))
+            out.print(f"  {render.escape(f['path'])}: {read}")
     if batch.skipped:
         out.print(f"[yellow]{batch.skipped} of {batch.records} records (lines) were malformed and skipped:[/]")
         for error in batch.errors[:_SHOWN_ERRORS]:
             out.print(f"  {render.escape(str(error))}")
         if batch.skipped > _SHOWN_ERRORS:
             out.print(f"  … and {batch.skipped - _SHOWN_ERRORS} more")
-    if batch.ignored_traces:
-        out.print(f"[dim]{_count(batch.ignored_traces, 'trace')} without agent spans (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute) left out[/]")
+    if result.left_out_spans:
+        sources = ", ".join(f"{_count(n, 'run')} {_SOURCE_NAMES.get(s, f'from {s}')}" for s, n in sorted(result.left_out_runs.items()))
+        out.print(f"[yellow]{_count(result.left_out_spans, 'new span')} left out: their trace is stored as a run "
+                  f"that an OTLP import never rewrites ({render.escape(sources)})[/]")
+    if batch.rootless:
+        out.print(f"[yellow]{_count(batch.rootless, 'run')} without a root span in these files (still running when "
+                  "they were written, or cut by a skipped line): stored as incomplete; importing the file with "
+                  "the root completes them[/]")
+    if result.ignored_traces:
+        out.print(f"[dim]{_count(result.ignored_traces, 'trace')} without agent spans (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute) left out[/]")
     if batch.hashed_task_ids:
         out.print(f"[dim]{_count(batch.hashed_task_ids, 'run')} without a task id attribute: task id = hash of the first user message (msg:…)[/]")
+
+
+_SOURCE_NAMES = {"trace": "recorded live by hotmess", "tau-bench": "imported from tau-bench",
+                 "otlp": "imported from OTLP before, without its spans"}
 
 
 def _count(n: int, noun: str) -> str:

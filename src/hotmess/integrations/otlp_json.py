@@ -10,7 +10,7 @@ Formats
   holds a list is read item by item).
 - Either one gzip-compressed (recognised by its magic bytes, not its name).
 
-The file is read line by line; only the spans are kept until the end, because the collector
+A file is read line by line; only the spans are kept until the end, because the collector
 spreads one trace over many lines. (The whole-file form is, by its nature, parsed at once.)
 
 Values follow the OTLP/JSON encoding: ``traceId`` / ``spanId`` as hex (base64, what
@@ -21,14 +21,20 @@ strings or integers of nanoseconds, ``kind`` and ``status.code`` as integers or 
 
 Mapping
 -------
-Spans are grouped by trace over the whole file (the collector spreads one trace over many
-lines). **One trace is one run**, ``run_id`` = the trace id, so a trace recorded live by
-hotmess and the same trace imported from a collector file are one run, and importing a file
-twice adds nothing.
+Spans are grouped by trace over all the files of one import (the collector spreads one trace
+over many lines, and over two files when it rotates them). **One trace is one run**,
+``run_id`` = the trace id, so a trace recorded live by hotmess and the same trace imported
+from a collector file are one run, and importing a file twice adds nothing.
 
-- The root: the span carrying ``hotmess.run``; else the span whose parent is not in the trace
-  (no parent, or a parent that was never exported). With several such spans the earliest to
-  start is the root and the others are steps at depth 1, as are spans whose parent is missing.
+- The root: the span carrying ``hotmess.run``; else the span without a parent. With several
+  such spans the earliest to start is the root and the others are steps at depth 1, as are
+  spans whose parent is missing. When every span has a parent and some parents are missing,
+  the root has not arrived (it was still running when the file was written; it comes in a
+  later file): the run is ``incomplete`` (no end, outcome or success; the task id from the
+  attribute or the first user message if the spans there are have one, else ``""``) and every
+  span is a step, until an import brings the root (see :func:`insert_otlp`). A trace whose
+  top span's parent is in no file ever (its caller's spans went to another collector) stays
+  incomplete.
 - Every other span of the trace is a step: ``step_index`` in start order (a parent before a
   child that starts in the same nanosecond), ``depth`` 1 under the root and one more per level,
   exactly as the live exporter numbers them. Rows come from :mod:`hotmess.store.rows` (the
@@ -54,8 +60,11 @@ twice adds nothing.
 - Traces without a single ``hotmess.*``, ``gen_ai.*``, ``llm.*`` or ``openinference.*``
   attribute (HTTP or database spans of the same service) are not agent runs: they are counted
   in :attr:`OtlpBatch.ignored_traces` and not imported.
-- A span repeated in the file (same trace and span id, e.g. a collector retry) counts once;
-  the last copy wins.
+- A span repeated in the files (same trace and span id, e.g. a collector retry) counts once;
+  the last copy wins, except that an ended copy wins over one not ended.
+- A trace stored before by an OTLP import that gets new spans is merged with them
+  (:func:`insert_otlp`): the run and steps are mapped again from all its spans, exactly as if
+  they had come in one file.
 
 Errors
 ------
@@ -67,9 +76,11 @@ mistyped field or an integer beyond 64 bits is skipped whole and recorded as an
 every other line is kept. A trace cut by a skipped line is imported with the spans that
 remain. :func:`parse_otlp_json` raises only when nothing can be imported: an unreadable,
 empty or non-JSON file, a pretty-printed whole file that does not parse, or no agent trace in
-any good line (the error then quotes the first problems). ``hotmess import otlp`` follows
-``import tau-bench``: an error is one line and exit code 1, and the database is not touched;
-otherwise it imports what is good (one transaction), lists the skipped lines, and exits 0.
+any good line (the error then quotes the first problems); with several files, when any one
+cannot be read or parsed at all (an empty one among them is passed over). ``hotmess import
+otlp`` follows ``import tau-bench``: an error is one line and exit code 1, and the database is
+not touched; otherwise it imports what is good from all its files (one transaction), lists the
+skipped lines, and exits 0.
 """
 
 from __future__ import annotations
@@ -83,21 +94,35 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from hotmess.errors import InputError
+from hotmess.errors import InputError, StoreError
 from hotmess.progress import Progress, counted, reading
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
+from hotmess.store.database import transaction
 from hotmess.store.rows import SpanRecord
+from hotmess.store.writer import (
+    ImportResult,
+    delete_runs,
+    log_import,
+    stored_runs,
+    stored_spans,
+    write_rows,
+)
 from hotmess.tracer import attributes as A
 from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
-__all__ = ["DEFAULT_TASK_ATTR", "MAX_ERRORS", "SOURCE", "OtlpBatch", "parse_otlp_json"]
+__all__ = [
+    "DEFAULT_TASK_ATTR", "MAX_ERRORS", "SOURCE", "OtlpBatch", "OtlpFile", "OtlpImportResult", "insert_otlp",
+    "parse_otlp_json",
+]
 
 SOURCE = "otlp"
 DEFAULT_TASK_ATTR = A.TASK_ID
@@ -110,12 +135,32 @@ _STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
 
 
 @dataclass
+class OtlpFile:
+    """What one file of an import held: records (non-blank lines or list items) read, spans
+    read from them, records skipped as malformed, and the traces its spans belong to."""
+
+    path: str
+    records: int = 0
+    spans: int = 0
+    skipped: int = 0
+    empty: bool = False
+    trace_ids: set[str] = field(default_factory=set, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "records": self.records, "spans": self.spans, "skipped": self.skipped,
+                "traces": len(self.trace_ids), "empty": self.empty}
+
+
+@dataclass
 class OtlpBatch:
-    """Everything parsed from one file, ready for :func:`hotmess.store.writer.insert_runs`.
+    """Everything parsed from the files of one import, ready for :func:`insert_otlp` (or
+    :func:`hotmess.store.writer.insert_runs`, which never touches a run already stored).
 
     ``runs`` / ``steps`` are row dicts keyed by the runs and steps columns (steps grouped by
     run, in step order); ``spans`` are rows of the lossless ``spans`` table. ``errors`` holds
-    the first :data:`MAX_ERRORS` skipped lines' errors, ``skipped`` counts them all.
+    the first :data:`MAX_ERRORS` skipped lines' errors (each naming its file), ``skipped``
+    counts them all; ``files`` has the same counts per file. ``path`` is the file, or the
+    files joined by ``", "``.
     """
 
     path: str
@@ -127,18 +172,29 @@ class OtlpBatch:
     records: int = 0  # non-blank lines (or list items) read, good or bad
     ignored_traces: int = 0
     hashed_task_ids: int = 0  # runs whose task id is the hash of their first user message
+    rootless: int = 0  # runs whose root span is in none of the files: incomplete for now
+    files: list[OtlpFile] = field(default_factory=list)
+    # for insert_otlp: the traces left out as not an agent's (they may belong to a stored run),
+    # and how to map a trace again (task_attr, agent, redactor, max_chars)
+    unmapped: dict[str, list[SpanRecord]] = field(default_factory=dict, repr=False)
+    options: tuple = field(default=(DEFAULT_TASK_ATTR, None, None, 0), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path, "runs": len(self.runs), "steps": len(self.steps),
             "spans": len(self.spans), "records": self.records, "skipped": self.skipped,
             "errors": [str(e) for e in self.errors], "ignored_traces": self.ignored_traces,
-            "hashed_task_ids": self.hashed_task_ids,
+            "hashed_task_ids": self.hashed_task_ids, "rootless": self.rootless,
+            "files": [f.to_dict() for f in self.files],
         }
 
 
 class _Bad(ValueError):
     """A malformed piece of one record; becomes an InputError naming the line."""
+
+
+class _EmptyFile(InputError):
+    """A file with nothing in it: an error alone, passed over among other files."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +234,7 @@ def _records(path: Path, where: str, progress: Progress | None = None) -> Iterat
             first = False
             yield from _items(label, record)
         if first:
-            raise InputError(where, None, "the file is empty (no OTLP JSON in it)")
+            raise _EmptyFile(where, None, "the file is empty (no OTLP JSON in it)")
 
 
 # A \uD800-\uDFFF escape: JSON may spell a lone surrogate, which SQLite cannot store as UTF-8.
@@ -504,19 +560,23 @@ def _is_agent_trace(spans: Iterable[SpanRecord]) -> bool:
     return any(k.startswith(_AGENT_PREFIXES) for rec in spans for k in rec.attributes)
 
 
-def _root(spans: list[SpanRecord], ids: set[str]) -> SpanRecord:
+def _root(spans: list[SpanRecord], ids: set[str]) -> SpanRecord | None:
+    """The run's root span; None when it has not arrived (every span has a parent, and some
+    parents are in none of the files read: the root was still running when they were written)."""
     marked = [s for s in spans if s.attributes.get(A.RUN)]
     if not marked:
-        marked = [s for s in spans if s.parent_span_id is None or s.parent_span_id not in ids]
-    if not marked:  # every span has a parent in the trace: a cycle; take the earliest
-        marked = spans
+        marked = [s for s in spans if s.parent_span_id is None]
+    if not marked:
+        if any(s.parent_span_id not in ids for s in spans):
+            return None
+        marked = spans  # every span has a parent in the trace: a cycle; take the earliest
     return min(marked, key=lambda s: s.start_ns)
 
 
-def _depths(spans: list[SpanRecord], root: SpanRecord) -> dict[str, int]:
+def _depths(spans: list[SpanRecord], root: SpanRecord | None) -> dict[str, int]:
     """Depth of each span: 0 for the root, 1 under it (or with a missing parent), +1 per level."""
     parent_of = {s.span_id: s.parent_span_id for s in spans}
-    depth: dict[str, int] = {root.span_id: 0}
+    depth: dict[str, int] = {} if root is None else {root.span_id: 0}
     for s in spans:
         chain: list[str] = []
         node: str | None = s.span_id
@@ -566,26 +626,31 @@ def _first_user_in(attrs: dict[str, Any]) -> str | None:
     return None
 
 
-def _first_user_message(root: SpanRecord, ordered: list[SpanRecord]) -> str | None:
-    for rec in (root, *ordered):
+def _first_user_message(root: SpanRecord | None, ordered: list[SpanRecord]) -> str | None:
+    everyone = ordered if root is None else (root, *ordered)
+    for rec in everyone:
         text = _first_user_in(rec.attributes)
         if text:
             return text
-    for rec in (root, *ordered):
+    for rec in everyone:
         for event in rec.events:
             if event["name"] == "gen_ai.user.message":
                 content = event["attributes"].get("content")
                 if isinstance(content, str) and content:
                     return content
-    value = root.attributes.get("input.value")
+    value = None if root is None else root.attributes.get("input.value")
     return value if isinstance(value, str) and value else None
 
 
 def _task_id(
-    root: SpanRecord, ordered: list[SpanRecord], task_attr: str
+    root: SpanRecord | None, ordered: list[SpanRecord], task_attr: str
 ) -> tuple[str, bool]:
-    """The run's task id, and whether it is the hash of the first user message."""
-    for attrs in (root.attributes, root.resource, *(s.attributes for s in ordered)):
+    """The run's task id, and whether it is the hash of the first user message. Without the
+    root (not arrived yet) the same search over the spans there are, and failing it ``""``
+    (unknown, as for a live run without one) rather than a step's name."""
+    top = ordered[0] if root is None else root
+    first = () if root is None else (root.attributes,)
+    for attrs in (*first, top.resource, *(s.attributes for s in ordered)):
         value = attrs.get(task_attr)
         if value is not None and value != "":
             return str(value), False
@@ -593,15 +658,15 @@ def _task_id(
     if text is not None:
         digest = hashlib.sha256(text.strip().encode("utf-8", "backslashreplace")).hexdigest()
         return "msg:" + digest[:16], True
-    return "span:" + root.name, False
+    return ("" if root is None else "span:" + root.name), False
 
 
-def _agent(root: SpanRecord, ordered: list[SpanRecord]) -> str | None:
-    for rec in (root, *ordered):
+def _agent(root: SpanRecord | None, ordered: list[SpanRecord]) -> str | None:
+    for rec in ordered if root is None else (root, *ordered):
         name = rec.attributes.get(A.AGENT_NAME)
         if name:
             return str(name)
-    name = root.resource.get("service.name")
+    name = (ordered[0] if root is None else root).resource.get("service.name")
     return None if name is None else str(name)
 
 
@@ -654,32 +719,46 @@ def _scrub(
         s.resource = seen[1]
 
 
-def _run(
-    batch: OtlpBatch, spans: list[SpanRecord], task_attr: str, agent: str | None,
-) -> None:
+def _build(
+    spans: list[SpanRecord], task_attr: str, agent: str | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]], bool, bool]:
+    """One trace's run and steps rows; whether its task id is a hash of the first user
+    message; whether its root is missing. Without a root span (not arrived yet) every span is
+    a step and the run is ``incomplete``, as a run recorded live is until its root ends."""
     ids = {s.span_id for s in spans}
     root = _root(spans, ids)
     depth = _depths(spans, root)
     # start order, a parent before a child started in the same nanosecond (sort is stable)
     ordered = sorted((s for s in spans if s is not root), key=lambda s: (s.start_ns, depth[s.span_id]))
-    run_id = root.trace_id
+    run_id = spans[0].trace_id
     steps = [rows.step_row(s, run_id, i, depth[s.span_id]) for i, s in enumerate(ordered)]
     task_id, hashed = _task_id(root, ordered, task_attr)
-    run = rows.run_row(root, task_id=task_id, source=SOURCE)
-    if not root.attributes.get(A.RUN):  # not recorded by hotmess: read the other conventions
-        run["outcome"] = _outcome(root, steps)
-        run["agent"] = _agent(root, ordered)
+    if root is None:
+        run = dict.fromkeys(rows.RUN_FIELDS)
+        run.update(run_id=run_id, task_id=task_id, agent=_agent(None, ordered), source=SOURCE,
+                   status="incomplete", start_ns=ordered[0].start_ns)
+    else:
+        run = rows.run_row(root, task_id=task_id, source=SOURCE)
+        if not root.attributes.get(A.RUN):  # not recorded by hotmess: read the other conventions
+            run["outcome"] = _outcome(root, steps)
+            run["agent"] = _agent(root, ordered)
     if agent is not None:
         run["agent"] = agent
     run.update(_counts(steps))
+    return run, steps, hashed, root is None
+
+
+def _run(batch: OtlpBatch, spans: list[SpanRecord], task_attr: str, agent: str | None) -> None:
+    run, steps, hashed, rootless = _build(spans, task_attr, agent)
     batch.hashed_task_ids += hashed
+    batch.rootless += rootless
     batch.runs.append(run)
     batch.steps.extend(steps)
     batch.spans.extend(rows.span_row(s) for s in spans)
 
 
 def parse_otlp_json(
-    path: str | PathLike[str],
+    paths: str | PathLike[str] | Iterable[str | PathLike[str]],
     *,
     task_attr: str = DEFAULT_TASK_ATTR,
     agent: str | None = None,
@@ -687,25 +766,35 @@ def parse_otlp_json(
     max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS,
     progress: Progress | None = None,
 ) -> OtlpBatch:
-    """Read an OTLP JSON trace file (JSON lines or whole file, optionally gzipped).
+    """Read OTLP JSON trace files (JSON lines or whole file, optionally gzipped): one path, or
+    several (a collector's rotated files), whose spans are grouped by trace over all of them
+    before runs are made, so a trace cut between two files is one run.
 
-    Returns the runs, steps and spans rows of its agent traces, with the lines that were
-    skipped and why. ``redact`` and ``max_chars`` as in :func:`hotmess.configure`
-    (``max_attribute_chars``): by default secrets (API keys, tokens, passwords) are replaced
-    and texts longer than 8192 characters are cut (marked, and named in ``hotmess.truncated``)
-    before anything is stored, as on the live path; ``max_chars=0`` keeps them whole.
-    ``progress`` (:mod:`hotmess.progress`) is told the bytes read, then the traces made into runs.
+    Returns the runs, steps and spans rows of their agent traces, with the lines that were
+    skipped and why (per file in ``files``). ``redact`` and ``max_chars`` as in
+    :func:`hotmess.configure` (``max_attribute_chars``): by default secrets (API keys, tokens,
+    passwords) are replaced and texts longer than 8192 characters are cut (marked, and named in
+    ``hotmess.truncated``) before anything is stored, as on the live path; ``max_chars=0`` keeps
+    them whole. ``progress`` (:mod:`hotmess.progress`) is told the bytes read (of all the files),
+    then the traces made into runs. Store the batch with :func:`insert_otlp`, which also merges
+    traces already stored by an earlier import.
 
     Raises :class:`~hotmess.errors.InputError` naming the file when nothing can be imported
-    (unreadable, empty, not JSON, no agent trace); see the module docstring for the mapping
-    and the error rules.
+    (unreadable, empty, not JSON, no agent trace) or when one of several files cannot be read
+    at all (an empty one among several is passed over); see the module docstring for the
+    mapping and the error rules.
     """
-    file = Path(path)
-    where = str(path)
+    if isinstance(paths, str | PathLike):
+        paths = [paths]
+    files: dict[Path, str] = {}
+    for path in paths:  # a file named twice (a glob and its name) is read once
+        files.setdefault(Path(path), str(path))
+    if not files:
+        raise ValueError("no file to import")
     if agent is not None and (not isinstance(agent, str) or not agent.strip()):
         raise ValueError(f"agent must be a non-empty string, got {agent!r}")
     with _no_gc():
-        return _parse(file, where, task_attr, agent, make_redactor(redact), max_chars, progress)
+        return _parse(files, task_attr, agent, make_redactor(redact), max_chars, progress)
 
 
 @contextlib.contextmanager
@@ -721,38 +810,73 @@ def _no_gc():
             gc.enable()
 
 
+def _bytes_of_all(progress: Progress | None, files: dict[Path, str]) -> Iterator[Progress | None]:
+    """For each file, the progress callback that reports its bytes as a part of all the files'."""
+    if progress is None or len(files) == 1:
+        yield from (progress for _ in files)
+        return
+    sizes = []
+    for file in files:
+        try:
+            sizes.append(os.path.getsize(file))
+        except OSError:
+            sizes.append(0)
+    total, offset = sum(sizes), 0
+    for size in sizes:
+        yield lambda unit, done, _total, offset=offset: progress(unit, offset + done, total)
+        offset += size
+
+
 def _parse(
-    file: Path, where: str, task_attr: str, agent: str | None, redactor: Redactor | None, max_chars: int,
+    files: dict[Path, str], task_attr: str, agent: str | None, redactor: Redactor | None, max_chars: int,
     progress: Progress | None = None,
 ) -> OtlpBatch:
-    batch = OtlpBatch(path=where)
+    where = ", ".join(files.values())
+    batch = OtlpBatch(path=where, options=(task_attr, agent, redactor, max_chars))
     traces: dict[str, dict[str, SpanRecord]] = {}
-    try:
-        for label, record in _records(file, where, progress):
-            batch.records += 1
-            try:
-                if isinstance(record, _Bad):
-                    raise record
-                spans = _request_spans(record)
-            except _Bad as exc:
-                batch.skipped += 1
-                if len(batch.errors) < MAX_ERRORS:
-                    batch.errors.append(InputError(where, label, str(exc)))
-                continue
-            for rec in spans:
-                trace = traces.get(rec.trace_id)
-                if trace is None:
-                    trace = traces[rec.trace_id] = {}
-                trace[rec.span_id] = rec
-    except OSError as exc:  # unreadable, or a gzip stream cut short
-        raise InputError(where, None, f"cannot read the file: {exc.strerror or exc}") from None
-    except EOFError as exc:
-        raise InputError(where, None, f"cannot read the file: {exc}") from None
+    many = len(files) > 1
+    for (file, name), file_progress in zip(files.items(), _bytes_of_all(progress, files), strict=True):
+        info = OtlpFile(name)
+        batch.files.append(info)
+        try:
+            for label, record in _records(file, name, file_progress):
+                info.records += 1
+                try:
+                    if isinstance(record, _Bad):
+                        raise record
+                    spans = _request_spans(record)
+                except _Bad as exc:
+                    info.skipped += 1
+                    if len(batch.errors) < MAX_ERRORS:
+                        batch.errors.append(InputError(name, label, str(exc)))
+                    continue
+                info.spans += len(spans)
+                for rec in spans:
+                    trace = traces.get(rec.trace_id)
+                    if trace is None:
+                        trace = traces[rec.trace_id] = {}
+                    if rec.end_ns is not None or rec.span_id not in trace:  # an ended copy wins
+                        trace[rec.span_id] = rec
+                    if many:
+                        info.trace_ids.add(rec.trace_id)
+        except _EmptyFile:
+            if not many:
+                raise
+            info.empty = True
+        except OSError as exc:  # unreadable, or a gzip stream cut short
+            raise InputError(name, None, f"cannot read the file: {exc.strerror or exc}") from None
+        except EOFError as exc:
+            raise InputError(name, None, f"cannot read the file: {exc}") from None
+        batch.records += info.records
+        batch.skipped += info.skipped
+    if not many:
+        batch.files[0].trace_ids = set(traces)
     resources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for trace in counted(traces.values(), progress, "traces", len(traces)):
+    for trace_id, trace in counted(traces.items(), progress, "traces", len(traces)):
         spans = list(trace.values())
         if not _is_agent_trace(spans):
             batch.ignored_traces += 1
+            batch.unmapped[trace_id] = spans  # unless a stored run is this trace (insert_otlp)
             continue
         if redactor is not None or max_chars > 0:
             _scrub(spans, redactor, max_chars, resources)
@@ -775,3 +899,109 @@ def _nothing_message(batch: OtlpBatch, n_traces: int) -> str:
             "openinference.* attribute (not an agent's traces)"
         )
     return "nothing to import: no spans in the file"
+
+
+# ---------------------------------------------------------------------------------------------
+# storing: new runs, and runs stored before merged with their new spans
+
+
+@dataclass(frozen=True)
+class OtlpImportResult(ImportResult):
+    """:class:`~hotmess.store.writer.ImportResult` of an OTLP import, plus: ``merged`` runs
+    already stored that new spans added to (rebuilt and replaced); spans ``left_out`` because
+    their trace is a run from another source (``left_out_runs``: source → runs), which an OTLP
+    import never rewrites; ``ignored_traces`` without agent spans that are no stored run either;
+    per file in ``files``."""
+
+    left_out_spans: int = 0
+    left_out_runs: dict[str, int] = field(default_factory=dict)
+    ignored_traces: int = 0
+    files: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "merged": self.merged,
+                "left_out": {"spans": self.left_out_spans, "runs": dict(self.left_out_runs)}}
+
+
+def insert_otlp(
+    conn: sqlite3.Connection, batch: OtlpBatch, *, progress: Progress | None = None,
+) -> OtlpImportResult:
+    """Store a batch in one transaction (an error anywhere leaves the database as it was).
+
+    A trace not stored yet becomes a new run. A trace stored before by an OTLP import (source
+    ``otlp``) that the batch brings new spans to (span ids not stored, or the ended copy of a
+    span stored unended) is merged: its stored spans are read back from the ``spans`` table,
+    combined with the new ones (a span stored before keeps its stored copy), mapped again as one
+    trace, and its run, steps and spans rows replaced; the result is the run that importing all
+    its spans from one file makes. A trace whose spans are all stored already is a duplicate
+    and changes nothing (importing a file twice adds nothing). Spans of a trace stored as a run
+    from another source (recorded live, ``trace``; ``tau-bench``) are never merged into it:
+    the new ones are left out and counted (``left_out_spans``). A run of another source also
+    is left alone when an OTLP run has no spans stored (nothing to merge with).
+    """
+    try:
+        with transaction(conn):
+            return _store(conn, batch, progress)
+    except sqlite3.IntegrityError as exc:
+        raise StoreError(f"{batch.path}: nothing imported, a run or step breaks the schema: {exc}") from exc
+
+
+def _store(conn: sqlite3.Connection, batch: OtlpBatch, progress: Progress | None) -> OtlpImportResult:
+    runs, steps, spans = batch.runs, batch.steps, batch.spans
+    ids = [r["run_id"] for r in runs]
+    stored = stored_runs(conn, ids + list(batch.unmapped))
+    ignored = sum(1 for t in batch.unmapped if t not in stored)
+    touched = {r["run_id"] for r in runs} | (stored.keys() & batch.unmapped.keys())
+    merged: list[str] = []
+    left_out_spans, left_out_runs = 0, Counter[str]()
+    if stored:
+        rebuilt_runs, rebuilt_steps, rebuilt_spans = [], [], []
+        incoming = _incoming_spans(batch, stored)
+        existing = stored_spans(conn, list(stored))
+        task_attr, agent = batch.options[:2]
+        for trace_id, source in stored.items():
+            old = {row[1]: row for row in existing[trace_id]}
+            fresh = [row for row in incoming[trace_id]
+                     if (o := old.get(row[1])) is None or (o[6] is None and row[6] is not None)]
+            if not fresh:
+                continue  # a duplicate: every span is stored already
+            if source != SOURCE or not old:
+                left_out_spans += len(fresh)
+                left_out_runs[source] += 1
+                continue
+            old.update((row[1], row) for row in fresh)
+            run, run_steps, _, _ = _build([rows.span_record(r) for r in old.values()], task_attr, agent)
+            rebuilt_runs.append(run)
+            rebuilt_steps.extend(run_steps)
+            rebuilt_spans.extend(sorted(old.values(), key=lambda r: r[1]))
+            merged.append(trace_id)
+        runs = [r for r in runs if r["run_id"] not in stored] + rebuilt_runs
+        steps = [s for s in steps if s["run_id"] not in stored] + rebuilt_steps
+        spans = [s for s in spans if s[0] not in stored] + rebuilt_spans
+        delete_runs(conn, merged)
+    write_rows(conn, runs, steps, spans, progress=progress)
+    new = len(runs) - len(merged)
+    for info in batch.files:  # the import log: one row per file
+        mine = touched if len(batch.files) == 1 else touched & info.trace_ids
+        log_import(conn, SOURCE, info.path, len(mine), sum(1 for t in mine if t not in stored))
+    return OtlpImportResult(
+        batch.path, SOURCE, len(touched), new, len(steps), len(merged), left_out_spans, dict(left_out_runs),
+        ignored, tuple(f.to_dict() for f in batch.files),
+    )
+
+
+def _incoming_spans(batch: OtlpBatch, stored: dict[str, str]) -> dict[str, list[tuple]]:
+    """The batch's ``spans`` rows of each stored trace; for a trace the batch left out as not an
+    agent's (its agent spans were in an earlier import) its spans redacted and cut now."""
+    incoming: dict[str, list[tuple]] = {t: [] for t in stored}
+    for row in batch.spans:
+        if row[0] in incoming:
+            incoming[row[0]].append(row)
+    _, _, redactor, max_chars = batch.options
+    resources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for trace_id, spans in batch.unmapped.items():
+        if trace_id in incoming:
+            if redactor is not None or max_chars > 0:
+                _scrub(spans, redactor, max_chars, resources)
+            incoming[trace_id].extend(rows.span_row(s) for s in spans)
+    return incoming
