@@ -8,7 +8,7 @@ Two inputs:
   ExportTraceServiceRequest per line, ``--per-line`` spans each, traces cut across lines):
   agent traces with GenAI attributes (an ``invoke_agent`` root, then chat / execute_tool steps
   with messages, arguments, results and tokens), ``--spans`` spans in all; through
-  ``parse_otlp_json`` and ``insert_runs`` (what ``hotmess import otlp`` does); once more with
+  ``parse_otlp_json`` and ``insert_otlp`` (what ``hotmess import otlp`` does); once more with
   ``redact=False`` (``--no-redact``) to show what secrets redaction costs.
 
 Each is compared with the **limit**: plain ``sqlite3.executemany`` of exactly the rows that
@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hotmess.integrations.otlp_json import parse_otlp_json
+from hotmess.integrations.otlp_json import insert_otlp, parse_otlp_json
 from hotmess.integrations.taubench import parse_taubench
 from hotmess.store.database import connect, transaction
 from hotmess.store.rows import SPAN_INSERT
@@ -135,7 +135,7 @@ def write_otlp(path: Path, n_spans: int, per_line: int, seed: int = 0) -> int:
 def import_otlp(path: Path, db: Path, redact: bool = True) -> int:
     batch = parse_otlp_json(path, task_attr="app.task", redact=redact)
     conn = connect(db)
-    insert_runs(conn, batch.runs, batch.steps, source="otlp", path=path, spans=batch.spans)
+    insert_otlp(conn, batch)
     conn.close()
     return len(batch.spans)
 
