@@ -309,3 +309,34 @@ def test_cli_many_files(tmp_path):
     assert "1 trace without agent spans" in out
     missing = hotmess_cli("import", "otlp", str(head), str(tmp_path / "nope.jsonl"), "--db", str(db), ok=False)
     assert missing.returncode == 1 and "nope.jsonl: no such file" in missing.stderr
+
+
+def test_an_agent_called_from_another_service_is_the_root_of_its_run(tmp_path):
+    """The agent span's parent (the caller's HTTP span) went to another collector: the agent
+    span is still the root, and the run is the one its file gives without that parent."""
+    remote = "a1a1a1a1a1a1a1a1"
+    src = lines(GENAI)
+    called = [
+        line.replace('"spanId":"00f067aa0ba902b7","name"', f'"spanId":"00f067aa0ba902b7","parentSpanId":"{remote}","name"')
+        for line in src
+    ]
+    assert called != src
+    (tmp_path / "called.jsonl").write_text("\n".join(called) + "\n")
+    import_file(tmp_path / "called.jsonl", tmp_path / "called.db")
+    import_file(GENAI, tmp_path / "reference.db")
+    (run,) = [r for r in runs_of(tmp_path / "called.db") if r["run_id"] == SPLIT]
+    (want,) = [r for r in runs_of(tmp_path / "reference.db") if r["run_id"] == SPLIT]
+    assert run["status"] != "incomplete"
+    assert {c: run[c] for c in RUN_COLUMNS} == {c: want[c] for c in RUN_COLUMNS}
+    assert [s for s in steps_of(tmp_path / "called.db") if s["run_id"] == SPLIT] == [
+        s for s in steps_of(tmp_path / "reference.db") if s["run_id"] == SPLIT
+    ]
+
+
+def test_a_tool_span_whose_parent_is_missing_waits_for_its_root(tmp_path):
+    """Only an agent invocation may stand in for a missing root: a file holding just a trace's
+    tool call leaves the run incomplete rather than rooted at the tool."""
+    _, tail = genai_halves(tmp_path)
+    batch, _ = import_file(tail, tmp_path / "tail.db")
+    (run,) = [r for r in runs_of(tmp_path / "tail.db") if r["run_id"] == SPLIT]
+    assert run["status"] == "incomplete" and batch.rootless >= 1

@@ -32,9 +32,11 @@ from a collector file are one run, and importing a file twice adds nothing.
   the root has not arrived (it was still running when the file was written; it comes in a
   later file): the run is ``incomplete`` (no end, outcome or success; the task id from the
   attribute or the first user message if the spans there are have one, else ``""``) and every
-  span is a step, until an import brings the root (see :func:`insert_otlp`). A trace whose
-  top span's parent is in no file ever (its caller's spans went to another collector) stays
-  incomplete.
+  span is a step, until an import brings the root (see :func:`insert_otlp`). Except for an
+  agent called from another service (its caller's spans went to that service's collector):
+  a span whose parent is missing and that is an agent invocation (``invoke_agent``, or
+  OpenInference ``AGENT``) is the root. A trace whose only orphans are other kinds of span
+  (a tool call, an LLM call) waits for its root.
 - Every other span of the trace is a step: ``step_index`` in start order (a parent before a
   child that starts in the same nanosecond), ``depth`` 1 under the root and one more per level,
   exactly as the live exporter numbers them. Rows come from :mod:`hotmess.store.rows` (the
@@ -107,7 +109,7 @@ from hotmess.progress import Progress, counted, reading
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
 from hotmess.store.database import transaction
-from hotmess.store.rows import SpanRecord
+from hotmess.store.rows import SpanRecord, step_kind
 from hotmess.store.writer import (
     ImportResult,
     delete_runs,
@@ -567,9 +569,19 @@ def _root(spans: list[SpanRecord], ids: set[str]) -> SpanRecord | None:
     if not marked:
         marked = [s for s in spans if s.parent_span_id is None]
     if not marked:
-        if any(s.parent_span_id not in ids for s in spans):
-            return None
-        marked = spans  # every span has a parent in the trace: a cycle; take the earliest
+        orphans = [s for s in spans if s.parent_span_id not in ids]
+        if not orphans:
+            marked = spans  # every span has a parent in the trace: a cycle; take the earliest
+        else:
+            # An agent called from another service: its parent is the caller's span, which
+            # went to that service's collector. A child that lost its parent is no agent (a
+            # hotmess step, kind "agent" or not, never roots a run: hotmess marks its roots).
+            marked = [
+                s for s in orphans
+                if A.STEP_KIND not in s.attributes and step_kind(s.attributes) == "agent"
+            ]
+            if not marked:
+                return None
     return min(marked, key=lambda s: s.start_ns)
 
 
