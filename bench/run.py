@@ -400,7 +400,7 @@ search per value now, ~15 ns a character; almost no value holds a marker). OTLP 
 limit writes a span in ~20 us CPU here (a spans row and a steps row); import adds json.loads ~9,
 OTLP decoding ~6.5, redaction and cutting ~9.5 (one marker search per value, then nothing), the
 exporter's step_row/span_row ~14 (encoding each span's attributes back to JSON dominates), and
-insert_runs itself ~the limit. orjson would decode 1.5x faster (~3 us a span, ~8% of the import)
+the store (insert_otlp: new runs straight to the same inserts) ~the limit. orjson would decode 1.5x faster (~3 us a span, ~8% of the import)
 but is not a dependency; a process pool was not tried.""",
     ),
     Bench(

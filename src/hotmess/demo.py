@@ -331,13 +331,12 @@ def write_production_log(path: str | Path, now_ns: int, seed: int = 7) -> dict[s
 
 def import_production_log(path: str | Path, db: str | Path) -> Any:
     """Import the file exactly as ``hotmess import otlp FILE --db DB`` does."""
-    from hotmess.integrations.otlp_json import parse_otlp_json
+    from hotmess.integrations.otlp_json import insert_otlp, parse_otlp_json
     from hotmess.store.database import connect
-    from hotmess.store.writer import insert_runs
 
     batch = parse_otlp_json(path)
     conn = connect(db)
     try:
-        return insert_runs(conn, batch.runs, batch.steps, source="otlp", path=path, spans=batch.spans)
+        return insert_otlp(conn, batch)
     finally:
         conn.close()
