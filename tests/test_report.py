@@ -306,6 +306,9 @@ def test_report_and_terminal_share_the_verdict_not_the_cli():
         (0.5, None, "mixed", "[yellow]mixed[/]: error splits between systematic misses and scatter"),
         (0.9, 0.25, "hotmess", "[red]a hot mess[/]: most error is variance, a different miss each time; "
                                "two failures of a task fail the same way 25% of the time"),
+        (0.7, 0.8, "mixed", "[yellow]mixed[/]: most error is variance, yet failures repeat; two failures of a "
+                            "task fail the same way 80% of the time; the variance is mostly runs switching "
+                            "between success and the same miss"),
         (None, None, "", "incoherence undefined (no errors, or no reference to measure error against)"),
     ):
         result = {"incoherence": {"value": value}, "failure_consistency": consistency}

@@ -2,7 +2,9 @@
 
 The terminal (``hotmess analyze``, ``hotmess demo``) and the HTML report say the same sentence;
 each styles it its own way from the ``level``. The thresholds are conventions, the numbers are
-the result.
+the result. Incoherence sets the reading, except that an agent whose failures repeat is not
+called a hot mess however large its variance share: under the Brier decomposition an agent that
+always fails a task the same way has incoherence equal to its success rate on it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any, NamedTuple
 COHERENT_BELOW = 0.4
 #: Incoherence above this: most error is variance.
 HOT_MESS_ABOVE = 0.6
+#: Failure consistency from which a variance-heavy agent is not called a hot mess: two of its
+#: failures on a task are more likely than not the same miss.
+FAILURES_REPEAT_FROM = 0.5
 
 
 class Verdict(NamedTuple):
@@ -37,4 +42,12 @@ def verdict(result: Mapping[str, Any]) -> Verdict:
         return Verdict("coherent", "coherent", f": most error is bias, a systematic miss{same}")
     if value <= HOT_MESS_ABOVE:
         return Verdict("mixed", "mixed", f": error splits between systematic misses and scatter{same}")
+    if consistency is not None and consistency >= FAILURES_REPEAT_FROM:
+        # Brier variance also counts runs switching between success and failure: an agent that
+        # always fails the same way has incoherence equal to its success rate. Said, not hidden.
+        return Verdict(
+            "mixed", "mixed",
+            f": most error is variance, yet failures repeat{same}; the variance is mostly runs "
+            "switching between success and the same miss",
+        )
     return Verdict("hotmess", "a hot mess", f": most error is variance, a different miss each time{same}")
