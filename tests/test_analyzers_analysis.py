@@ -576,3 +576,29 @@ def test_timing_smoke_100k_runs_2m_steps(capsys):
     assert a.n_runs == n_runs and a.n_tasks == n_tasks
     assert 0.0 <= a.incoherence.value <= 1.0
     assert exact.n_runs == n_runs
+
+
+def test_split_runs_groups_runs_and_their_steps_in_natural_order():
+    from hotmess.analyzers import split_runs
+
+    runs = Table({
+        "run_id": np.array(["a", "b", "c", "d"], dtype=object),
+        "agent": np.array(["x10", None, "x2", "x10"], dtype=object),
+        "attributes": np.array(['{"team": "red"}', None, '{"team": "blue"}', '{"team": "red"}'], dtype=object),
+    })
+    steps = Table({
+        "run_id": np.array(["d", "a", "c", "a", "zz"], dtype=object),
+        "step_index": np.array([0, 0, 0, 1, 0]),
+    })
+    groups = split_runs(runs, steps, "agent")
+    assert list(groups) == ["<none>", "x10", "x2"]
+    r, s = groups["x10"]
+    assert r["run_id"].tolist() == ["a", "d"]
+    assert list(zip(s["run_id"].tolist(), s["step_index"].tolist(), strict=True)) == [("d", 0), ("a", 0), ("a", 1)]
+    assert len(groups["<none>"][1]) == 0
+    by_team = split_runs(runs, None, "team")
+    assert {k: v[0]["run_id"].tolist() for k, v in by_team.items()} == {
+        "<none>": ["b"], "blue": ["c"], "red": ["a", "d"]}
+    assert all(v[1] is None for v in by_team.values())
+    with pytest.raises(ValueError, match="neither a runs column"):
+        split_runs(runs, steps, "colour")

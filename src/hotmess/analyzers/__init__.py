@@ -17,6 +17,7 @@ from .analysis import (
     GroupedAnalysis,
     TaskResult,
     analyze,
+    split_runs,
 )
 from .decompose import (
     Decomposition,
@@ -105,6 +106,7 @@ __all__ = [
     "pass_ratios",
     "read_only_predicate",
     "sentence_transformer_embedder",
+    "split_runs",
     "step_goals",
     "text_clusters",
 ]

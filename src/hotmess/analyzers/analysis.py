@@ -502,6 +502,36 @@ def _lookup(attrs: Mapping[str, Any], key: str) -> Any:
     return node
 
 
+#: ``by`` names that stand for a runs column.
+BY_COLUMNS = {"task": "task_id", "agent": "agent"}
+
+
+def split_runs(runs: Table, steps: Table | None, by: str) -> dict[str, tuple[Table, Table | None]]:
+    """The runs, and the steps of each run, per group, for an analysis per group.
+
+    ``by`` is a runs column (``"task"`` and ``"agent"`` name ``task_id`` and ``agent``) or a key
+    of the runs' attributes; a run without a value is in the group ``"<none>"``. Groups come in
+    natural order of their names ("2" before "10"), rows in their original order.
+    """
+    column = BY_COLUMNS.get(by, by)
+    attributes = runs["attributes"] if "attributes" in runs else np.full(len(runs), None, dtype=object)
+    codes, names = factorize(_group_values(runs, column, attributes).tolist())
+    step_rows: list[np.ndarray] | None = None
+    if steps is not None:
+        code_of_run = dict(zip(runs["run_id"].tolist(), codes.tolist(), strict=True))
+        step_codes = np.fromiter((code_of_run.get(r, -1) for r in steps["run_id"].tolist()), dtype=np.int64)
+        order = np.argsort(step_codes, kind="stable")
+        bounds = np.searchsorted(step_codes[order], np.arange(len(names) + 1))
+        step_rows = [order[bounds[i]:bounds[i + 1]] for i in range(len(names))]
+    out: dict[str, tuple[Table, Table | None]] = {}
+    for i in sorted(range(len(names)), key=lambda i: natural_key(str(names[i]))):
+        out[str(names[i])] = (
+            runs.take(np.flatnonzero(codes == i)),
+            None if step_rows is None else steps.take(step_rows[i]),
+        )
+    return out
+
+
 def _group_values(runs: Table, by: str, attributes: np.ndarray) -> np.ndarray:
     if by in runs:
         values = runs[by]

@@ -57,7 +57,7 @@ from hotmess.progress import Progress, counted
 from hotmess.tables import Table
 
 from ._common import factorize, json_float, natural_key
-from .analysis import Analysis, _as_text, _collect_actions, _group_values, analyze
+from .analysis import BY_COLUMNS, Analysis, _as_text, _collect_actions, _group_values, analyze
 from .outcomes import (
     DEFAULT_READ_ONLY,
     ReadOnly,
@@ -84,8 +84,6 @@ __all__ = [
 UNIT_NS = {"w": 7 * 86_400 * 10**9, "d": 86_400 * 10**9, "h": 3_600 * 10**9, "m": 60 * 10**9}
 #: More windows than this is refused (each window is analyzed and tested).
 MAX_WINDOWS = 2000
-#: ``by`` shorthands for runs columns.
-BY_COLUMNS = {"task": "task_id", "agent": "agent"}
 TEST_DESCRIPTION = (
     "Jensen-Shannon divergence (base 2) of (task, outcome cluster) distributions, permutation "
     "test of window labels; Holm correction at level alpha over the windows (family-wise false "

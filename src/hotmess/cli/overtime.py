@@ -88,24 +88,13 @@ def _per_group(runs: Any, steps: Any, by: str, compute: Callable[..., Any],
                progress: Progress | None) -> dict[str, dict[str, Any]]:
     """``compute(runs, steps, progress).to_dict()`` on each group's runs (in natural order of the
     group names); a group it cannot measure gets a note, and if none can, its first error is raised."""
-    import numpy as np
+    from hotmess.analyzers import split_runs
 
-    from hotmess.analyzers._common import natural_key
-    from hotmess.analyzers.analysis import _group_values
-    from hotmess.analyzers.drift import BY_COLUMNS
-
-    column = BY_COLUMNS.get(by, by)
-    attributes = runs["attributes"] if "attributes" in runs else np.full(len(runs), None, dtype=object)
-    values = _group_values(runs, column, attributes)
     out: dict[str, dict[str, Any]] = {}
     errors: list[ValueError] = []
-    for name in sorted(set(values.tolist()), key=natural_key):
-        rows = np.flatnonzero(values == name)
-        group_steps = None
-        if steps is not None:
-            group_steps = steps.take(np.flatnonzero(np.isin(steps["run_id"], runs["run_id"][rows])))
+    for name, (group_runs, group_steps) in split_runs(runs, steps, by).items():
         try:
-            out[name] = compute(runs.take(rows), group_steps, progress).to_dict()
+            out[name] = compute(group_runs, group_steps, progress).to_dict()
         except ValueError as exc:
             errors.append(exc)
             out[name] = {"note": str(exc)}

@@ -39,7 +39,7 @@ def report_command(
     as_json: JsonOption = False,
 ) -> None:
     """Write an HTML report: verdict, bias/variance per task, outcome clusters, run length, goals, drift, runs."""
-    from hotmess.analyzers import DECOMPOSITIONS, OUTCOME_METHODS, analyze
+    from hotmess.analyzers import DECOMPOSITIONS, OUTCOME_METHODS, analyze, split_runs
     from hotmess.report import build_report
 
     if outcome not in OUTCOME_METHODS or outcome == "embedding":
@@ -54,10 +54,10 @@ def report_command(
         options: dict[str, Any] = dict(outcome=outcome, decomposition=decomposition, n_boot=n_boot, seed=seed)
         analysis = analyze(runs, steps, **options).to_dict()
         advance()
-        agents = sorted({str(a) for a in runs["agent"]})
+        series = split_runs(runs, steps, "agent")
+        agents = list(series)
         by_agent = analyze(runs, steps, by="agent", **options).to_dict() if len(agents) > 1 else None
         advance()
-        series = _per_agent(runs, steps, agents)
         over_time = {"outcome": outcome, "n_boot": n_boot, "seed": seed}
         sections: dict[str, Any] = {
             "horizon": _per_series("horizon", "horizon", series, lambda f, r, s: f(
@@ -98,18 +98,6 @@ def report_command(
             render.err_console.print(f"[yellow]{name}:[/] {render.escape(state)}")
     cut = f" (step trees of the first {len(run_records)})" if len(run_records) < len(runs) else ""
     render.console.print(f"Wrote {render.escape(str(out))}: {len(runs)} runs, {analysis['n_tasks']} tasks{cut}", soft_wrap=True)
-
-
-def _per_agent(runs: Table, steps: Table, agents: list[str]) -> dict[str, tuple[Table, Table]]:
-    if len(agents) == 1:
-        return {agents[0]: (runs, steps)}
-    out = {}
-    agent_of_run = np.array([str(a) for a in runs["agent"]], dtype=object)
-    for agent in agents:
-        ids = runs["run_id"][agent_of_run == agent]
-        out[agent] = (runs.take(np.flatnonzero(agent_of_run == agent)),
-                      steps.take(np.flatnonzero(np.isin(steps["run_id"], ids))))
-    return out
 
 
 def _auto_window(runs: Table) -> str | None:
