@@ -89,9 +89,9 @@ def import_otlp_command(
             "hashed_task_ids": batch.hashed_task_ids, "rootless": batch.rootless, "files": list(result.files),
         })
         return
-    render.print_import(result, db_path(db), next_steps=next_steps(batch.runs, production=True),
-                        source=None if len(result.files) == 1 else f"{len(result.files)} files")
+    render.print_import(result, db_path(db), source=None if len(result.files) == 1 else f"{len(result.files)} files")
     _print_otlp_notes(batch, result)
+    render.print_next_steps(next_steps(batch.runs, production=True), db_path(db))
 
 
 _SHOWN_ERRORS = 5

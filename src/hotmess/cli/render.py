@@ -187,6 +187,11 @@ def print_import(
             + ", ".join(f"task {f['task_id']} trial {f['trial']}" for f in flagged[:10])
             + (" …" if len(flagged) > 10 else "")
         )
+    print_next_steps(next_steps, db)
+
+
+def print_next_steps(next_steps: Sequence[tuple[str, str]], db: str) -> None:
+    """(hotmess arguments, why) to run next, on the database ``db``."""
     db_arg = f" --db {escape(db)}" if db else ""
     for i, (args, why) in enumerate(next_steps):
         console.print(f"{'Next:' if i == 0 else '     '} [bold]hotmess {escape(args)}[/]{db_arg}  [dim]{escape(why)}[/]")
