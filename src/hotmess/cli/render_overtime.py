@@ -95,7 +95,7 @@ def _drift_table(windows: list[dict[str, Any]], count_windows: bool) -> RichTabl
     """One row per window. Count windows also say which runs (in start order) they hold; when
     no run has a start time that is all they can say, so the 1970 dates are left out."""
     timeless = all(w["start"].startswith("1970-01-01") for w in windows)
-    table = RichTable(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = RichTable(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
     if count_windows:
         table.add_column("runs #", no_wrap=True)
     if not (count_windows and timeless):
@@ -103,13 +103,13 @@ def _drift_table(windows: list[dict[str, Any]], count_windows: bool) -> RichTabl
     for col in ("runs", "succ.", "incoh.", "clust.", "JS", "p"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("changed", no_wrap=True)
-    table.add_column("vs base: JS (p)", justify="right", no_wrap=True)
+    table.add_column("base: JS (p)", justify="right", no_wrap=True)
     dates_only = all(w["start"].endswith("T00:00:00Z") for w in windows)
     first = 1
     for w in windows:
-        flag = "[red]yes[/]" if w["changed"] else ""
+        flag = "[red]prev[/]" if w["changed"] else ""
         if w.get("changed_from_baseline"):
-            flag += (" " if flag else "") + "[yellow]vs base[/]"
+            flag += ("+" if flag else "") + "[yellow]base[/]"
         base = (
             "base" if w.get("is_baseline")
             else f"{fmt_float(w.get('js_baseline'))} ({fmt_float(w.get('p_baseline'))})"
@@ -136,6 +136,7 @@ def print_drift(result: dict[str, Any], db: str) -> None:
         console.print(title)
         console.print(_drift_table(group["windows"], result["window"].endswith("runs")))
         console.print(f"  {escape(str(name)) + ': ' if 'by' in result else ''}{drift_verdict(group['windows'], result['alpha'])}")
+    console.print("  [dim]changed: prev = from the window before, base = from the baseline window[/]")
     console.print(f"  [dim]test: {escape(result['test'])}; {result['n_perm']} permutations[/]")
     for w in result.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {escape(w)}")
