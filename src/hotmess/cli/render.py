@@ -8,9 +8,11 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 from rich.tree import Tree
 
 from hotmess.verdict import verdict
@@ -69,39 +71,65 @@ def fmt_success(value: float | None) -> str:
 _STATUS_STYLE = {"ok": "green", "error": "red", "incomplete": "yellow"}
 
 
-def runs_table(rows: Sequence[dict[str, Any]], total: int, title: str) -> RichTable:
-    agents = {r["agent"] for r in rows}
-    timed = any(r["end_ns"] for r in rows)
-    if len(agents) == 1:
+def runs_table(
+    rows: Sequence[dict[str, Any]], total: int, title: str, agents: set[Any] | None = None,
+) -> RichTable:
+    """The runs ``rows`` (of ``total``); ``agents``: those of all ``total`` runs (default: of ``rows``).
+
+    Ids, counts and times keep their width; task, agent and outcome share what is left of the
+    terminal (the outcome first), cut with an ellipsis, so the table never runs off the edge."""
+    agents = {r["agent"] for r in rows} if agents is None else agents
+    one_agent = len(agents) == 1
+    if one_agent:
         title += f" · agent {next(iter(agents))}"
-    table = RichTable(title=escape(title), title_justify="left", header_style="bold")
-    columns = [("run", "left"), ("task", "left")]
-    if len(agents) > 1:
-        columns.append(("agent", "left"))
-    columns += [("#", "right"), ("status", "left"), ("ok", "left"), ("steps", "right"), ("tools", "right")]
+    timed = any(r["end_ns"] for r in rows)
+    fixed_columns = [("#", "right"), ("status", "left"), ("ok", "left"), ("steps", "right"), ("tools", "right")]
     if timed:
-        columns.append(("time", "right"))
-    for name, justify in columns:
-        table.add_column(name, justify=justify, no_wrap=True)
-    table.add_column("outcome", no_wrap=True)
-    others = 14 + 23 + (27 if len(agents) > 1 else 0) + 5 + 11 + 6 + 8 + 8 + (10 if timed else 0) + 2
-    width = max(16, console.width - others)
-    for r in rows:
-        status = r["status"]
-        cells = [r["run_id"][:11], escape(short(r["task_id"], 20))]
-        if len(agents) > 1:
-            cells.append(escape(short(r["agent"], 24)))
-        cells += [
-            escape(str(r["instance"] or "")),
-            f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]",
+        fixed_columns.append(("time", "right"))
+    fixed_cells = [
+        [
+            escape(str(r["instance"] if r["instance"] is not None else "")),
+            f"[{_STATUS_STYLE.get(r['status'], 'white')}]{r['status']}[/]",
             fmt_success(r["success"]),
             str(r["n_steps"]),
             str(r["n_tool_calls"]),
+            *([fmt_duration(r["start_ns"], r["end_ns"])] if timed else []),
         ]
-        if timed:
-            cells.append(fmt_duration(r["start_ns"], r["end_ns"]))
-        cells.append(escape(short(r["outcome"], width)))
-        table.add_row(*cells)
+        for r in rows
+    ]
+    ids = [r["run_id"][:11] for r in rows]
+    texts = {"task": [str(r["task_id"]) for r in rows]}
+    if not one_agent:
+        texts["agent"] = [str(r["agent"]) for r in rows]
+    texts["outcome"] = [short(r["outcome"], 10_000) for r in rows]
+
+    def natural(name: str, values: list[str]) -> int:
+        return max([len(name)] + [Text.from_markup(v).cell_len for v in values])
+
+    used = natural("run", ids) + sum(
+        natural(name, [cells[i] for cells in fixed_cells]) for i, (name, _) in enumerate(fixed_columns)
+    )
+    n_columns = 1 + len(fixed_columns) + len(texts)
+    room = max(8 * len(texts), console.width - used - 2 * (n_columns - 1))  # the gaps between columns
+    # task and agent get their natural width up to a share of the room, the outcome the rest
+    widths = {}
+    for name in ("task", "agent"):
+        if name in texts:
+            widths[name] = min(natural(name, texts[name]), max(8, room // 4), 24)
+    widths["outcome"] = max(8, room - sum(widths.values()))
+
+    table = RichTable(title=escape(title), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                      pad_edge=False, show_edge=False, collapse_padding=True)
+    table.add_column("run", no_wrap=True)
+    for name in texts:
+        if name != "outcome":
+            table.add_column(name, no_wrap=True)
+    for name, justify in fixed_columns:
+        table.add_column(name, justify=justify, no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    for i, cells in enumerate(fixed_cells):
+        named = [escape(short(texts[n][i], widths[n])) for n in texts if n != "outcome"]
+        table.add_row(ids[i], *named, *cells, escape(short(texts["outcome"][i], widths["outcome"])))
     if total > len(rows):
         table.caption = f"{len(rows)} of {total} runs shown; --limit 0 shows all"
     return table

@@ -45,7 +45,8 @@ def runs_command(
         render.console.print(f"No runs in {db_path(db)} yet. Trace an agent with @hotmess.trace, or `hotmess demo`.")
         return
     tasks = len(set(table["task_id"]))
-    render.console.print(render.runs_table(rows, total, f"{total} runs of {tasks} tasks in {db_path(db)}"))
+    title = f"{total} runs of {tasks} task{'' if tasks == 1 else 's'} in {db_path(db)}"
+    render.console.print(render.runs_table(rows, total, title, agents=set(table["agent"])))
 
 
 @app.command("show")
