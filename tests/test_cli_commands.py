@@ -145,6 +145,9 @@ def test_analyze_terminal_reads_as_a_verdict(capsys, tmp_path, demo):
     assert code == 0
     assert "support-bot-coherent" in out and "support-bot-incoherent" in out
     assert "incoherence support-bot-coherent − support-bot-incoherent" in out
+    code, _, err = run(capsys, tmp_path, "analyze", "--db", str(demo), "--by", "nope")
+    assert code == 1 and f"hotmess: error: {demo}: by='nope' is neither a runs column" in err
+    assert "unexpected error" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_runs_and_show_terminal(capsys, tmp_path, demo):

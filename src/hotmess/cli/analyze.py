@@ -46,8 +46,11 @@ def analyze_command(
         runs, steps = load_for_analysis(db, outcome, decomposition, task, progress=progress)
         if progress is not None:
             progress("analyzing", 0, None)
-        result = analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
-                         correction=correction, n_boot=n_boot, seed=seed, progress=progress)
+        try:
+            result = analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
+                             correction=correction, n_boot=n_boot, seed=seed, progress=progress)
+        except ValueError as exc:  # the user's input (an unknown --by): one line naming the database
+            raise HotmessError(f"{db_path(db)}: {exc}") from exc
     if as_json:
         render.print_json(result.to_dict())
         return
