@@ -506,6 +506,17 @@ def test_reference_and_success_make_incoherence_defined_and_the_cli_reads_langch
     assert [(p["position"], p["n_runs"]) for p in positions] == [(0, 8), (1, 8)]
     assert [p["variance"] for p in positions] == pytest.approx([0.0, 0.25])
 
+    # the tool calls' goals are tool calls: lookups can be left out, and the reference actions
+    # give bias at the refund (order 2 refunds the expected amount in half its trials)
+    out = subprocess.run(
+        [sys.executable, "-c", "from hotmess.cli import main; main()", "goals", "--db", str(db),
+         "--skip-read-only", "--json"], capture_output=True, text=True, check=True)
+    goals = json.loads(out.stdout)
+    assert goals["has_reference"] and not goals["warnings"]
+    (refund,) = goals["positions"]
+    assert (refund["n_runs"], refund["n_tasks_with_reference"]) == (8, 2)
+    assert (refund["variance"], refund["bias"], refund["incoherence"]) == pytest.approx((0.25, 0.25, 0.5))
+
 
 # ---------------------------------------------------------------------------- defaults, other entry points
 

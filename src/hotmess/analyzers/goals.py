@@ -6,7 +6,8 @@ Each step's goal key, first rule that applies (``None``: the step has no goal):
 
 1. **explicit** — the step's ``goal`` column (``hotmess.goal(text)`` records a step of kind
    ``goal`` and is the goal of every later step of the run; ``hotmess.step(..., goal=)``):
-   ``"goal:" + normalize_text(goal)``;
+   ``"goal:" + normalize_text(goal)``. A tool step whose goal is its own call, JSON
+   ``[tool, arguments]`` (what the LangChain handler records), is a tool call (rule 2);
 2. **tool call** — a step of kind ``tool``: ``"tool:" + json.dumps([name, canonical args])``
    (the tool name from ``tool``, else ``name``; arguments from ``input`` through
    :func:`~hotmess.analyzers.outcomes.canonical_action`: sorted keys, ``1.0 == 1``). Calls of
@@ -338,7 +339,10 @@ def step_goals(steps: Table, *, read_only: ReadOnly = None) -> np.ndarray:
 
     explicit_cache: dict[str, str | None] = {}
     explicit = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(np.not_equal(goal, None)):
+    call_goal = _call_goal_rows(steps, goal)
+    for i in np.flatnonzero(np.not_equal(goal, None)).tolist():
+        if i in call_goal:  # the call itself as its goal (the LangChain handler): rule 2
+            continue
         text = goal[i]
         key = explicit_cache.get(text)
         if key is None and text not in explicit_cache:
@@ -386,6 +390,30 @@ def step_goals(steps: Table, *, read_only: ReadOnly = None) -> np.ndarray:
                 plan_cache[out] = key
             keys[i] = key
     return keys
+
+
+def _call_goal_rows(steps: Table, goal: np.ndarray) -> set[int]:
+    """Tool steps whose ``goal`` is the call itself, JSON ``[tool, arguments]`` with the step's
+    own tool name (what the LangChain handler records): their goal is the tool call (rule 2),
+    so that read-only filtering and reference actions apply to them as to any tool call."""
+    rows = np.flatnonzero((steps["kind"] == "tool") & np.not_equal(goal, None))
+    if not len(rows):
+        return set()
+    tool = _text_column(steps, "tool")
+    name = _text_column(steps, "name")
+    out = set()
+    for i in rows.tolist():
+        text = goal[i]
+        if not (isinstance(text, str) and text.startswith("[")):
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        tool_name = tool[i] if tool[i] is not None else name[i]
+        if isinstance(value, list) and len(value) == 2 and value[0] == tool_name:
+            out.add(i)
+    return out
 
 
 def _step_order(steps: Table, run_codes: np.ndarray) -> np.ndarray:
