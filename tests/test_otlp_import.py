@@ -436,7 +436,7 @@ def test_cli_terminal_and_json(tmp_path):
     path.write_text(OPENINFERENCE.read_text() + "{not json\n" + '{"resourceSpans": 3}\n')
     out = " ".join(hotmess_cli("import", "otlp", str(path), "--db", str(db)).stdout.split())  # unwrapped
     assert "Imported 2 new runs (6 steps)" in out
-    assert "2 of 4 records (lines) were malformed and skipped" in out
+    assert "2 of 4 records (lines) malformed and skipped" in out
     assert ", line 3: not valid JSON" in out and ", line 4: resourceSpans must be a list" in out
     assert "2 runs without a task id attribute: task id = hash of the first user message" in out
     again = json.loads(hotmess_cli("import", "otlp", str(GENAI), "--db", str(db), "--json",

@@ -43,7 +43,7 @@ def import_taubench_command(
         return
     render.print_import(result, db_path(db), flagged=batch.flagged, next_steps=next_steps(batch.runs))
     if batch.skipped:
-        render.console.print(f"[yellow]{len(batch.skipped)} malformed records were left out:[/]")
+        render.console.print(f"[yellow]{render.plural(len(batch.skipped), 'malformed record')} left out:[/]")
         for error in batch.skipped[:_SHOWN_ERRORS]:
             render.console.print(f"  {render.escape(str(error))}")
         if len(batch.skipped) > _SHOWN_ERRORS:
@@ -130,32 +130,30 @@ def _print_otlp_notes(batch, result) -> None:
     if len(result.files) > 1:
         for f in result.files:
             read = "empty" if f["empty"] else (
-                f"{_count(f['records'], 'record')}, {_count(f['spans'], 'span')} of {_count(f['traces'], 'trace')}"
+                f"{render.plural(f['records'], 'record')}, {render.plural(f['spans'], 'span')} of {render.plural(f['traces'], 'trace')}"
                 + (f", [yellow]{f['skipped']} malformed skipped[/]" if f["skipped"] else ""))
             out.print(f"  {render.escape(f['path'])}: {read}")
     if batch.skipped:
-        out.print(f"[yellow]{batch.skipped} of {batch.records} records (lines) were malformed and skipped:[/]")
+        out.print(f"[yellow]{batch.skipped} of {render.plural(batch.records, 'record')} (lines) malformed and skipped:[/]")
         for error in batch.errors[:_SHOWN_ERRORS]:
             out.print(f"  {render.escape(str(error))}")
         if batch.skipped > _SHOWN_ERRORS:
             out.print(f"  … and {batch.skipped - _SHOWN_ERRORS} more")
     if result.left_out_spans:
-        sources = ", ".join(f"{_count(n, 'run')} {_SOURCE_NAMES.get(s, f'from {s}')}" for s, n in sorted(result.left_out_runs.items()))
-        out.print(f"[yellow]{_count(result.left_out_spans, 'new span')} left out: their trace is stored as a run "
+        sources = ", ".join(f"{render.plural(n, 'run')} {_SOURCE_NAMES.get(s, f'from {s}')}" for s, n in sorted(result.left_out_runs.items()))
+        out.print(f"[yellow]{render.plural(result.left_out_spans, 'new span')} left out: their trace is stored as a run "
                   f"that an OTLP import never rewrites ({render.escape(sources)})[/]")
     if batch.rootless:
-        out.print(f"[yellow]{_count(batch.rootless, 'run')} without a root span in these files (still running when "
+        out.print(f"[yellow]{render.plural(batch.rootless, 'run')} without a root span in these files (still running when "
                   "they were written, or cut by a skipped line): stored as incomplete; importing the file with "
                   "the root completes them[/]")
     if result.ignored_traces:
-        out.print(f"[dim]{_count(result.ignored_traces, 'trace')} without agent spans (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute) left out[/]")
+        out.print(f"[dim]{render.plural(result.ignored_traces, 'trace')} without agent spans (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute) left out[/]")
     if batch.hashed_task_ids:
-        out.print(f"[dim]{_count(batch.hashed_task_ids, 'run')} without a task id attribute: task id = hash of the first user message (msg:…)[/]")
+        out.print(f"[dim]{render.plural(batch.hashed_task_ids, 'run')} without a task id attribute: task id = hash of the first user message (msg:…)[/]")
 
 
 _SOURCE_NAMES = {"trace": "recorded live by hotmess", "tau-bench": "imported from tau-bench",
                  "otlp": "imported from OTLP before, without its spans"}
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -38,6 +38,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def short(text: Any, width: int = 60) -> str:
     if text is None:
         return ""
@@ -81,7 +86,8 @@ def runs_table(
     agents = {r["agent"] for r in rows} if agents is None else agents
     one_agent = len(agents) == 1
     if one_agent:
-        title += f" · agent {next(iter(agents))}"
+        agent = next(iter(agents))
+        title += f" · agent {'(none)' if agent is None else agent}"
     timed = any(r["end_ns"] for r in rows)
     fixed_columns = [("#", "right"), ("status", "left"), ("ok", "left"), ("steps", "right"), ("tools", "right")]
     if timed:
@@ -100,7 +106,7 @@ def runs_table(
     ids = [r["run_id"][:11] for r in rows]
     texts = {"task": [str(r["task_id"]) for r in rows]}
     if not one_agent:
-        texts["agent"] = [str(r["agent"]) for r in rows]
+        texts["agent"] = ["(none)" if r["agent"] is None else str(r["agent"]) for r in rows]
     texts["outcome"] = [short(r["outcome"], 10_000) for r in rows]
 
     def natural(name: str, values: list[str]) -> int:
@@ -142,7 +148,7 @@ def run_tree(run: dict[str, Any], steps: Iterable[dict[str, Any]]) -> Tree:
     status = run["status"]
     label = (
         f"[bold]run {run['run_id']}[/]  task [bold]{escape(str(run['task_id']))}[/]  "
-        f"agent {escape(str(run['agent']))}  [{_STATUS_STYLE.get(status, 'white')}]{status}[/]  "
+        f"agent {escape('(none)' if run['agent'] is None else str(run['agent']))}  [{_STATUS_STYLE.get(status, 'white')}]{status}[/]  "
         f"success {fmt_success(run['success'])}  {fmt_duration(run['start_ns'], run['end_ns'])}"
     )
     root = Tree(label)
@@ -205,13 +211,13 @@ def print_import(
     (hotmess arguments, why) to run next."""
     d = result.to_dict()
     console.print(
-        f"Imported [bold]{d['new']}[/] new runs ({d['steps']} steps) from {escape(source or d['path'])} into {escape(db)}"
+        f"Imported [bold]{plural(d['new'], 'new run')}[/] ({plural(d['steps'], 'step')}) from {escape(source or d['path'])} into {escape(db)}"
         + (f"; {d['merged']} stored before got new spans and were rebuilt" if d.get("merged") else "")
         + (f"; {d['already_stored']} were already stored" if d["already_stored"] else "")
     )
     if flagged:
         console.print(
-            f"[yellow]{len(flagged)} runs were not graded (step limit) and are counted as failed:[/] "
+            f"[yellow]{plural(len(flagged), 'run')} not graded (step limit), counted as failed:[/] "
             + ", ".join(f"task {f['task_id']} trial {f['trial']}" for f in flagged[:10])
             + (" …" if len(flagged) > 10 else "")
         )
