@@ -366,11 +366,13 @@ are counted in both databases at the end, so MLflow is not credited for traces i
 MLflow's write is dominated by its SQLAlchemy tracking store (per trace: the trace info, tags,
 metadata and span rows through the ORM); on the agent's path it builds its own span wrappers and
 serialises inputs and outputs. On the agent's path the ratio is bounded by the OpenTelemetry SDK
-span that hotmess stands on: MLflow costs only about ten bare SDK spans (the ratio under the table
-above), and hotmess's `hotmess.step` decorator is itself a bare span plus binding the call's arguments,
-making the span current and encoding input and output (~2x a bare span; `hotmess.action` in the
-step benchmark is cheaper). Getting 20x on the path would need a tracer that does not create SDK
-spans per step; including the write, hotmess is far past 20x.""",
+span that hotmess stands on: MLflow costs between about 11 and 33 bare SDK spans (the ratio under
+the table above; it moved that much between runs on this shared machine, MLflow's own spread being
+the widest), and hotmess's `hotmess.step` decorator is itself a bare span plus binding the call's
+arguments, making the span current and encoding input and output (~2-2.4x a bare span;
+`hotmess.action` in the step benchmark is cheaper), so the ratio on the path lands between ~5x and
+~14x. Getting 20x there would need a tracer that does not create an SDK span per step; including
+the write, hotmess is far past 20x.""",
     ),
     Bench(
         "langchain", "LangChain handler vs no callbacks", "langchain_overhead.py",
