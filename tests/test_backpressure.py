@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _child import python_child, sigkill
 from conftest import read_back
 from opentelemetry import trace as otel_trace
 
@@ -72,24 +73,11 @@ def test_an_overloaded_agent_killed_loses_no_span_that_ended_over_a_second_befor
     # Lines still in the child's buffer at the kill are spans it never reported: not counted.
     db, side, script = tmp_path / "kill.db", tmp_path / "ended.txt", tmp_path / "child.py"
     script.write_text(OVERLOADED)
-    env = {k: v for k, v in os.environ.items() if k != "HOTMESS_DB"}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(db), str(side), str(buffering)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
+    with python_child(script, db, side, buffering) as proc:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(2.0)
         kill_ns = time.time_ns()
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        sigkill(proc)
 
     ended, waits = [], 0
     for line in side.read_text().splitlines():

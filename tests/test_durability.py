@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
+from _child import python_child, sigkill
 from conftest import steps_of
 
 from hotmess.store.database import connect
@@ -54,18 +52,9 @@ def test_sigkill_mid_run_keeps_the_database_and_the_finished_steps(tmp_path):
     path = tmp_path / "killed.db"
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("HOTMESS_DB", None)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
     reported: dict[int, float] = {}  # step number -> when the parent read its line
     completed_at = None
-    try:
+    with python_child(script, path, stderr=True, unbuffered=True) as proc:
         deadline = time.monotonic() + 45
         kill_after = None
         while True:
@@ -83,15 +72,8 @@ def test_sigkill_mid_run_keeps_the_database_and_the_finished_steps(tmp_path):
             if kill_after is not None and now >= kill_after:
                 break
             assert now < deadline, "the child is too slow"
-        proc.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        sigkill(proc)
 
     assert completed_at is not None
     raw = sqlite3.connect(path)

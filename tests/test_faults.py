@@ -10,12 +10,11 @@ import logging
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from _child import python_child, sigkill
 from conftest import read_back, run_records, spans_rows
 
 import hotmess
@@ -268,18 +267,10 @@ def test_sigkill_during_heavy_writing_leaves_whole_runs_or_incomplete_ones(tmp_p
     path = tmp_path / "killed.db"
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    env = {k: v for k, v in os.environ.items() if k != "HOTMESS_DB"}
-    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True, env=env)
-    try:
+    with python_child(script, path) as proc:
         assert proc.stdout.readline().strip() == "writing"
         # kill while batches of ~16 kB rows are being committed every 10 ms
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        sigkill(proc)
 
     assert _integrity(path) == [("ok",)]
     conn = connect(path, create=False)
