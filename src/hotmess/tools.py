@@ -90,6 +90,8 @@ def _plain(value: Any, bound: float, depth: int = 0) -> Any:
             out[k] = new
         return value if out is None else out
     if t is list or t is tuple:
+        # the dict branch's per-item body again, not a shared helper: this runs for every value
+        # of every imported record, and a call per value is what the fast path is avoiding
         items = None
         for i, v in enumerate(value):
             tv = type(v)
