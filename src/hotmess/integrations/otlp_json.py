@@ -104,15 +104,15 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from hotmess.errors import InputError, StoreError
+from hotmess.errors import InputError
 from hotmess.progress import Progress, counted, reading
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
-from hotmess.store.database import transaction
-from hotmess.store.rows import SpanRecord, step_kind
+from hotmess.store.rows import SPAN_END, SPAN_ID, SpanRecord, step_kind
 from hotmess.store.writer import (
     ImportResult,
     delete_runs,
+    import_transaction,
     log_import,
     stored_runs,
     stored_spans,
@@ -951,11 +951,8 @@ def insert_otlp(
     the new ones are left out and counted (``left_out_spans``). A run of another source also
     is left alone when an OTLP run has no spans stored (nothing to merge with).
     """
-    try:
-        with transaction(conn):
-            return _store(conn, batch, progress)
-    except sqlite3.IntegrityError as exc:
-        raise StoreError(f"{batch.path}: nothing imported, a run or step breaks the schema: {exc}") from exc
+    with import_transaction(conn, batch.path):
+        return _store(conn, batch, progress)
 
 
 def _store(conn: sqlite3.Connection, batch: OtlpBatch, progress: Progress | None) -> OtlpImportResult:
@@ -972,20 +969,20 @@ def _store(conn: sqlite3.Connection, batch: OtlpBatch, progress: Progress | None
         existing = stored_spans(conn, list(stored))
         task_attr, agent = batch.options[:2]
         for trace_id, source in stored.items():
-            old = {row[1]: row for row in existing[trace_id]}
+            old = {row[SPAN_ID]: row for row in existing[trace_id]}
             fresh = [row for row in incoming[trace_id]
-                     if (o := old.get(row[1])) is None or (o[6] is None and row[6] is not None)]
+                     if (o := old.get(row[SPAN_ID])) is None or (o[SPAN_END] is None and row[SPAN_END] is not None)]
             if not fresh:
                 continue  # a duplicate: every span is stored already
             if source != SOURCE or not old:
                 left_out_spans += len(fresh)
                 left_out_runs[source] += 1
                 continue
-            old.update((row[1], row) for row in fresh)
+            old.update((row[SPAN_ID], row) for row in fresh)
             run, run_steps, _, _ = _build([rows.span_record(r) for r in old.values()], task_attr, agent)
             rebuilt_runs.append(run)
             rebuilt_steps.extend(run_steps)
-            rebuilt_spans.extend(sorted(old.values(), key=lambda r: r[1]))
+            rebuilt_spans.extend(sorted(old.values(), key=lambda r: r[SPAN_ID]))
             merged.append(trace_id)
         runs = [r for r in runs if r["run_id"] not in stored] + rebuilt_runs
         steps = [s for s in steps if s["run_id"] not in stored] + rebuilt_steps

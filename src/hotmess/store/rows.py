@@ -110,6 +110,8 @@ def span_record(row: tuple | list) -> SpanRecord:
     )
 
 
+#: Positions in a ``spans`` row (:func:`span_row`): the span's id, and its end (None: not ended).
+SPAN_ID, SPAN_END = 1, 6
 SPAN_INSERT = "INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # A run root's start: never over the row of the same span already written at its end.
 SPAN_START = "INSERT OR IGNORE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

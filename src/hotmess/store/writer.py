@@ -8,6 +8,7 @@ import operator
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,18 +74,26 @@ def insert_runs(
     file twice adds nothing; an error anywhere rolls the whole file back. ``progress``
     (:mod:`hotmess.progress`) is told the steps and spans stored as they go in.
     """
+    with import_transaction(conn, path):
+        existing = stored_runs(conn, [r["run_id"] for r in runs])
+        new_runs = [r for r in runs if r["run_id"] not in existing]
+        new_ids = {r["run_id"] for r in new_runs}
+        new_steps = [s for s in steps if s["run_id"] in new_ids]
+        new_spans = [s for s in spans if s[0] in new_ids] if spans else []
+        write_rows(conn, new_runs, new_steps, new_spans, progress=progress)
+        log_import(conn, source, path, len(runs), len(new_runs))
+    return ImportResult(str(path), source, len(runs), len(new_runs), len(new_steps))
+
+
+@contextmanager
+def import_transaction(conn: sqlite3.Connection, path: str | Path) -> Iterator[None]:
+    """One transaction for a whole import: an error anywhere rolls it all back, and a row that
+    breaks the schema (NOT NULL, CHECK) is a :class:`StoreError` naming the import."""
     try:
         with transaction(conn):
-            existing = stored_runs(conn, [r["run_id"] for r in runs])
-            new_runs = [r for r in runs if r["run_id"] not in existing]
-            new_ids = {r["run_id"] for r in new_runs}
-            new_steps = [s for s in steps if s["run_id"] in new_ids]
-            new_spans = [s for s in spans if s[0] in new_ids] if spans else []
-            write_rows(conn, new_runs, new_steps, new_spans, progress=progress)
-            log_import(conn, source, path, len(runs), len(new_runs))
+            yield
     except sqlite3.IntegrityError as exc:
         raise StoreError(f"{path}: nothing imported, a run or step breaks the schema: {exc}") from exc
-    return ImportResult(str(path), source, len(runs), len(new_runs), len(new_steps))
 
 
 # The helpers below run inside the caller's transaction (:func:`hotmess.store.database.transaction`).
