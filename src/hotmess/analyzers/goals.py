@@ -1023,10 +1023,7 @@ def _embedding_distances(vectors: np.ndarray, codes: np.ndarray, first: np.ndarr
     first goal's."""
     if not len(codes):
         return np.zeros(0)
-    norms = np.linalg.norm(vectors, axis=1)
-    unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]
-    cosine = np.einsum("ij,ij->i", unit[codes], unit[codes[first]])
-    dist = np.clip(1.0 - cosine, 0.0, 2.0)
+    dist = _cosine_distances(vectors[codes], vectors[codes[first]])
     dist[codes == codes[first]] = 0.0
     return dist
 
