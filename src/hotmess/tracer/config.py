@@ -25,7 +25,7 @@ from hotmess.errors import HotmessError
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store.database import default_path
 from hotmess.store.exporter import SQLiteSpanExporter
-from hotmess.tracer.processor import ProcessorStats, RunSpanProcessor
+from hotmess.tracer.processor import ProcessorStats, RunSpanProcessor, check_backpressure
 from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
 logger = logging.getLogger("hotmess")
@@ -89,12 +89,7 @@ def configure(
         (a lock held elsewhere, a slow disk) is taken as stuck: hotmess logs it once and the
         agent stops waiting until a write succeeds again.
     """
-    if max_lag is not None and not max_lag >= 0:
-        raise ValueError(
-            f"configure(max_lag=...) must be seconds >= 0, or None to turn backpressure off; got {max_lag!r}"
-        )
-    if not lag_timeout > 0:
-        raise ValueError(f"configure(lag_timeout=...) must be seconds > 0; got {lag_timeout!r}")
+    check_backpressure(max_lag, lag_timeout)  # before the current set-up is touched
     with _State.lock:
         redactor = make_redactor(redact)
         path = str(db if db is not None else default_path())

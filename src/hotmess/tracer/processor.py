@@ -91,6 +91,14 @@ class _Run:
         self.open: dict[int, tuple[int, int]] = {root_span_id: (-1, 0)}
 
 
+def check_backpressure(max_lag: float | None, lag_timeout: float) -> None:
+    """Refuse settings of the backpressure (the module docstring) that mean nothing."""
+    if max_lag is not None and not max_lag >= 0:
+        raise ValueError(f"max_lag must be seconds >= 0, or None to turn backpressure off; got {max_lag!r}")
+    if not lag_timeout > 0:
+        raise ValueError(f"lag_timeout must be seconds > 0; got {lag_timeout!r}")
+
+
 class RunSpanProcessor(SpanProcessor):
     def __init__(
         self,
@@ -103,10 +111,7 @@ class RunSpanProcessor(SpanProcessor):
         max_lag: float | None = 0.5,
         lag_timeout: float = 1.0,
     ):
-        if max_lag is not None and max_lag < 0:
-            raise ValueError(f"max_lag must be a number of seconds >= 0, or None; got {max_lag!r}")
-        if lag_timeout <= 0:
-            raise ValueError(f"lag_timeout must be a number of seconds > 0; got {lag_timeout!r}")
+        check_backpressure(max_lag, lag_timeout)
         self._writer = writer
         self._flush_interval = flush_interval
         self._max_queue_size = max_queue_size
