@@ -201,6 +201,10 @@ def test_failure_consistency_extremes_and_pooling():
     assert math.isnan(fc.consistency[2]) and math.isnan(fc.entropy[2])  # m = 1
     # pooled: (3·2 + 0) / (3·2 + 3·2) = 1/2
     assert fc.value == pytest.approx(0.5) and fc.n_tasks_with_pairs == 2
+    # failure diversity is the complement: 1 − 1/2 pooled; per task 0, 1, nan
+    assert fc.diversity == pytest.approx(0.5) and fc.to_dict()["diversity"] == pytest.approx(0.5)
+    assert fc.task_diversity[0] == 0.0 and fc.task_diversity[1] == 1.0
+    assert math.isnan(fc.task_diversity[2])
     none = failure_consistency(["a", "b"], [False, False])
     assert math.isnan(none.value) and none.to_dict()["value"] is None
 

@@ -8,6 +8,10 @@ For task i with ``m_i`` failed runs, ``c_ik`` of them in outcome cluster k:
   cluster, 1 when all are distinct (nan when m_i < 2);
 - overall (pooled over tasks, each pair of failed runs of a task weighing the same):
   Σ_i Σ_k c_ik (c_ik − 1) / Σ_i m_i (m_i − 1); nan when no task has two failures.
+- failure diversity = 1 − consistency (per task and pooled): 1 − Σ_k q_k² over the failure
+  clusters, q_k = c_ik / m_i, with Σ q² estimated without bias by the pair count above. Success
+  cannot drive it (it is read over failed runs only), which is why it is shown next to
+  incoherence: under Brier, p ≤ incoherence ≤ (1 + p)/2 whatever the failures look like.
 """
 
 from __future__ import annotations
@@ -33,9 +37,20 @@ class FailureConsistency:
     entropy: np.ndarray
     n_tasks_with_pairs: int
 
+    @property
+    def diversity(self) -> float:
+        """Pooled failure diversity, 1 − ``value`` (nan when no task has two failures)."""
+        return 1.0 - self.value
+
+    @property
+    def task_diversity(self) -> np.ndarray:
+        """Per-task failure diversity, 1 − ``consistency`` (nan where m_i < 2)."""
+        return 1.0 - self.consistency
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "value": json_float(self.value),
+            "diversity": json_float(self.diversity),
             "n_tasks_with_pairs": int(self.n_tasks_with_pairs),
             "tasks": [
                 {"failures": int(m), "consistency": json_float(c), "entropy": json_float(h)}
