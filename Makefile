@@ -27,9 +27,11 @@ $(VENV)/.chromium: | $(BIN)/python
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif ! command -v apt-get >/dev/null; then echo "no apt-get: the browser tests will skip"; \
 	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium and chromium-driver with apt-get (for the report's browser tests)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	    || echo "could not install chromium: the browser tests will skip"; \
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	  echo "installing Debian's chromium and chromium-driver with sudo apt-get (for the report's browser tests)"; \
 	  (sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	    || echo "could not install chromium: the browser tests will skip"; \
 	else echo "chromium is missing and apt-get needs root: the browser tests will skip"; fi

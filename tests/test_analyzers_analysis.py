@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -533,9 +532,10 @@ def test_all_failures_in_one_wrong_cluster(n_c):
 # ---------------------------------------------------------------------------- timing smoke
 
 
-def test_timing_smoke_100k_runs_2m_steps(capsys):
+def test_analyze_at_scale_counts_every_run_and_task():
+    # Speed at this size and above is measured in bench/analyze_scale.py, not here.
     rng = np.random.default_rng(0)
-    n_runs, per_run, n_tasks = 100_000, 20, 2_000
+    n_runs, per_run, n_tasks = 10_000, 20, 200
     task = rng.integers(0, n_tasks, n_runs)
     run_ids = np.array([f"r{i}" for i in range(n_runs)], dtype=object)
     tools = np.array(["get_user", "search", "book", "cancel", "update", "think"], dtype=object)
@@ -562,17 +562,8 @@ def test_timing_smoke_100k_runs_2m_steps(capsys):
             "agent": np.array(["a", "b"], dtype=object)[rng.integers(0, 2, n_runs)],
         }
     )
-    start = time.perf_counter()
     a = analyze(runs, steps, outcome="actions")
-    elapsed = time.perf_counter() - start
-    start = time.perf_counter()
     exact = analyze(runs)
-    elapsed_exact = time.perf_counter() - start
-    with capsys.disabled():
-        print(
-            f"\nanalyze(actions) 100k runs / 2M tool steps: {elapsed:.2f} s; "
-            f"analyze(exact) 100k runs: {elapsed_exact:.2f} s"
-        )
     assert a.n_runs == n_runs and a.n_tasks == n_tasks
     assert 0.0 <= a.incoherence.value <= 1.0
     assert exact.n_runs == n_runs
