@@ -200,3 +200,20 @@ def test_errors_are_one_clear_line(tmp_path, demo_db):
     assert refused.returncode == 1 and "not a hotmess" in refused.stderr
     for proc in (missing, no_runs, unknown_run, unknown_task, wrong, refused):
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_global_flags_are_accepted_after_the_command(demo_db, tmp_path):
+    db, _ = demo_db
+    after = hotmess("runs", "--db", str(db), "--limit", "3", "-q")
+    assert after.stdout == hotmess("-q", "runs", "--db", str(db), "--limit", "3").stdout
+    assert hotmess("analyze", "--db", str(db), "--quiet", "--json").returncode == 0
+    # --debug after the command shows the traceback of an unexpected error as before the command
+    missing = hotmess("runs", "--db", str(tmp_path / "nope.db"), "--debug", ok=False)
+    assert missing.returncode == 1 and "Traceback" in missing.stderr
+
+
+def test_global_flags_first_moves_only_the_app_flags():
+    from hotmess.cli.app import global_flags_first
+
+    assert global_flags_first(["import", "otlp", "f.jsonl", "-q"]) == ["-q", "import", "otlp", "f.jsonl"]
+    assert global_flags_first(["runs", "--debug", "--", "-q"]) == ["--debug", "runs", "--", "-q"]

@@ -153,9 +153,21 @@ def load_for_analysis(
     return runs, steps
 
 
+# Options of the app itself, accepted anywhere on the line: click takes them only before the command.
+_GLOBAL_FLAGS = frozenset({"--debug", "--quiet", "-q"})
+
+
+def global_flags_first(argv: list[str]) -> list[str]:
+    """``import otlp f.jsonl -q`` as ``-q import otlp f.jsonl``; nothing after ``--`` moves."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in _GLOBAL_FLAGS]
+    rest = [a for a in argv[:end] if a not in _GLOBAL_FLAGS]
+    return flags + rest + argv[end:]
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app(args=global_flags_first(sys.argv[1:]), standalone_mode=False)
     except HotmessError as exc:
         _fail(str(exc), exc)
     except sqlite3.DatabaseError as exc:
