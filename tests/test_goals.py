@@ -64,7 +64,7 @@ HAND = {
 
 def test_hand_computed_variance_bias_and_incoherence_per_position():
     runs, steps = tables(HAND, {"a": ["A", "B", "C"]})
-    result = goal_coherence(runs, steps)
+    result = goal_coherence(runs, steps, correction=False)
     pos = {p.position: p for p in result.positions}
     assert sorted(pos) == [0, 1, 2, 3]
     # position 0: every run of both tasks agrees; task a hits its reference A
@@ -89,23 +89,25 @@ def test_hand_computed_variance_bias_and_incoherence_per_position():
 def test_incoherence_is_a_ratio_of_sums_over_tasks():
     runs, steps = tables(HAND)
     calls = {"a": [("A", {}), ("B", {}), ("C", {})], "b": [{"name": n, "kwargs": {}} for n in "XYZ"]}
-    result = goal_coherence(runs, steps, reference_actions=calls)
+    result = goal_coherence(runs, steps, reference_actions=calls, correction=False)
     p1 = result.positions[1]
     # task a: variance 3/8, error 1/2; task b Y,Z vs Y: variance 1/2, error 1, bias 1/2
     assert p1.incoherence == pytest.approx((3 / 8 + 1 / 2) / (1 / 2 + 1))
     assert p1.bias == pytest.approx((1 / 8 + 1 / 2) / 2)
     assert p1.error == pytest.approx((1 / 2 + 1) / 2)
     # plain strings are expected goal() texts, which tool-call goals never match: no bias then
-    texts = goal_coherence(runs, steps, reference_actions={"a": ["A", "B", "C"]})
+    texts = goal_coherence(runs, steps, reference_actions={"a": ["A", "B", "C"]}, correction=False)
     assert not texts.has_reference and "another kind" in texts.warnings[0]
 
 
 def test_correction_scales_each_tasks_variance():
     runs, steps = tables(HAND, {"a": ["A", "B", "C"]})
-    plain = goal_coherence(runs, steps).positions[1]
-    corrected = goal_coherence(runs, steps, correction=True).positions[1]
+    plain = goal_coherence(runs, steps, correction=False).positions[1]
+    corrected = goal_coherence(runs, steps).positions[1]  # the unbiased form is the default
     assert corrected.variance == pytest.approx((3 / 8 * 4 / 3 + 1 / 2 * 2) / 2)
-    assert corrected.error == pytest.approx(plain.bias + 3 / 8 * 4 / 3)
+    # error unchanged; task a's bias gives up what its variance gains: 1/8 − (3/8)/3 = 0
+    assert corrected.error == pytest.approx(plain.error)
+    assert corrected.bias == pytest.approx(1 / 8 - 3 / 8 / 3)
 
 
 def test_drift_slope_per_run_and_the_runs_listed():
@@ -139,9 +141,9 @@ def test_text_drift_is_one_minus_tfidf_cosine():
 
 def test_progress_alignment_takes_the_goal_in_force_at_each_decile():
     runs, steps = tables({"r1": ("t", ["A", "B", "C", "D"]), "r2": ("t", ["A", "B"])}, {"t": ["A", "B"]})
-    by_index = goal_coherence(runs, steps, align="index")
+    by_index = goal_coherence(runs, steps, align="index", correction=False)
     assert [p.n_runs for p in by_index.positions] == [2, 2, 1, 1]
-    by_progress = goal_coherence(runs, steps, align="progress")
+    by_progress = goal_coherence(runs, steps, align="progress", correction=False)
     assert [p.position for p in by_progress.positions] == list(range(10))
     assert all(p.n_runs == 2 for p in by_progress.positions)
     # r1 holds goal floor(4d/10): A A A B B C C C D D; r2 floor(2d/10): A×5 B×5;
@@ -234,7 +236,7 @@ def test_explicit_goals_plans_and_tool_calls_recorded_through_the_tracer(db):
             goals_by_agent[agent_of[run_id]].append(key)
     assert goals_by_agent["goals"] == ["goal:find the user", "goal:find the user", "goal:rebook"]
     assert goals_by_agent["plain"] == ["plan:look up the user", 'tool:["book",{"flight":2}]']
-    result = goal_coherence(runs, steps)
+    result = goal_coherence(runs, steps, correction=False)
     assert [p.n_runs for p in result.positions] == [2, 2, 1]
     assert result.positions[0].goal_clusters == 2 and result.positions[0].variance == 0.5
 
@@ -326,7 +328,7 @@ def _direct_position(records: list[dict], k: int) -> dict[str, float]:
 @pytest.mark.parametrize("k", [0, 2])
 def test_tau_bench_tool_call_goals_against_ground_truth_actions(tau, k):
     runs, steps, records = tau
-    result = goal_coherence(runs, steps, align="index", method="exact")
+    result = goal_coherence(runs, steps, align="index", method="exact", correction=False)
     assert result.n_runs == 200 and result.n_tasks == 50
     position = result.positions[k].to_dict()
     direct = _direct_position(records, k)

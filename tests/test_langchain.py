@@ -214,7 +214,8 @@ def check_analysis(db: Any) -> None:
     runs, steps = hotmess_tables(db)
     result = analyze(runs, steps, outcome="actions").to_dict()
     variance = {t["task_id"]: t["variance"] for t in result["tasks"]}
-    assert variance == pytest.approx({"refund-1": 0.0, "refund-2": 1 - 0.6**2 - 0.4**2,
+    # unbiased form: plug-in 1 − 0.6² − 0.4² = 0.48, times n/(n − 1) = 5/4
+    assert variance == pytest.approx({"refund-1": 0.0, "refund-2": (1 - 0.6**2 - 0.4**2) * 5 / 4,
                                       "refund-3": 0.0, "refund-4": 0.0})
     clusters = {t["task_id"]: t["outcome_clusters"] for t in result["tasks"]}
     assert clusters == {"refund-1": 1, "refund-2": 2, "refund-3": 1, "refund-4": 1}
@@ -491,20 +492,22 @@ def test_reference_and_success_make_incoherence_defined_and_the_cli_reads_langch
          "--outcome", "actions", "--json"], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     tasks = {t["task_id"]: t for t in result["tasks"]}
-    # order 2 refunds the expected amount in half its trials: error 1, bias² and variance 0.5
+    # order 2 refunds the expected amount in half its 4 trials: error 1, plug-in bias² and
+    # variance 0.5; unbiased: variance 0.5 × 4/3 = 2/3, bias² 0.5 − 0.5/3 = 1/3
     assert (tasks["refund-1"]["error"], tasks["refund-1"]["variance"]) == (0.0, 0.0)
     assert tasks["refund-2"]["error"] == pytest.approx(1.0)
-    assert tasks["refund-2"]["variance"] == pytest.approx(0.5)
-    assert tasks["refund-2"]["bias"] == pytest.approx(0.5)
-    assert result["incoherence"]["value"] == pytest.approx(0.5)
+    assert tasks["refund-2"]["variance"] == pytest.approx(2 / 3)
+    assert tasks["refund-2"]["bias"] == pytest.approx(1 / 3)
+    assert result["incoherence"]["value"] == pytest.approx(2 / 3)
 
     out = subprocess.run(
         [sys.executable, "-c", "from hotmess.cli import main; main()", "goals", "--db", str(db), "--json"],
         capture_output=True, text=True, check=True)
     positions = json.loads(out.stdout)["positions"]
-    # goal 0 (look the order up) agrees within each task; goal 1 (the refund) splits order 2
+    # goal 0 (look the order up) agrees within each task; goal 1 (the refund) splits order 2:
+    # its unbiased variance 2/3, averaged with order 1's 0
     assert [(p["position"], p["n_runs"]) for p in positions] == [(0, 8), (1, 8)]
-    assert [p["variance"] for p in positions] == pytest.approx([0.0, 0.25])
+    assert [p["variance"] for p in positions] == pytest.approx([0.0, 1 / 3])
 
     # the tool calls' goals are tool calls: lookups can be left out, and the reference actions
     # give bias at the refund (order 2 refunds the expected amount in half its trials)
@@ -515,7 +518,8 @@ def test_reference_and_success_make_incoherence_defined_and_the_cli_reads_langch
     assert goals["has_reference"] and not goals["warnings"]
     (refund,) = goals["positions"]
     assert (refund["n_runs"], refund["n_tasks_with_reference"]) == (8, 2)
-    assert (refund["variance"], refund["bias"], refund["incoherence"]) == pytest.approx((0.25, 0.25, 0.5))
+    # order 2: variance 2/3, bias² 1/3 (unbiased); order 1: both 0
+    assert (refund["variance"], refund["bias"], refund["incoherence"]) == pytest.approx((1 / 3, 1 / 6, 2 / 3))
 
 
 # ---------------------------------------------------------------------------- defaults, other entry points

@@ -7,10 +7,22 @@ bias (bias²), named ``bias`` in output. For every decomposition here,
 Where no reference is known, only variance (self-consistency) is defined: ``bias`` and
 ``error`` are nan and ``has_reference`` is False.
 
-``correction=True`` multiplies the plug-in variance by ``n / (n - 1)`` (nan when ``n < 2``) and
-then reports ``error = bias + corrected variance``, so the identity still holds; bias is left as
-the plug-in value. The default is the plug-in estimate, as in the paper (Hägele et al., "The Hot
-Mess of AI", ICLR 2026).
+**Small-sample correction (the default).** The plug-in variance ``V`` (the paper's estimate,
+Hägele et al., "The Hot Mess of AI", ICLR 2026) is low by the factor ``(n − 1)/n`` and the
+plug-in bias² ``B`` high by exactly what variance loses, while the plug-in error is already
+unbiased. ``correction=True`` therefore reports, for a task with ``n ≥ 2`` runs::
+
+    variance = V · n / (n − 1)
+    bias     = B − V / (n − 1)
+    error    = B + V                 (unchanged, so bias + variance = error still holds)
+
+For Brier and 0/1 checks the corrected bias is the unbiased pair-count estimate of ‖y − p‖²
+and is never negative; for scores, fractional checks and embeddings it can dip below 0 by
+chance, and is then set to 0 with ``variance = error`` (the identity kept, the variance never
+above ``V · n/(n−1)``). Without a reference only ``variance = V · n/(n − 1)`` is defined. A task
+with one run has no variance (nan). The KL decomposition's variance is not a mean squared
+deviation, so the factor does not unbias it: KL stays plug-in whatever ``correction`` says (its
+result reports ``correction=False``). ``correction=False`` gives the plug-in figures.
 """
 
 from __future__ import annotations
@@ -49,7 +61,7 @@ class Decomposition:
     n: int
     has_reference: bool = True
     method: str = "brier"
-    correction: bool = False
+    correction: bool = True
 
     @property
     def incoherence(self) -> float:
@@ -81,7 +93,7 @@ class TaskDecompositions:
     n: np.ndarray
     has_reference: np.ndarray
     method: str = "brier"
-    correction: bool = False
+    correction: bool = True
 
     def __len__(self) -> int:
         return len(self.n)
@@ -110,7 +122,7 @@ def _finish(
     method: str,
     correction: bool,
 ) -> TaskDecompositions:
-    """Apply the n/(n-1) correction and blank bias/error where there is no reference."""
+    """Apply the small-sample correction (module docstring) and blank bias/error without a reference."""
     n = np.asarray(n, dtype=np.int64)
     bias = np.asarray(bias, dtype=np.float64).copy()
     variance = np.asarray(variance, dtype=np.float64).copy()
@@ -118,11 +130,16 @@ def _finish(
     has_reference = np.asarray(has_reference, dtype=bool)
     empty = n == 0
     variance[empty] = np.nan
-    if correction:
+    if correction and method != "kl":
+        several = n >= 2
         with np.errstate(divide="ignore", invalid="ignore"):
-            factor = np.where(n >= 2, n / np.maximum(n - 1, 1), np.nan)
-        variance = variance * factor
-        error = bias + variance
+            shift = np.where(several, variance / np.maximum(n - 1, 1), np.nan)
+        unbiased_bias = np.maximum(bias - shift, 0.0)
+        variance = np.where(has_reference, error - unbiased_bias, variance + shift)
+        variance[~several] = np.nan
+        bias = np.where(several, unbiased_bias, np.nan)
+    elif method == "kl":
+        correction = False
     bias[~has_reference | empty] = np.nan
     error[~has_reference | empty] = np.nan
     return TaskDecompositions(bias, variance, error, n, has_reference & ~empty, method, correction)
@@ -138,7 +155,7 @@ def brier_by_task(
     *,
     has_reference: Any = None,
     n_tasks: int | None = None,
-    correction: bool = False,
+    correction: bool = True,
 ) -> TaskDecompositions:
     """Brier decomposition over outcome clusters for all tasks at once (vectorised).
 
@@ -160,7 +177,7 @@ def brier_by_task(
     has_reference : bool per task; default: every task has a reference iff ``reference_hit`` is
         given. A task with a reference and no hit has ``p̄_y = 0``.
     n_tasks : number of task codes (default: max code + 1).
-    correction : multiply variance by ``n/(n−1)`` and set ``error = bias + variance``.
+    correction : the unbiased small-sample form (module docstring); False: plug-in.
     """
     task_codes, t_found = as_codes(tasks, "tasks")
     label_codes, n_labels = as_codes(labels, "labels")
@@ -218,7 +235,7 @@ def brier_decomposition(
     labels: Sequence[Hashable] | np.ndarray,
     reference: Hashable | None = None,
     *,
-    correction: bool = False,
+    correction: bool = True,
 ) -> Decomposition:
     """Brier decomposition of one task's runs over outcome clusters.
 
@@ -269,7 +286,7 @@ def kl_decomposition(
     reference: int | Sequence[float] | np.ndarray | None = None,
     *,
     delta: float = KL_DELTA,
-    correction: bool = False,
+    correction: bool = True,
 ) -> Decomposition:
     """KL decomposition of one task's probability outputs (the paper's, for classifiers).
 
@@ -328,7 +345,7 @@ def kl_decomposition(
 # ---------------------------------------------------------------------------- checks
 
 
-def checks_decomposition(checks: Any, *, correction: bool = False) -> Decomposition:
+def checks_decomposition(checks: Any, *, correction: bool = True) -> Decomposition:
     """Decomposition of a task's runs over T checks ("coverage error").
 
     ``checks`` is ``n × T``: entry ``y_it`` is 1 if run i passed check t (0/1, or a value in
@@ -371,7 +388,7 @@ def mse_by_task(
     targets: Any = None,
     *,
     n_tasks: int | None = None,
-    correction: bool = False,
+    correction: bool = True,
 ) -> TaskDecompositions:
     """MSE decomposition of scalar scores for all tasks at once (vectorised).
 
@@ -406,7 +423,7 @@ def mse_by_task(
 
 
 def mse_decomposition(
-    scores: Sequence[float] | np.ndarray, target: float | None = None, *, correction: bool = False
+    scores: Sequence[float] | np.ndarray, target: float | None = None, *, correction: bool = True
 ) -> Decomposition:
     """MSE decomposition of one task's scores ``s`` against ``target`` τ (``None``: variance only)::
 
@@ -427,7 +444,7 @@ def mse_decomposition(
 
 
 def embedding_decomposition(
-    vectors: Any, reference: Any = None, *, correction: bool = False
+    vectors: Any, reference: Any = None, *, correction: bool = True
 ) -> Decomposition:
     """Spread of one task's outcome embeddings ``v_i`` (``n × d``) around their mean ``v̄``::
 

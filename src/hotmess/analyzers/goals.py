@@ -55,8 +55,10 @@ the task's goal clusters, ``p̄`` their distribution and ``y`` the one-hot expec
     incoherence(p) = Σ_i variance_i / Σ_i error_i  over tasks with an expected goal at p
 
 (``None`` when no task has one, or ``Σ error = 0``). ``bias + variance = error`` holds per task,
-and for the means when every task has an expected goal at ``p``. ``correction=True`` applies
-``n/(n−1)`` to each task's variance (tasks with one run at ``p`` then drop out).
+and for the means when every task has an expected goal at ``p``. ``correction=True`` (the default) is
+the unbiased small-sample form of :mod:`.decompose` per task and position: later positions hold
+fewer runs, and the plug-in variance, low by ``(n−1)/n``, would fall with position even where
+the true spread is constant (tasks with one run at ``p`` then drop out).
 
 Goal drift inside a run
 -----------------------
@@ -513,7 +515,7 @@ def goal_coherence(
     drift_from: str = "first",
     instructions: Mapping[str, str | None] | None = None,
     distance_threshold: float = 0.5,
-    correction: bool = False,
+    correction: bool = True,
     progress: Progress | None = None,
 ) -> GoalCoherence:
     """Goal coherence per position and goal drift per run (formulas in the module docstring).
@@ -541,7 +543,7 @@ def goal_coherence(
         missing or ``None`` have none); default: the runs table's ``instruction`` column.
         :func:`hotmess.store.readers.read_instructions` reads them from a database.
     distance_threshold : cosine distance threshold of text / embedding clustering.
-    correction : ``n/(n−1)`` on each task's variance at each position.
+    correction : the unbiased small-sample form per task and position (default); False: plug-in.
     progress : ``progress(unit, done, total)`` (:mod:`hotmess.progress`), told the tasks
         clustered by ``method="text"`` (exact goals are compared for all tasks at once).
     """

@@ -188,7 +188,7 @@ def horizon(
     groups: int = 5,
     outcome: str | Callable[[Any], Hashable] = "exact",
     decomposition: str = "brier",
-    correction: bool = False,
+    correction: bool = True,
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int | None = 0,
