@@ -48,9 +48,9 @@ def test_incoherence_bootstrap_seeded_and_contains_estimate():
     rng = np.random.default_rng(1)
     error = rng.uniform(0.1, 2.0, 80)
     variance = error * rng.uniform(0, 1, 80)
-    a = incoherence(variance, error, n_boot=500, seed=7)
-    b = incoherence(variance, error, n_boot=500, seed=7)
-    c = incoherence(variance, error, n_boot=500, seed=8)
+    a = incoherence(variance, error, n_boot=500, seed=7, interval="bootstrap")
+    b = incoherence(variance, error, n_boot=500, seed=7, interval="bootstrap")
+    c = incoherence(variance, error, n_boot=500, seed=8, interval="bootstrap")
     assert a == b
     assert (a.ci_low, a.ci_high) != (c.ci_low, c.ci_high)
     assert a.ci_low <= a.value <= a.ci_high
@@ -64,8 +64,27 @@ def test_incoherence_bootstrap_is_the_documented_matrix():
     index = np.random.default_rng(3).integers(0, 5, size=(300, 5))
     ratios = v[index].sum(1) / e[index].sum(1)
     low, high = np.quantile(ratios, [0.05, 0.95])
-    inc = incoherence(v, e, n_boot=300, seed=3, confidence=0.9)
+    inc = incoherence(v, e, n_boot=300, seed=3, confidence=0.9, interval="bootstrap")
     assert (inc.ci_low, inc.ci_high) == pytest.approx((low, high))
+
+
+def test_jackknife_logit_interval_by_hand():
+    # R = 0.8/1.5; leaving each task out: 0.3/0.5, 0.5/1, 0.8/1.5; t_2 = 4.3027
+    inc = incoherence([0.5, 0.3, 0.0], [1.0, 0.5, 0.0])
+    r = 0.8 / 1.5
+    left_out = np.array([0.6, 0.5, r])
+    se = math.sqrt(2 / 3 * ((left_out - left_out.mean()) ** 2).sum())
+    half = 4.302652729911275 * se / (r * (1 - r))
+    centre = math.log(r / (1 - r))
+    expected = (1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half))))
+    assert inc.interval == "jackknife" and inc.n_boot_used == 0
+    assert (inc.ci_low, inc.ci_high) == pytest.approx(expected)
+    assert (inc.ci_low, inc.ci_high) == pytest.approx((0.293, 0.759), abs=1e-3)
+    # at the bound (no variance anywhere) the interval is R ± t·SE clipped, here [0, 0]
+    zero = incoherence([0.0, 0.0, 0.0], [1.0, 0.5, 2.0])
+    assert (zero.value, zero.ci_low, zero.ci_high) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="interval must be one of"):
+        incoherence([0.1], [0.5], interval="bca")
 
 
 def test_incoherence_validation():
@@ -97,7 +116,10 @@ def test_incoherence_in_unit_interval_and_task_order_invariant(pairs):
         assert math.isnan(inc.value)
         return
     assert 0.0 <= inc.value <= 1.0 + 1e-12
-    assert 0.0 <= inc.ci_low <= inc.ci_high <= 1.0 + 1e-12
+    if len(pairs) >= 2:
+        assert 0.0 <= inc.ci_low <= inc.ci_high <= 1.0 + 1e-12
+    else:  # one task: no spread over tasks to build an interval from
+        assert math.isnan(inc.ci_low) and math.isnan(inc.ci_high)
     perm = np.random.default_rng(0).permutation(len(pairs))
     assert incoherence(variance[perm], error[perm], n_boot=0).value == pytest.approx(inc.value)
 
@@ -110,7 +132,7 @@ def test_incoherence_difference():
     vb = 0.2 * eb  # incoherence 0.2
     d = incoherence_difference((va, ea), (vb, eb), n_boot=400, labels=("x", "y"))
     assert d.value == pytest.approx(0.6)
-    assert d.ci_low <= 0.6 <= d.ci_high and d.ci_low > 0.3
+    assert d.ci_low - 1e-12 <= 0.6 <= d.ci_high + 1e-12 and d.ci_low > 0.3 and not d.paired
     assert d.p_value < 0.01
     assert d.to_dict()["a"] == "x" and d.to_dict()["incoherence_a"] == pytest.approx(0.8)
     # group a's resamples are exactly incoherence(a)'s
@@ -124,6 +146,35 @@ def test_incoherence_difference():
     assert incoherence_difference(dec, dec, n_boot=10).value == 0.0
     undefined = incoherence_difference(([0.0], [0.0]), (vb, eb), n_boot=10)
     assert math.isnan(undefined.value) and "a:" in undefined.reason
+
+
+def test_paired_difference_on_shared_tasks_is_narrower_and_calibrated():
+    # Two agents on the same 40 tasks: tasks differ a lot in how error splits (task effect),
+    # agent b is a little less incoherent on every task. Pairing cancels the task effect.
+    rng = np.random.default_rng(4)
+    e = rng.uniform(0.5, 2.0, 40)
+    share = rng.uniform(0.1, 0.9, 40)
+    va, vb = e * share, e * np.clip(share - 0.05 + rng.normal(0, 0.02, 40), 0, 1)
+    paired = incoherence_difference((va, e), (vb, e), paired=True)
+    independent = incoherence_difference((va, e), (vb, e), paired=False)
+    assert paired.paired and paired.to_dict()["paired"] is True
+    assert (paired.ci_high - paired.ci_low) < 0.5 * (independent.ci_high - independent.ci_low)
+    assert paired.ci_low > 0 and paired.p_value < 0.01 and independent.p_value > 0.05
+    boot = incoherence_difference((va, e), (vb, e), paired=True, interval="bootstrap", n_boot=500)
+    assert boot.ci_low > 0
+    # false positives at the nominal level: no agent effect, 200 seeded populations
+    hits = 0
+    for seed in range(200):
+        r = np.random.default_rng(seed)
+        e = r.uniform(0.5, 2.0, 40)
+        share = r.uniform(0.1, 0.9, 40)
+        va = e * np.clip(share + r.normal(0, 0.05, 40), 0, 1)
+        vb = e * np.clip(share + r.normal(0, 0.05, 40), 0, 1)
+        d = incoherence_difference((va, e), (vb, e), paired=True)
+        hits += not (d.ci_low <= 0 <= d.ci_high)
+    assert hits / 200 < 0.1
+    with pytest.raises(ValueError, match="paired groups"):
+        incoherence_difference(([0.1], [0.2]), ([0.1, 0.1], [0.2, 0.2]), paired=True)
 
 
 def _simulate_population(n_tasks, n_runs, rng):
@@ -150,17 +201,45 @@ def _simulate_population(n_tasks, n_runs, rng):
 
 def test_synthetic_population_interval_contains_analytic_incoherence():
     n_runs = 20
-    expected = 0.6 * (1 - 1 / n_runs)
     tasks, labels, hits = _simulate_population(400, n_runs, np.random.default_rng(11))
-    dec = brier_by_task(tasks, labels, hits)
+    dec = brier_by_task(tasks, labels, hits)  # the unbiased form: expectation 0.6 itself
     inc = incoherence(dec.variance, dec.error, n_boot=1000, seed=0)
-    assert inc.ci_low <= expected <= inc.ci_high
+    assert inc.ci_low <= 0.6 <= inc.ci_high
     assert inc.ci_high - inc.ci_low < 0.1
-    # the n/(n−1) correction scales every task's variance by 20/19 (all tasks have n = 20)
-    corrected = brier_by_task(tasks, labels, hits, correction=True)
-    assert np.nansum(corrected.variance) == pytest.approx(
-        np.nansum(dec.variance) * n_runs / (n_runs - 1)
+    # plug-in: low by (n − 1)/n; the correction scales every task's variance by 20/19
+    plug_in = brier_by_task(tasks, labels, hits, correction=False)
+    inc_plug = incoherence(plug_in.variance, plug_in.error, n_boot=1000, seed=0)
+    assert inc_plug.ci_low <= 0.6 * (1 - 1 / n_runs) <= inc_plug.ci_high
+    assert np.nansum(dec.variance) == pytest.approx(
+        np.nansum(plug_in.variance) * n_runs / (n_runs - 1)
     )
+    assert np.nansum(dec.error) == pytest.approx(np.nansum(plug_in.error))
+
+
+def test_coverage_at_forty_tasks_by_ten_runs_is_near_nominal():
+    # Seeded small version of bench/stats_coverage.py: success p ~ Beta(2, 2), failures over 4
+    # clusters ~ Dirichlet(0.5): true incoherence 0.7. The old plug-in percentile bootstrap
+    # covered about 0.6 of such populations at 40 tasks × 10 runs.
+    def truth(a=2.0, b=2.0, k=4, alpha=0.5):
+        m, var = a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1))
+        same = (alpha + 1) / (k * alpha + 1)
+        return (1 - (var + m * m) - (var + (1 - m) ** 2) * same) / (2 * (1 - m))
+
+    true, rng, covered, plug_covered = truth(), np.random.default_rng(2026), 0, 0
+    reps = 60
+    for _ in range(reps):
+        p, q = rng.beta(2, 2, 40), rng.dirichlet(np.full(4, 0.5), 40)
+        tasks = np.repeat(np.arange(40), 10)
+        success = rng.random(400) < p[tasks]
+        failure = np.minimum((rng.random(400)[:, None] > q.cumsum(1)[tasks]).sum(1), 3)
+        labels = np.where(success, 4, failure)
+        dec = brier_by_task(tasks, labels, success)
+        inc = incoherence(dec.variance, dec.error)
+        covered += inc.ci_low <= true <= inc.ci_high
+        old = brier_by_task(tasks, labels, success, correction=False)
+        old_inc = incoherence(old.variance, old.error, n_boot=300, interval="bootstrap")
+        plug_covered += old_inc.ci_low <= true <= old_inc.ci_high
+    assert covered / reps >= 0.85 and plug_covered / reps <= 0.8
 
 
 def test_synthetic_population_all_coherent_vs_all_incoherent():
@@ -171,10 +250,10 @@ def test_synthetic_population_all_coherent_vs_all_incoherent():
     dec_i = brier_by_task(tasks[~coherent] // 2, labels[~coherent], hits[~coherent])
     inc_c = incoherence(dec_c.variance, dec_c.error, n_boot=500)
     inc_i = incoherence(dec_i.variance, dec_i.error, n_boot=500)
-    assert inc_c.ci_low <= 0.5 * 29 / 30 <= inc_c.ci_high
-    assert inc_i.ci_low <= 0.7 * 29 / 30 <= inc_i.ci_high
+    assert inc_c.ci_low <= 0.5 <= inc_c.ci_high
+    assert inc_i.ci_low <= 0.7 <= inc_i.ci_high
     diff = incoherence_difference(dec_i, dec_c, n_boot=500)
-    assert diff.ci_low <= 0.2 * 29 / 30 <= diff.ci_high and diff.ci_low > 0
+    assert diff.ci_low <= 0.2 <= diff.ci_high and diff.ci_low > 0
 
 
 # ---------------------------------------------------------------------------- failures
@@ -217,8 +296,10 @@ def test_pass_k_hand_computed():
     assert pass_hat_k([4], [2]) == pytest.approx({1: 0.5, 2: 1 / 6, 3: 0.0, 4: 0.0})
     # n = 4, c = 1: pass@2 = 1 − C(3,2)/C(4,2) = 1 − 3/6 = 1/2; pass@4 = 1
     assert pass_at_k([4], [1]) == pytest.approx({1: 0.25, 2: 0.5, 3: 0.75, 4: 1.0})
-    # tasks with n < k are left out of that k: k = 3 only uses the n = 4 task
-    assert pass_hat_k([4, 2], [4, 1], k=[1, 3]) == pytest.approx({1: (1 + 0.5) / 2, 3: 1.0})
+    # every k is averaged over the tasks with at least max(k) runs: asking for k = 3 leaves the
+    # n = 2 task out of k = 1 too, so pass^1 and pass^3 describe the same tasks
+    assert pass_hat_k([4, 2], [4, 1], k=[1, 3]) == pytest.approx({1: 1.0, 3: 1.0})
+    assert pass_hat_k([4, 2], [4, 1], k=1) == pytest.approx({1: (1 + 0.5) / 2})
     assert math.isnan(pass_hat_k([2], [1], k=5)[5])
     with pytest.raises(ValueError, match="0 <= c <= n"):
         pass_hat_k([2], [3])
