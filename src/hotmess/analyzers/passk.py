@@ -5,7 +5,9 @@
 
 Computed as products of ratios, ``C(c, k) / C(n, k) = Π_{j<k} (c − j) / (n − j)``, which is the
 exact ratio of binomial coefficients with every factor in [0, 1] (no overflow, no log-gamma
-cancellation; relative rounding error ≤ k·2⁻⁵³). Tasks with n < k are left out of that k.
+cancellation; relative rounding error ≤ k·2⁻⁵³). Every k asked for is averaged over the same
+tasks, those with at least max(k) runs, so pass^k never rises with k and the figures for
+different k are comparable; ``k=None`` asks for 1..min(n), which uses every task.
 """
 
 from __future__ import annotations
@@ -78,15 +80,15 @@ def _estimate(n: Any, c: Any, k: int | Iterable[int] | None, at: bool) -> dict[i
     all_pass, none_pass = _ratio_tables(n_arr, c_arr, max(ks))
     table = 1.0 - none_pass if at else all_pass
     out: dict[int, float] = {}
+    ok = n_arr >= max(ks)
     for kk in ks:
         column = table[:, kk - 1]
-        ok = np.isfinite(column)
         out[kk] = float(column[ok].mean()) if ok.any() else float("nan")
     return out
 
 
 def pass_hat_k(n: Any, c: Any, k: int | Iterable[int] | None = None) -> dict[int, float]:
-    """pass^k = mean over tasks (with n ≥ k) of C(c, k) / C(n, k).
+    """pass^k = mean over tasks (with n ≥ max k asked) of C(c, k) / C(n, k).
 
     ``n`` runs and ``c`` successes per task; ``k`` an int, several, or ``None`` for 1..min(n).
     A k no task reaches maps to nan. Example: n = 4, c = 2: pass^1 = 1/2, pass^2 = 1/6, pass^3 = 0.
@@ -95,7 +97,7 @@ def pass_hat_k(n: Any, c: Any, k: int | Iterable[int] | None = None) -> dict[int
 
 
 def pass_at_k(n: Any, c: Any, k: int | Iterable[int] | None = None) -> dict[int, float]:
-    """pass@k = mean over tasks (with n ≥ k) of 1 − C(n − c, k) / C(n, k).
+    """pass@k = mean over tasks (with n ≥ max k asked) of 1 − C(n − c, k) / C(n, k).
 
     Example: n = 4, c = 1: pass@1 = 1/4, pass@2 = 1 − C(3,2)/C(4,2) = 1/2, pass@4 = 1.
     """
