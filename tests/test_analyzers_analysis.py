@@ -47,7 +47,7 @@ BASIC = [
 
 
 def test_analyze_hand_computed():
-    a = analyze(runs_table(BASIC), n_boot=200)
+    a = analyze(runs_table(BASIC), n_boot=200, correction=False)
     assert isinstance(a, Analysis)
     assert (a.n_tasks, a.n_runs, a.n_incomplete) == (2, 8, 0)
     t1, t2 = a.tasks
@@ -73,7 +73,9 @@ def test_analyze_hand_computed():
     assert [c.size for c in t1.clusters] == [2, 1, 1]
     assert t1.clusters[0].correct is True and t1.clusters[1].correct is False
     assert t1.clusters[0].example == '"Paris"'
-    assert any("30 samples" in w for w in a.warnings)
+    assert any("plug-in figures with few runs" in w for w in a.warnings)
+    assert any("only 2 tasks" in w for w in a.warnings)
+    assert a.failure_diversity == pytest.approx(1 / 7)
     assert a.min_runs_per_task == 4 and a.median_runs_per_task == 4.0
 
 
@@ -146,7 +148,7 @@ def test_harmonisation_of_clusters_with_success():
         run("t", '"Paris"', 0.0, '"Paris"'),
         run("t", '"Lyon"', 0.0, '"Paris"'),
     ]
-    (t,) = analyze(runs_table(rows), n_boot=0).tasks
+    (t,) = analyze(runs_table(rows), n_boot=0, correction=False).tasks
     # clusters: reference ×2, "<judged failed> paris", lyon → p̄ = (1/2, 1/4, 1/4)
     assert t.error == pytest.approx(1.0) and t.variance == pytest.approx(5 / 8)
     keys = {c.key: c for c in t.clusters}
@@ -156,7 +158,7 @@ def test_harmonisation_of_clusters_with_success():
 
 def test_success_without_reference_forms_correct_cluster():
     rows = [run("t", "a", 1.0), run("t", "b", 1.0), run("t", "c", 0.0), run("t", "c", 0.0)]
-    a = analyze(runs_table(rows), n_boot=0)
+    a = analyze(runs_table(rows), n_boot=0, correction=False)
     (t,) = a.tasks
     # <correct> ×2, c ×2: p̄ = (1/2, 1/2): variance 1/2, error 1, bias 1/4 + 1/4
     assert (t.variance, t.error, t.bias) == pytest.approx((0.5, 1.0, 0.5))
@@ -180,7 +182,7 @@ def test_reference_without_success_judges_by_key():
 
 def test_no_reference_no_success_is_variance_only():
     rows = [run("t1", "a"), run("t1", "b"), run("t2", "a"), run("t2", "a")]
-    a = analyze(runs_table(rows), n_boot=100)
+    a = analyze(runs_table(rows), n_boot=100, correction=False)
     d = a.to_dict()
     # t1 variance 1 − (1/4 + 1/4) = 1/2, t2 variance 0 → mean 1/4
     assert d["variance"] == pytest.approx(0.25)
@@ -217,7 +219,7 @@ def test_by_agent_and_by_attribute():
                 )
             )
     rows.append(run("t0", None, status="incomplete", agent="B"))
-    g = analyze(runs_table(rows), by="agent", n_boot=200)
+    g = analyze(runs_table(rows), by="agent", n_boot=200, correction=False)
     assert isinstance(g, GroupedAnalysis)
     assert list(g.groups) == ["A", "B"] and g.n_incomplete == 1
     a, b = g.groups["A"], g.groups["B"]
@@ -232,12 +234,12 @@ def test_by_agent_and_by_attribute():
     d = g.to_dict()
     assert set(d["groups"]) == {"A", "B"} and d["differences"][0]["value"] == pytest.approx(-0.2)
     json.dumps(d, allow_nan=False)
-    g2 = analyze(runs_table(rows), by="gen_ai.request.model", n_boot=0)
+    g2 = analyze(runs_table(rows), by="gen_ai.request.model", n_boot=0, correction=False)
     # groups come from complete runs; the incomplete run (no attributes) forms no group
     assert list(g2.groups) == ["m-a", "m-b"] and g2.n_incomplete == 1
     assert g2.groups["m-b"].incoherence.value == pytest.approx(0.7)
     with pytest.raises(ValueError, match="neither a runs column"):
-        analyze(runs_table(rows), by="no.such.key")
+        analyze(runs_table(rows), by="no.such.key", correction=False)
 
 
 # ---------------------------------------------------------------------------- actions
@@ -347,7 +349,7 @@ def test_checks_from_reference_actions():
             for i, (name, args) in enumerate(cs)
         ]
     )
-    a = analyze(runs, steps, decomposition="checks", n_boot=0)
+    a = analyze(runs, steps, decomposition="checks", n_boot=0, correction=False)
     (t,) = a.tasks
     # matrix [[1,0,1],[1,1,1],[0,0,0]]: ȳ = (2/3, 1/3, 2/3)
     # error = 4 zeros / 9 = 4/9; bias = (1/9 + 4/9 + 1/9)/3 = 2/9; variance = 4/9 − 2/9 = 2/9
@@ -365,7 +367,7 @@ def test_checks_from_reference_actions():
         ],
         RUN_COLUMNS,
     )
-    (t2,) = analyze(runs2, steps, decomposition="checks", n_boot=0).tasks
+    (t2,) = analyze(runs2, steps, decomposition="checks", n_boot=0, correction=False).tasks
     # checks (1) and (0): ȳ = 1/2: error 1/2, bias 1/4, variance 1/4
     assert (t2.error, t2.bias, t2.variance) == pytest.approx((0.5, 0.25, 0.25))
 
@@ -379,7 +381,7 @@ def test_explicit_checks_attribute():
         run("u", "x", attributes=json.dumps({"hotmess.checks": {"a": True}})),
         run("u", "x", attributes=json.dumps({"hotmess.checks": {"b": True}})),
     ]
-    a = analyze(runs_table(rows), decomposition="checks", n_boot=0)
+    a = analyze(runs_table(rows), decomposition="checks", n_boot=0, correction=False)
     t, u = a.tasks
     # t: runs (1,0), (1,1) → error 1/4, bias 1/8, variance 1/8
     assert (t.error, t.bias, t.variance) == pytest.approx((0.25, 0.125, 0.125))
@@ -396,7 +398,7 @@ def test_mse_and_kl_through_analyze():
         run("b", "x", score=0.5, reference="0.5"),
         run("b", "y", score=0.5, reference="0.5"),
     ]
-    a = analyze(runs_table(rows), decomposition="mse", n_boot=0)
+    a = analyze(runs_table(rows), decomposition="mse", n_boot=0, correction=False)
     ta, tb = a.tasks
     # a: target 1.0 (no reference): error 1/3, bias 1/9, variance 2/9; b: all 0
     assert (ta.error, ta.bias, ta.variance) == pytest.approx((1 / 3, 1 / 9, 2 / 9))
@@ -411,12 +413,12 @@ def test_mse_and_kl_through_analyze():
         run("d", '{"cat": 0.7, "dog": 0.3}', reference="cat"),
         run("d", '{"cat": 0.4, "dog": 0.6}', reference="cat"),
     ]
-    k = analyze(runs_table(rows), decomposition="kl", n_boot=0)
+    k = analyze(runs_table(rows), decomposition="kl", n_boot=0, correction=False)
     for t in k.tasks:
         assert (t.bias, t.variance) == pytest.approx(expected, rel=1e-9)
         assert t.successes == 1  # arg-max matches the reference in the first run only
     with pytest.raises(ValueError, match="probability vector"):
-        analyze(runs_table([run("l", "not json")]), decomposition="kl")
+        analyze(runs_table([run("l", "not json")]), decomposition="kl", correction=False)
 
 
 def test_text_embedding_and_callable_outcomes():
@@ -425,15 +427,15 @@ def test_text_embedding_and_callable_outcomes():
         run("t", "flight booked!", None, '"flight booked"'),
         run("t", "I cancelled the reservation", None, '"flight booked"'),
     ]
-    a = analyze(runs_table(rows), outcome="text", distance_threshold=0.7, n_boot=0)
+    a = analyze(runs_table(rows), outcome="text", distance_threshold=0.7, n_boot=0, correction=False)
     assert a.tasks[0].successes == 2 and a.tasks[0].outcome_clusters == 2
 
     def embed(texts):
         return np.array([[1.0, 0.0] if "book" in t else [0.0, 1.0] for t in texts])
 
-    e = analyze(runs_table(rows), outcome="embedding", embed=embed, n_boot=0)
+    e = analyze(runs_table(rows), outcome="embedding", embed=embed, n_boot=0, correction=False)
     assert e.tasks[0].successes == 2
-    v = analyze(runs_table(rows), decomposition="embedding", embed=embed, n_boot=0)
+    v = analyze(runs_table(rows), decomposition="embedding", embed=embed, n_boot=0, correction=False)
     # vectors (1,0), (1,0), (0,1): v̄ = (2/3, 1/3); ‖v − v̄‖² = 2/9, 2/9, 8/9 → variance 4/9
     # reference "flight booked" → (1,0): bias = ‖(2/3, 1/3) − (1, 0)‖² = 2/9,
     # error = (0 + 0 + 2)/3 = 2/3
@@ -441,16 +443,19 @@ def test_text_embedding_and_callable_outcomes():
         (4 / 9, 2 / 9, 2 / 3)
     )
 
-    c = analyze(runs_table(rows), outcome=lambda text: "book" in text.lower(), n_boot=0)
+    c = analyze(runs_table(rows), outcome=lambda text: "book" in text.lower(), n_boot=0, correction=False)
     assert c.tasks[0].successes == 2 and c.outcome.startswith("callable:")
 
 
-def test_correction_option():
-    a = analyze(runs_table(BASIC), correction=True, n_boot=0)
+def test_correction_is_the_default_and_plug_in_stays_available():
+    a = analyze(runs_table(BASIC), n_boot=0)
     t1 = a.tasks[0]
-    # variance 5/8 × 4/3 = 5/6, error = bias + corrected variance = 3/8 + 5/6
-    assert t1.variance == pytest.approx(5 / 6) and t1.error == pytest.approx(3 / 8 + 5 / 6)
+    # unbiased: variance 5/8 × 4/3 = 5/6, bias 3/8 − (5/8)/3 = 1/6, error unchanged 1
+    assert t1.variance == pytest.approx(5 / 6) and t1.bias == pytest.approx(1 / 6)
+    assert t1.error == pytest.approx(1.0)
     assert a.to_dict()["correction"] is True
+    plug_in = analyze(runs_table(BASIC), correction=False, n_boot=0)
+    assert plug_in.tasks[0].variance == pytest.approx(5 / 8) and plug_in.correction is False
 
 
 def test_validation_errors():
@@ -500,8 +505,8 @@ def test_analyze_invariant_to_run_order(rows, rnd):
     table_rows = [run(t, o, s, r) for t, o, s, r in rows]
     shuffled = list(table_rows)
     rnd.shuffle(shuffled)
-    a = _strip_examples(analyze(runs_table(table_rows), n_boot=30).to_dict())
-    b = _strip_examples(analyze(runs_table(shuffled), n_boot=30).to_dict())
+    a = _strip_examples(analyze(runs_table(table_rows), n_boot=30, correction=False).to_dict())
+    b = _strip_examples(analyze(runs_table(shuffled), n_boot=30, correction=False).to_dict())
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     inc = a["incoherence"]["value"]
     assert inc is None or 0.0 <= inc <= 1.0 + 1e-12
@@ -518,7 +523,7 @@ def test_all_failures_in_one_wrong_cluster(n_c):
         run("t", '"right"' if i < c else '"wrong"', 1.0 if i < c else 0.0, '"right"')
         for i in range(n)
     ]
-    (t,) = analyze(runs_table(rows), n_boot=0).tasks
+    (t,) = analyze(runs_table(rows), n_boot=0, correction=False).tasks
     s = c / n
     # p̄ = (s, 1 − s): variance = 1 − s² − (1 − s)² = 2 s (1 − s)
     assert t.variance == pytest.approx(2 * s * (1 - s), abs=1e-12)
@@ -593,3 +598,82 @@ def test_split_runs_groups_runs_and_their_steps_in_natural_order():
     assert all(v[1] is None for v in by_team.values())
     with pytest.raises(ValueError, match="neither a runs column"):
         split_runs(runs, steps, "colour")
+
+
+# ---------------------------------------------------------------------------- endings, verdicts
+
+
+def test_crashes_are_clustered_by_exception_type():
+    rows = [
+        run("t", '"done"', 1.0),
+        run("t", '"done"', 1.0),
+        *[run("t", None, 0.0, status="error", error="TimeoutError: model took 30 s") for _ in range(2)],
+        run("t", None, 0.0, status="error", error="KeyError: 'order_id'"),
+        run("t", None, 0.0, status="error", error="ValueError: bad date 2026-13-01"),
+    ]
+    a = analyze(runs_table(rows), n_boot=0)
+    clusters = {c.key: c.size for c in a.tasks[0].clusters}
+    assert clusters == {"<correct>": 2, "<crash> TimeoutError": 2, "<crash> KeyError": 1,
+                        "<crash> ValueError": 1}
+    examples = {c.key: c.example for c in a.tasks[0].clusters}
+    assert examples["<crash> KeyError"] == "KeyError: 'order_id'"
+    # failed pairs: 4 failures, 2 of 12 ordered pairs share a cluster
+    assert a.tasks[0].failure_consistency == pytest.approx(2 / 12)
+
+
+def test_incomplete_runs_dropped_by_default_or_counted_as_failures():
+    rows = [
+        *[run("t", '"ok"', 1.0) for _ in range(3)],
+        run("t", '"no"', 0.0),
+        *[run("t", None, None, status="incomplete") for _ in range(2)],
+    ]
+    dropped = analyze(runs_table(rows), n_boot=0)
+    assert dropped.n_runs == 4 and dropped.n_incomplete == 2 and dropped.incomplete == "drop"
+    assert dropped.success_rate == pytest.approx(3 / 4)
+    failed = analyze(runs_table(rows), n_boot=0, incomplete="fail")
+    assert failed.n_runs == 6 and failed.n_incomplete_counted == 2
+    assert failed.success_rate == pytest.approx(3 / 6)
+    assert {c.key: c.size for c in failed.tasks[0].clusters}["<incomplete>"] == 2
+    with pytest.raises(ValueError, match="incomplete must be one of"):
+        analyze(runs_table(rows), incomplete="maybe")
+
+
+def test_a_run_without_a_verdict_leaves_its_task_in():
+    rows = [
+        run("t", '"a"', 1.0), run("t", '"b"', 0.0), run("t", '"a"', 1.0), run("t", '"c"', None),
+        run("u", '"x"', 0.0), run("u", '"x"', 0.0),
+    ]
+    a = analyze(runs_table(rows), n_boot=0)
+    t = a.tasks[0]
+    assert t.task_id == "t" and t.n == 3 and t.successes == 2 and t.has_reference
+    assert a.n_runs == 5 and a.n_tasks_with_reference == 2
+    assert any("1 runs in 1 tasks have no verdict" in w for w in a.warnings)
+
+
+def test_single_run_tasks_are_left_out_of_incoherence_and_counted():
+    rows = [run("t", '"a"', 1.0), run("t", '"b"', 0.0), run("t", '"c"', 0.0),
+            run("lonely-1", '"z"', 0.0), run("lonely-2", '"a"', 1.0)]
+    for correction in (True, False):
+        a = analyze(runs_table(rows), n_boot=0, correction=correction)
+        assert a.n_single_run_tasks == 2 and a.incoherence.n_tasks == 1
+        # incoherence is task t's alone
+        t = next(task for task in a.tasks if task.task_id == "t")
+        assert a.incoherence.value == pytest.approx(t.variance / t.error)
+        assert any("2 of 3 tasks have a single run" in w and "--task-attr" in w for w in a.warnings)
+    assert a.to_dict()["n_single_run_tasks"] == 2
+
+
+def test_pass_hat_k_is_over_the_same_tasks_at_every_k():
+    from hotmess.analyzers import pass_at_k, pass_hat_k
+
+    # task 1: 4 runs, 4 successes; task 2: 2 runs, 0 successes. Asking for k = 1..3 leaves
+    # task 2 out of every k (it cannot reach 3), so pass^3 cannot exceed pass^1.
+    hat = pass_hat_k([4, 2], [4, 0], [1, 2, 3])
+    assert hat == pytest.approx({1: 1.0, 2: 1.0, 3: 1.0})
+    assert pass_hat_k([4, 2], [4, 0]) == pytest.approx({1: 0.5, 2: 0.5})
+    assert pass_at_k([4, 2], [4, 0], [1, 3]) == pytest.approx({1: 1.0, 3: 1.0})
+    rng = np.random.default_rng(0)
+    n = rng.integers(1, 9, 50)
+    c = rng.integers(0, n + 1)
+    values = pass_hat_k(n, c, range(1, 9))
+    assert all(values[k] >= values[k + 1] - 1e-12 for k in range(1, 8))

@@ -217,3 +217,13 @@ def test_global_flags_first_moves_only_the_app_flags():
 
     assert global_flags_first(["import", "otlp", "f.jsonl", "-q"]) == ["-q", "import", "otlp", "f.jsonl"]
     assert global_flags_first(["runs", "--debug", "--", "-q"]) == ["--debug", "runs", "--", "-q"]
+
+
+def test_analyze_on_several_agents_says_they_are_pooled_and_how_to_split_them(demo_db):
+    db, _ = demo_db
+    out = hotmess("analyze", "--db", str(db)).stdout
+    assert "3 agents in this database" in out and "hotmess analyze --by agent" in out
+    split = hotmess("analyze", "--db", str(db), "--by", "agent").stdout
+    assert "agents in this database" not in split and "paired over" in split
+    assert "failure diversity" in out and "pass^1 (mean over tasks)" in out
+    assert "None" not in out

@@ -52,7 +52,13 @@ from .decompose import (
     mse_by_task,
 )
 from .failures import failure_consistency
-from .incoherence import Incoherence, IncoherenceDifference, incoherence, incoherence_difference
+from .incoherence import (
+    INTERVALS,
+    Incoherence,
+    IncoherenceDifference,
+    incoherence,
+    incoherence_difference,
+)
 from .outcomes import (
     DEFAULT_READ_ONLY,
     ReadOnly,
@@ -86,7 +92,15 @@ DECOMPOSITIONS = ("brier", "checks", "kl", "mse", "embedding")
 CHECKS_ATTRIBUTE = "hotmess.checks"
 CORRECT_KEY = "<correct>"
 JUDGED_FAILED_PREFIX = "<judged failed> "
-MIN_RUNS_WARNING = 10
+#: Below this many runs per task the warning says so. The interval still covers at 3 runs per task
+#: (bench/stats_coverage.py); at 2, each task's variance rests on one pair of runs.
+MIN_RUNS_WARNING = 3
+#: Below this many tasks the interval covers less than it says (0.91–0.92 for 95% at 10 tasks).
+MIN_TASKS_WARNING = 30
+#: What ``incomplete=`` does with runs that never ended.
+INCOMPLETE = ("drop", "fail")
+INCOMPLETE_KEY = "<incomplete>"
+CRASH_PREFIX = "<crash> "
 EXAMPLE_CHARS = 200
 #: With more groups than this, ``by`` compares every group with the first one, not pairwise.
 MAX_PAIRWISE_GROUPS = 6
@@ -185,6 +199,10 @@ class Analysis:
     outcome: str
     correction: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    n_single_run_tasks: int = 0
+    failure_diversity: float = float("nan")
+    incomplete: str = "drop"
+    n_incomplete_counted: int = 0
 
     def task_arrays(self) -> dict[str, np.ndarray]:
         """Per-task ``variance``, ``error``, ``bias`` and ``n`` as arrays (task order)."""
@@ -209,7 +227,11 @@ class Analysis:
             "variance_all_tasks": json_float(self.variance_all_tasks),
             "incoherence": self.incoherence.to_dict(),
             "failure_consistency": json_float(self.failure_consistency),
+            "failure_diversity": json_float(self.failure_diversity),
             "failure_entropy": json_float(self.failure_entropy),
+            "n_single_run_tasks": int(self.n_single_run_tasks),
+            "incomplete": self.incomplete,
+            "n_incomplete_counted": int(self.n_incomplete_counted),
             "min_runs_per_task": self.min_runs_per_task,
             "median_runs_per_task": json_float(self.median_runs_per_task),
             "has_reference": bool(self.has_reference),
@@ -253,6 +275,7 @@ class _Options:
     n_boot: int
     confidence: float
     seed: int | None
+    interval: str
     read_only: Callable[[str], bool]
     distance_threshold: float
     embed: Callable[[list[str]], Any] | None
@@ -275,6 +298,8 @@ class _Runs:
     reference: np.ndarray
     score: np.ndarray
     attributes: np.ndarray
+    ending: np.ndarray  # per run: its outcome key when it crashed or never ended, else None
+    error: np.ndarray
     action_key: np.ndarray | None = None  # per run, for outcome="actions"
     pieces: list[list[str]] | None = None  # per run, every call's canonical piece (checks)
 
@@ -286,6 +311,8 @@ class _Runs:
             self.reference[index],
             self.score[index],
             self.attributes[index],
+            self.ending[index],
+            self.error[index],
             None if self.action_key is None else self.action_key[index],
             None if self.pieces is None else [self.pieces[i] for i in index],
         )
@@ -301,10 +328,12 @@ def analyze(
     outcome: str | Callable[[Any], Hashable] = "exact",
     decomposition: str = "brier",
     by: str | None = None,
-    correction: bool = False,
+    correction: bool = True,
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int | None = 0,
+    interval: str = "jackknife",
+    incomplete: str = "drop",
     read_only: ReadOnly = DEFAULT_READ_ONLY,
     distance_threshold: float = 0.5,
     embed: Callable[[list[str]], Any] | None = None,
@@ -329,8 +358,18 @@ def analyze(
         ``"embedding"`` (spread of ``embed`` vectors).
     by : a runs column (e.g. ``"agent"``) or a key of the ``attributes`` JSON (e.g.
         ``"gen_ai.request.model"``): analyze each group and compare their incoherence.
-    correction : finite-sample ``n/(n−1)`` on variance (then ``error = bias + variance``).
-    n_boot, confidence, seed : the bootstrap over tasks of the incoherence interval.
+    correction : the unbiased small-sample form (default): variance·n/(n−1),
+        bias² − variance/(n−1), error unchanged (:mod:`.decompose`); False: the plug-in figures.
+        Either way a task with one run is left out of incoherence (it shows no variance), and
+        ``n_single_run_tasks`` says how many were.
+    n_boot, confidence, seed, interval : the incoherence interval over tasks
+        (:func:`~hotmess.analyzers.incoherence`: ``"jackknife"`` by default, or ``"bootstrap"``
+        with ``n_boot`` resamples; ``n_boot=0``: no interval). Comparisons under ``by`` are
+        paired over the tasks both groups share.
+    incomplete : runs that never ended (status ``incomplete``): ``"drop"`` (default: a live
+        database holds runs still in flight, which are not failures) leaves them out and counts
+        them; ``"fail"`` counts each as a failed run in an outcome cluster of its own
+        (``<incomplete>``), for databases where a run that did not end died.
     read_only : which tool calls do not change state (predicate, set of names or None).
     distance_threshold : cosine distance threshold of the text/embedding clustering.
     embed : ``embed(list_of_texts) -> (n, d) array``, for ``outcome="embedding"`` or
@@ -353,6 +392,10 @@ def analyze(
         raise ValueError(
             f"outcome must be a method name or a callable, got {type(outcome).__name__}"
         )
+    if incomplete not in INCOMPLETE:
+        raise ValueError(f"incomplete must be one of {', '.join(INCOMPLETE)}, got {incomplete!r}")
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     if decomposition not in DECOMPOSITIONS:
         raise ValueError(
             f"decomposition must be one of {', '.join(DECOMPOSITIONS)}, got {decomposition!r}"
@@ -377,28 +420,45 @@ def analyze(
         n_boot=check_n_boot(n_boot),
         confidence=check_confidence(confidence),
         seed=seed,
+        interval=interval,
         read_only=read_only_predicate(read_only),
         distance_threshold=threshold,
         embed=embed,
         progress=progress,
     )
 
+    incomplete_mode = incomplete
     n_all = len(runs)
     status = _column(runs, "status", n_all)
     incomplete = np.fromiter((s == "incomplete" for s in status), dtype=bool, count=n_all)
     attributes_all = _column(runs, "attributes", n_all)
     group_all = None if by is None else _group_values(runs, by, attributes_all)
 
-    complete = np.flatnonzero(~incomplete)
+    errors = _column(runs, "error", n_all)
+    outcomes = runs["outcome"]
+    ending = np.empty(n_all, dtype=object)
+    ending[:] = [
+        _crash_key(e) if s == "error" and o is None else None
+        for s, o, e in zip(status, outcomes, errors, strict=True)
+    ]
+    success_all = _float_column(runs, "success", n_all)
+    counted = incomplete_mode == "fail"
+    if counted:
+        ending[incomplete] = INCOMPLETE_KEY
+        success_all = success_all.copy()
+        success_all[incomplete] = 0.0
+    complete = np.arange(n_all) if counted else np.flatnonzero(~incomplete)
     data = _Runs(
         task=np.array(
             ["<none>" if t is None else str(t) for t in runs["task_id"][complete]], dtype=object
         ),
-        outcome=runs["outcome"][complete],
-        success=_float_column(runs, "success", n_all)[complete],
+        outcome=outcomes[complete],
+        success=success_all[complete],
         reference=_column(runs, "reference", n_all)[complete],
         score=_float_column(runs, "score", n_all)[complete],
         attributes=attributes_all[complete],
+        ending=ending[complete],
+        error=errors[complete],
     )
     need_actions = outcome == "actions"
     need_pieces = decomposition == "checks"
@@ -409,7 +469,7 @@ def analyze(
         data.pieces = pieces
 
     if group_all is None:
-        return _analyze_one(data, opts, int(incomplete.sum()))
+        return _analyze_one(data, opts, int(incomplete.sum()), counted)
 
     group_complete = group_all[complete]
     names = sorted(set(group_complete.tolist()), key=natural_key)
@@ -421,32 +481,69 @@ def analyze(
     for name in names:
         index = np.flatnonzero(group_complete == name)
         n_inc = int(np.sum(incomplete & (group_all == name)))
-        groups[name] = _analyze_one(data.take(index), opts, n_inc)
-    differences = _differences(groups, opts)
+        groups[name] = _analyze_one(data.take(index), opts, n_inc, counted)
+    differences = _differences(groups, opts, warnings)
     return GroupedAnalysis(by, groups, tuple(differences), int(incomplete.sum()), tuple(warnings))
 
 
-def _differences(groups: dict[str, Analysis], opts: _Options) -> list[IncoherenceDifference]:
+def _differences(
+    groups: dict[str, Analysis], opts: _Options, warnings: list[str]
+) -> list[IncoherenceDifference]:
+    """Each pair of groups compared; paired over the tasks they share when they share two or more
+    (each task's own difficulty then cancels out of the difference)."""
     names = list(groups)
     if len(names) <= MAX_PAIRWISE_GROUPS:
         pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     else:
         pairs = [(names[0], b) for b in names[1:]]
+    usable = {name: _incoherence_tasks(groups[name]) for name in names}
     out = []
     for a, b in pairs:
-        arr_a, arr_b = groups[a].task_arrays(), groups[b].task_arrays()
+        tasks_a, tasks_b = usable[a], usable[b]
+        shared = [t for t in tasks_a if t in tasks_b]
+        paired = len(shared) >= 2
+        if paired:
+            if len(shared) < max(len(tasks_a), len(tasks_b)):
+                warnings.append(
+                    f"{a} vs {b}: compared on the {len(shared)} tasks both have "
+                    f"({len(tasks_a)} and {len(tasks_b)} in all), paired task by task"
+                )
+            side_a = tuple(np.array([tasks_a[t][i] for t in shared]) for i in (0, 1))
+            side_b = tuple(np.array([tasks_b[t][i] for t in shared]) for i in (0, 1))
+        else:
+            side_a = tuple(np.array([pair[i] for pair in tasks_a.values()]) for i in (0, 1))
+            side_b = tuple(np.array([pair[i] for pair in tasks_b.values()]) for i in (0, 1))
         out.append(
             incoherence_difference(
-                (arr_a["variance"], arr_a["error"]),
-                (arr_b["variance"], arr_b["error"]),
+                side_a,
+                side_b,
+                paired=paired,
                 n_boot=opts.n_boot,
                 confidence=opts.confidence,
                 seed=opts.seed,
                 method=opts.decomposition,
                 labels=(a, b),
+                interval=opts.interval,
             )
         )
     return out
+
+
+def _incoherence_tasks(analysis: Analysis) -> dict[str, tuple[float, float]]:
+    """task id → (variance, error) of the tasks that count in the group's incoherence."""
+    return {
+        t.task_id: (t.variance, t.error)
+        for t in analysis.tasks
+        if t.n >= 2 and math.isfinite(t.variance) and math.isfinite(t.error)
+    }
+
+
+def _crash_key(error: Any) -> str:
+    """A crashed run's outcome key: its exception type (``"ValueError: bad id"`` → ``ValueError``),
+    so crashes of different kinds are different clusters and the same crash repeats as one."""
+    text = "" if error is None else str(error).strip()
+    kind = text.split(":", 1)[0].strip() if text else ""
+    return CRASH_PREFIX + (kind or "unknown error")
 
 
 # ---------------------------------------------------------------------------- columns
@@ -704,11 +801,13 @@ def _neg(text: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in text)
 
 
-def _analyze_one(data: _Runs, opts: _Options, n_incomplete: int) -> Analysis:
+def _analyze_one(
+    data: _Runs, opts: _Options, n_incomplete: int, counted: bool, notes: tuple[str, ...] = ()
+) -> Analysis:
     n_runs = len(data.task)
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
     if n_runs == 0:
-        return _empty(opts, n_incomplete)
+        return _empty(opts, n_incomplete, counted)
 
     # tasks, in natural order of their ids
     codes, uniques = factorize(data.task.tolist())
@@ -764,11 +863,16 @@ def _analyze_one(data: _Runs, opts: _Options, n_incomplete: int) -> Analysis:
 
     judged_runs = np.bincount(task, weights=judged.astype(np.float64), minlength=n_tasks)
     task_judged = judged_runs == n
-    if np.any(~task_judged & (judged_runs > 0)):
-        k = int(np.sum(~task_judged & (judged_runs > 0)))
+    mixed = ~task_judged & (judged_runs > 0)
+    if np.any(mixed):
+        # A run without a verdict says nothing about success: leave it out, keep the task.
+        drop = mixed[task] & ~judged
         warnings.append(
-            f"{k} tasks have runs with and without a verdict (success or reference): "
-            "they are treated as having no reference"
+            f"{int(drop.sum())} runs in {int(mixed.sum())} tasks have no verdict (success or "
+            "reference) while the other runs of their task do: they are left out, the tasks kept"
+        )
+        return _analyze_one(
+            data.take(np.flatnonzero(~drop)), opts, n_incomplete, counted, tuple(warnings)
         )
 
     # harmonised outcome clusters
@@ -804,17 +908,20 @@ def _analyze_one(data: _Runs, opts: _Options, n_incomplete: int) -> Analysis:
         pass_hat, pass_at = {}, {}
     success_rate = float(correct[judged].mean()) if judged.any() else float("nan")
 
+    several = n >= 2  # one run shows no variance: such a task says nothing about coherence
+    n_single = int(np.sum(~several))
     inc = incoherence(
-        dec.variance,
-        dec.error,
+        np.where(several, dec.variance, np.nan),
+        np.where(several, dec.error, np.nan),
         n_boot=opts.n_boot,
         confidence=opts.confidence,
         seed=opts.seed,
         method=opts.decomposition,
+        interval=opts.interval,
     )
-    with_ref = dec.has_reference & np.isfinite(dec.error)
+    with_ref = dec.has_reference & np.isfinite(dec.error) & several
     n_with_ref = int(with_ref.sum())
-    variance_all = _nanmean(dec.variance)
+    variance_all = _nanmean(dec.variance[several])
     if n_with_ref:
         bias = _nanmean(dec.bias[with_ref])
         variance = _nanmean(dec.variance[with_ref])
@@ -868,11 +975,29 @@ def _analyze_one(data: _Runs, opts: _Options, n_incomplete: int) -> Analysis:
 
     min_runs = int(n.min())
     median_runs = float(np.median(n))
-    if min_runs < MIN_RUNS_WARNING:
+    if n_single:
         warnings.append(
-            f"few runs per task: minimum {min_runs}, median {median_runs:g}; estimates from few "
-            "runs are noisy and plug-in variance is low by a factor (n−1)/n "
-            "(the paper used ≥ 30 samples per task)"
+            f"{n_single} of {n_tasks} tasks have a single run: they are left out of incoherence "
+            "(one run shows no variance). Run each task several times, or group runs into tasks: "
+            "--task-attr names the attribute that holds the task id"
+        )
+    if 2 <= min_runs < MIN_RUNS_WARNING:
+        warnings.append(
+            f"few runs per task: minimum {min_runs}, median {median_runs:g}; each task's "
+            "variance rests on a single pair of runs"
+            + ("" if opts.correction else ", and plug-in variance is low by a factor (n−1)/n")
+        )
+    elif not opts.correction and min_runs < 10:
+        warnings.append(
+            f"plug-in figures with few runs per task (minimum {min_runs}): variance is low by "
+            "a factor (n−1)/n and bias² high by as much; drop --plug-in for the unbiased form"
+        )
+    n_counted = int(inc.n_tasks)
+    if 2 <= n_counted < MIN_TASKS_WARNING and opts.n_boot:
+        warnings.append(
+            f"only {n_counted} tasks in incoherence: its interval is over tasks, and below "
+            f"{MIN_TASKS_WARNING} tasks it covers less than it says (about 91% for a 95% "
+            "interval at 10 tasks)"
         )
     if n_with_ref == 0:
         warnings.append(
@@ -915,10 +1040,14 @@ def _analyze_one(data: _Runs, opts: _Options, n_incomplete: int) -> Analysis:
         outcome=opts.outcome_name,
         correction=opts.correction,
         warnings=tuple(warnings),
+        n_single_run_tasks=n_single,
+        failure_diversity=fc.diversity,
+        incomplete="fail" if counted else "drop",
+        n_incomplete_counted=n_incomplete if counted else 0,
     )
 
 
-def _empty(opts: _Options, n_incomplete: int) -> Analysis:
+def _empty(opts: _Options, n_incomplete: int, counted: bool = False) -> Analysis:
     nan = float("nan")
     reason = "no complete runs"
     return Analysis(
@@ -933,7 +1062,8 @@ def _empty(opts: _Options, n_incomplete: int) -> Analysis:
         error=nan,
         variance_all_tasks=nan,
         incoherence=Incoherence(
-            nan, nan, nan, opts.decomposition, 0, opts.confidence, opts.n_boot, 0, reason=reason
+            nan, nan, nan, opts.decomposition, 0, opts.confidence, opts.n_boot, 0, reason=reason,
+            interval=opts.interval,
         ),
         failure_consistency=nan,
         failure_entropy=nan,
@@ -946,6 +1076,7 @@ def _empty(opts: _Options, n_incomplete: int) -> Analysis:
         outcome=opts.outcome_name,
         correction=opts.correction,
         warnings=(f"{reason} ({n_incomplete} incomplete runs excluded)",),
+        incomplete="fail" if counted else "drop",
     )
 
 
@@ -1018,6 +1149,15 @@ def _outcome_keys(
             mapped = map_outcomes([references[t] for t in ref_tasks], method)
             for t, key in zip(ref_tasks, mapped, strict=True):
                 ref_keys[t] = key
+    ended_otherwise = np.fromiter((e is not None for e in data.ending), dtype=bool, count=len(task))
+    if ended_otherwise.any():
+        keys = np.asarray(keys, dtype=object).copy()
+        keys[ended_otherwise] = data.ending[ended_otherwise]
+        examples = np.asarray(examples, dtype=object).copy()
+        examples[ended_otherwise] = [
+            str(e) if e is not None else k
+            for e, k in zip(data.error[ended_otherwise], data.ending[ended_otherwise], strict=True)
+        ]
     return keys, ref_keys, examples
 
 

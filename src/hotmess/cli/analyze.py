@@ -25,18 +25,26 @@ def analyze_command(
     decomposition: Annotated[str, typer.Option("--decomposition", help="brier (outcome clusters), checks, kl, mse.")] = "brier",
     by: Annotated[str | None, typer.Option("--by", help="Compare groups: a runs column (agent) or a run attribute (gen_ai.request.model).")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
-    correction: Annotated[bool, typer.Option("--correction", help="Finite-sample n/(n-1) correction of variance.")] = False,
-    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the interval.")] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    correction: Annotated[bool, typer.Option("--correction/--plug-in", help="The unbiased small-sample form (default), or the plug-in figures.")] = True,
+    interval: Annotated[str, typer.Option("--interval", help="jackknife (default: covers at the sizes people have) or bootstrap.")] = "jackknife",
+    incomplete: Annotated[str, typer.Option("--incomplete", help="Runs that never ended: drop (default; they may still be running) or fail (count them as failures).")] = "drop",
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples, for --interval bootstrap.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Bias, variance and incoherence (with a bootstrap interval), failure consistency, pass^k."""
     from hotmess.analyzers import DECOMPOSITIONS, OUTCOME_METHODS, analyze
+    from hotmess.analyzers.analysis import INCOMPLETE
+    from hotmess.analyzers.incoherence import INTERVALS
 
     if outcome not in OUTCOME_METHODS:
         raise HotmessError(f"--outcome must be one of {', '.join(OUTCOME_METHODS)}, not {outcome!r}")
     if decomposition not in DECOMPOSITIONS:
         raise HotmessError(f"--decomposition must be one of {', '.join(DECOMPOSITIONS)}, not {decomposition!r}")
+    if interval not in INTERVALS:
+        raise HotmessError(f"--interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
+    if incomplete not in INCOMPLETE:
+        raise HotmessError(f"--incomplete must be one of {', '.join(INCOMPLETE)}, not {incomplete!r}")
     if outcome == "embedding":
         raise HotmessError(
             "--outcome embedding needs an embedding function: use hotmess.analyzers.analyze(..., "
@@ -48,10 +56,13 @@ def analyze_command(
             progress("analyzing", 0, None)
         try:
             result = analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
-                             correction=correction, n_boot=n_boot, seed=seed, progress=progress)
+                             correction=correction, interval=interval, incomplete=incomplete,
+                             n_boot=n_boot, seed=seed, progress=progress)
         except ValueError as exc:  # the user's input (an unknown --by): one line naming the database
             raise HotmessError(f"{db_path(db)}: {exc}") from exc
     if as_json:
         render.print_json(result.to_dict())
         return
-    render.print_analysis(result.to_dict(), db_path(db))
+    agents = sorted({str(a) for a in runs["agent"] if a is not None}) if "agent" in runs else []
+    pooled = agents if by is None and len(agents) > 1 else []
+    render.print_analysis(result.to_dict(), db_path(db), pooled_agents=pooled)

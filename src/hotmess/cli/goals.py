@@ -24,7 +24,7 @@ def goals_command(
     drift_threshold: Annotated[float, typer.Option("--drift-threshold", help="List runs whose goal drift slope (per goal) exceeds this.")] = 0.1,
     drift_from: Annotated[str, typer.Option("--drift-from", help="Measure goal drift from each run's first goal or from its instruction (with --method text): first, instruction.")] = "first",
     limit: Annotated[int, typer.Option("--limit", min=0, help="Drifting runs listed.")] = 10,
-    correction: Annotated[bool, typer.Option("--correction", help="Finite-sample n/(n-1) correction of variance.")] = False,
+    correction: Annotated[bool, typer.Option("--correction/--plug-in", help="The unbiased small-sample form (default), or the plug-in figures.")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Spread of intermediate goals across runs at each step (variance, bias against reference

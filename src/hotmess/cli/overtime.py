@@ -48,7 +48,7 @@ def horizon_command(
     groups: Annotated[int, typer.Option("--groups", help="Tasks are cut into this many equal-size groups by mean run length.")] = 5,
     by: Annotated[str | None, typer.Option("--by", help="One curve per group: agent (or another runs column / run attribute).")] = None,
     outcome: Annotated[str, typer.Option("--outcome", help=_OUTCOMES_HELP)] = "exact",
-    correction: Annotated[bool, typer.Option("--correction", help="Finite-sample n/(n-1) correction of variance.")] = False,
+    correction: Annotated[bool, typer.Option("--correction/--plug-in", help="The unbiased small-sample form (default), or the plug-in figures.")] = True,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     as_json: JsonOption = False,

@@ -67,6 +67,12 @@ def fmt_float(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def fmt_p(value: float | None) -> str:
+    if value is None:
+        return "p –"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
 def fmt_success(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "[dim]?[/]"
@@ -257,20 +263,49 @@ def _summary_table(groups: dict[str, dict[str, Any]], title: str) -> RichTable:
 
     row("tasks / runs", lambda d: f"{d['n_tasks']} / {d['n_runs']}")
     row("runs per task (min, median)", lambda d: f"{d.get('min_runs_per_task')}, {fmt_float(d.get('median_runs_per_task'), 0)}")
-    row("success", lambda d: fmt_float(d["success_rate"]))
+    row("success (share of runs)", lambda d: fmt_float(d["success_rate"]))
     ks = sorted({int(k) for d in groups.values() for k in d["pass_hat_k"]})
     for k in [k for k in ks if k in (1, 2, 4, 8, 16) or k == ks[-1]]:
-        row(f"pass^{k}", lambda d, k=k: fmt_float(d["pass_hat_k"].get(str(k))))
+        label = "pass^1 (mean over tasks)" if k == 1 else f"pass^{k}"
+        row(label, lambda d, k=k: fmt_float(d["pass_hat_k"].get(str(k))))
     row("bias² (mean per task)", lambda d: fmt_float(d["bias"]))
     row("variance (mean per task)", lambda d: fmt_float(d["variance"]))
     row("error (mean per task)", lambda d: fmt_float(d["error"]))
     row("[bold]incoherence [95% CI][/]", lambda d: f"[bold]{_interval(d['incoherence'])}[/]")
     row("failure consistency", lambda d: fmt_float(d["failure_consistency"]))
+    row("failure diversity", lambda d: fmt_float(d.get("failure_diversity")))
     return table
 
 
-def print_analysis(result: dict[str, Any], db: str, show_tasks: bool = True) -> None:
+def _reading_notes(groups: dict[str, dict[str, Any]]) -> list[str]:
+    """How the printed figures relate, said once under the table."""
+    notes = []
+    if any("1" in d["pass_hat_k"] for d in groups.values()):
+        notes.append(
+            "success weighs every run, pass^1 every task: they differ when tasks have different "
+            "numbers of runs"
+        )
+    notes.append(
+        "incoherence is bounded by success: per task p ≤ incoherence ≤ (1 + p)/2 under Brier, "
+        "whatever the failures look like; failure diversity (1 − failure consistency) reads the "
+        "failures alone"
+    )
+    first = next(iter(groups.values()))
+    if not first.get("correction", True):
+        notes.append("plug-in figures (--plug-in): variance low by (n−1)/n, bias² high by as much")
+    return notes
+
+
+def print_analysis(
+    result: dict[str, Any], db: str, show_tasks: bool = True, pooled_agents: Sequence[str] = ()
+) -> None:
     grouped = "groups" in result
+    if pooled_agents:
+        names = ", ".join(short(a, 30) for a in pooled_agents[:4]) + (", ..." if len(pooled_agents) > 4 else "")
+        console.print(
+            f"[bold]{len(pooled_agents)} agents in this database[/] ({escape(names)}), pooled below.\n"
+            "[bold]hotmess analyze --by agent[/] shows them apart."
+        )
     groups = result["groups"] if grouped else {"all runs": result}
     method = next(iter(groups.values()))["incoherence"].get("method", "")
     console.print(_summary_table(groups, f"{escape(db)} · {method} decomposition · outcomes: {next(iter(groups.values())).get('outcome')}"))
@@ -281,13 +316,18 @@ def print_analysis(result: dict[str, Any], db: str, show_tasks: bool = True) -> 
             console.print(
                 f"  incoherence {escape(str(diff.get('a')))} − {escape(str(diff.get('b')))}: "
                 f"{fmt_float(diff.get('value'))} [{fmt_float(diff.get('ci_low'))}, {fmt_float(diff.get('ci_high'))}]"
+                f"  [dim]{'paired over shared tasks' if diff.get('paired') else 'no shared tasks: unpaired'}"
+                f", {fmt_p(diff.get('p_value'))}[/]"
             )
+    for note in _reading_notes(groups):
+        console.print(f"  [dim]{escape(note)}[/]")
     if show_tasks and not grouped:
         table = RichTable(title="per task", title_justify="left", header_style="bold")
         for col in ("task", "n", "succ", "bias²", "variance", "error", "incoh.", "clusters", "fail. cons."):
             table.add_column(col, justify="left" if col == "task" else "right")
         for t in result["tasks"]:
-            table.add_row(escape(short(t["task_id"], 24)), str(t["n"]), str(t["successes"]),
+            successes = "–" if t["successes"] is None else str(t["successes"])
+            table.add_row(escape(short(t["task_id"], 24)), str(t["n"]), successes,
                           fmt_float(t["bias"]), fmt_float(t["variance"]), fmt_float(t["error"]),
                           fmt_float(t["incoherence"]), str(t["outcome_clusters"]),
                           fmt_float(t["failure_consistency"]))

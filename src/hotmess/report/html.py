@@ -159,27 +159,35 @@ def _verdict_section(data: Mapping[str, Any], groups: Mapping[str, Mapping[str, 
 
     rows = [
         row("<b>incoherence</b> [95% interval]", lambda d: _interval(d["incoherence"]), strong=True),
-        row("success rate", lambda d: _num(d.get("success_rate"))),
+        row("success rate (share of runs)", lambda d: _num(d.get("success_rate"))),
         row("tasks / runs", lambda d: f"{d['n_tasks']} / {d['n_runs']}"),
         row("runs per task (min, median)", lambda d: f"{esc(d.get('min_runs_per_task'))}, {_num(d.get('median_runs_per_task'), 0)}"),
         row("bias² (mean per task)", lambda d: _num(d.get("bias"))),
         row("variance (mean per task)", lambda d: _num(d.get("variance"))),
         row("error (mean per task)", lambda d: _num(d.get("error"))),
         row("failure consistency", lambda d: _num(d.get("failure_consistency"))),
+        row("failure diversity", lambda d: _num(d.get("failure_diversity"))),
     ]
     out = [f'<table class="verdict"><tr><th></th>{head}</tr>{"".join(rows)}</table>', "<ul>"]
     for name, d in groups.items():
         css, sentence = verdict_text(d)
         out.append(f'<li>{esc(name)}: <span class="{css}">{esc(sentence)}</span></li>')
     out.append("</ul>")
+    out.append(
+        '<p class="note">Incoherence is bounded by success: a task with success rate p has '
+        "p ≤ incoherence ≤ (1 + p)/2 under Brier, whatever its failures look like. Failure "
+        "diversity (1 − failure consistency) is read over the failures alone, which success "
+        "cannot move: read the two together.</p>"
+    )
     for diff in (data.get("by_agent") or {}).get("differences", []) if len(groups) > 1 else []:
+        how = "paired over the tasks both share" if diff.get("paired") else "no shared tasks: unpaired"
         out.append(
             f"<p>incoherence {esc(diff.get('a'))} − {esc(diff.get('b'))}: <b>{_num(diff.get('value'))}</b> "
-            f"[{_num(diff.get('ci_low'))}, {_num(diff.get('ci_high'))}]</p>"
+            f"[{_num(diff.get('ci_low'))}, {_num(diff.get('ci_high'))}] ({how})</p>"
         )
     if any(d["incoherence"].get("value") is not None for d in groups.values()):
         out.append(f'<figure id="plot-incoherence">{plots.incoherence_plot(groups)}</figure>')
-    ks = sorted({int(k) for d in groups.values() for k in d.get("pass_hat_k", {})})
+    ks = _informative_ks(groups)
     if ks:
         out.append("<h3>pass^k: the chance that k runs of a task all succeed</h3>")
         kh = "".join(f'<th class="num">k={k}</th>' for k in ks)
@@ -194,6 +202,19 @@ def _verdict_section(data: Mapping[str, Any], groups: Mapping[str, Mapping[str, 
         warnings += [w for w in d.get("warnings", []) if w not in warnings]
     out += [f'<p class="warning">warning: {esc(w)}</p>' for w in warnings]
     return _section("verdict", "The verdict", "".join(out))
+
+
+def _informative_ks(groups: Mapping[str, Mapping[str, Any]]) -> list[int]:
+    """The k worth a column: up to the first k where every group's pass^k is below 0.001 (the
+    curve below shows them all)."""
+    ks = sorted({int(k) for d in groups.values() for k in d.get("pass_hat_k", {})})
+    shown = []
+    for k in ks:
+        shown.append(k)
+        values = [d["pass_hat_k"].get(str(k)) for d in groups.values()]
+        if all(v is None or v < 0.001 for v in values):
+            break
+    return shown
 
 
 def _bias_variance_section(groups: Mapping[str, Mapping[str, Any]]) -> str:
