@@ -89,11 +89,11 @@ def test_v1_database_is_upgraded_without_losing_a_row(tmp_path):
 
     conn = connect(path)
     try:
-        assert schema_version(conn) == schema.SCHEMA_VERSION == 2
+        assert schema_version(conn) == schema.SCHEMA_VERSION == 3
         for table, rows in rows_before.items():
             assert sorted(conn.execute(f"SELECT * FROM {table}").fetchall()) == rows
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "imports" in tables
+        assert {"imports", "inferred_tasks", "inferred_task_groups"} <= tables
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"runs_agent", "runs_start"} <= indexes
         runs = read_runs(conn)

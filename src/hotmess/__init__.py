@@ -27,6 +27,8 @@ __all__ = [
 # Imported on first use, so that hotmess imports without langchain-core installed (and kept
 # out of __all__, so that ``from hotmess import *`` does too).
 _LAZY = {
+    "open": "hotmess.api",
+    "Database": "hotmess.api",
     "langchain_handler": "hotmess.integrations.langchain",
     "instrument_langchain": "hotmess.integrations.langchain",
 }

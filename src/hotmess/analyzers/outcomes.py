@@ -303,22 +303,23 @@ def _check_threshold(distance_threshold: float) -> float:
     return threshold
 
 
-def _agglomerate(distances: np.ndarray, threshold: float) -> np.ndarray:
-    """Average-linkage clusters of a precomputed distance matrix, labelled by first appearance."""
+def agglomerate(distances: np.ndarray, threshold: float, linkage: str = "average") -> np.ndarray:
+    """Agglomerative clusters (average linkage unless told) of a precomputed distance matrix,
+    labelled by first appearance."""
     m = distances.shape[0]
     if m == 1:
         return np.zeros(1, dtype=np.int64)
     from sklearn.cluster import AgglomerativeClustering
 
     model = AgglomerativeClustering(
-        n_clusters=None, distance_threshold=threshold, metric="precomputed", linkage="average"
+        n_clusters=None, distance_threshold=threshold, metric="precomputed", linkage=linkage
     )
     labels = model.fit_predict(distances)
     codes, _ = factorize(labels.tolist())
     return codes
 
 
-def _cosine_distances(matrix: Any) -> np.ndarray:
+def pairwise_cosine_distances(matrix: Any) -> np.ndarray:
     from sklearn.metrics.pairwise import cosine_distances
 
     distances = np.clip(cosine_distances(matrix), 0.0, 2.0)
@@ -388,7 +389,7 @@ def _cluster_texts(uniques: list[Any], threshold: float) -> np.ndarray:
         matrix = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b").fit_transform(uniques)
     except ValueError:  # empty vocabulary: no text has a token; each distinct text its own cluster
         return np.arange(len(uniques), dtype=np.int64)
-    return _agglomerate(_cosine_distances(matrix), threshold)
+    return agglomerate(pairwise_cosine_distances(matrix), threshold)
 
 
 def embedding_clusters(
@@ -447,7 +448,7 @@ def embedding_clusters(
         if len(uniques) == 1:
             labels = np.zeros(1, dtype=np.int64)
         else:
-            labels = _agglomerate(_cosine_distances(rows[first]), threshold)
+            labels = agglomerate(pairwise_cosine_distances(rows[first]), threshold)
         for i, u in zip(members, inverse, strict=True):
             out[i] = f"embedding:{group}:{labels[u]}"
     return out

@@ -7,14 +7,8 @@ from typing import Annotated
 import typer
 
 from hotmess.cli import render
-from hotmess.cli.app import (
-    DbOption,
-    JsonOption,
-    app,
-    db_path,
-    load_for_analysis,
-    stages,
-)
+from hotmess.cli.app import DbOption, JsonOption, app, db_path, stages
+from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
 
 
@@ -25,6 +19,7 @@ def analyze_command(
     decomposition: Annotated[str, typer.Option("--decomposition", help="brier (outcome clusters), checks, kl, mse.")] = "brier",
     by: Annotated[str | None, typer.Option("--by", help="Compare groups: a runs column (agent) or a run attribute (gen_ai.request.model).")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
+    tasks: TasksOption = "recorded",
     correction: Annotated[bool, typer.Option("--correction/--plug-in", help="The unbiased small-sample form (default), or the plug-in figures.")] = True,
     interval: Annotated[str, typer.Option("--interval", help="jackknife (default: covers at the sizes people have) or bootstrap.")] = "jackknife",
     incomplete: Annotated[str, typer.Option("--incomplete", help="Runs that never ended: drop (default; they may still be running) or fail (count them as failures).")] = "drop",
@@ -33,7 +28,7 @@ def analyze_command(
     as_json: JsonOption = False,
 ) -> None:
     """Bias, variance and incoherence (with a bootstrap interval), failure consistency, pass^k."""
-    from hotmess.analyzers import DECOMPOSITIONS, OUTCOME_METHODS, analyze
+    from hotmess.analyzers import DECOMPOSITIONS, OUTCOME_METHODS
     from hotmess.analyzers.analysis import INCOMPLETE
     from hotmess.analyzers.incoherence import INTERVALS
 
@@ -50,19 +45,15 @@ def analyze_command(
             "--outcome embedding needs an embedding function: use hotmess.analyzers.analyze(..., "
             "outcome='embedding', embed=fn) from Python (sentence_transformer_embedder for a local model)"
         )
-    with stages("analyze") as progress:
-        runs, steps = load_for_analysis(db, outcome, decomposition, task, progress=progress)
-        if progress is not None:
-            progress("analyzing", 0, None)
-        try:
-            result = analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
-                             correction=correction, interval=interval, incomplete=incomplete,
-                             n_boot=n_boot, seed=seed, progress=progress)
-        except ValueError as exc:  # the user's input (an unknown --by): one line naming the database
-            raise HotmessError(f"{db_path(db)}: {exc}") from exc
+    import hotmess
+
+    with stages("analyze") as progress, hotmess.open(db_path(db)) as store:
+        result = store.analyze(outcome=outcome, decomposition=decomposition, by=by, task=task, tasks=tasks,
+                               correction=correction, interval=interval, incomplete=incomplete,
+                               n_boot=n_boot, seed=seed, progress=progress)
+        agents = store.agents(task=task, tasks=tasks) if by is None else []
     if as_json:
         render.print_json(result.to_dict())
         return
-    agents = sorted({str(a) for a in runs["agent"] if a is not None}) if "agent" in runs else []
     pooled = agents if by is None and len(agents) > 1 else []
     render.print_analysis(result.to_dict(), db_path(db), pooled_agents=pooled)

@@ -19,7 +19,6 @@ from hotmess.cli import render
 from hotmess.errors import HotmessError
 from hotmess.progress import Progress
 from hotmess.store.database import connect, default_path
-from hotmess.store.readers import read_for_analysis
 
 app = typer.Typer(
     name="hotmess",
@@ -141,16 +140,12 @@ def _count_column() -> type:
 
 def load_for_analysis(
     db: Path | None, outcome: str, decomposition: str, task: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, tasks: str = "recorded",
 ):
+    from hotmess.api import Database
+
     needs_steps = outcome == "actions" or decomposition == "checks"
-    runs, steps = read_for_analysis(open_db(db), task_id=task, with_steps=needs_steps, progress=progress)
-    if len(runs) == 0:
-        raise HotmessError(
-            f"no runs in {db_path(db)}" + (f" for task {task!r}" if task else "")
-            + " (record some with @hotmess.trace, `hotmess import`, or `hotmess demo`)"
-        )
-    return runs, steps
+    return Database(open_db(db)).load(task=task, tasks=tasks, with_steps=needs_steps, progress=progress)
 
 
 # Options of the app itself, accepted anywhere on the line: click takes them only before the command.

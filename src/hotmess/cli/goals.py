@@ -9,6 +9,7 @@ import typer
 
 from hotmess.cli import render
 from hotmess.cli.app import DbOption, JsonOption, app, db_path, open_db, stages
+from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
 
 GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
@@ -20,6 +21,7 @@ def goals_command(
     align: Annotated[str, typer.Option("--align", help="Align runs by goal index or by progress decile: index, progress.")] = "index",
     method: Annotated[str, typer.Option("--method", help="How goals are compared: exact, text (TF-IDF clusters).")] = "exact",
     task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
+    tasks: TasksOption = "recorded",
     skip_read_only: Annotated[bool, typer.Option("--skip-read-only", help="Leave read-only tool calls (get*, search*, ...) out of the goals.")] = False,
     drift_threshold: Annotated[float, typer.Option("--drift-threshold", help="List runs whose goal drift slope (per goal) exceeds this.")] = 0.1,
     drift_from: Annotated[str, typer.Option("--drift-from", help="Measure goal drift from each run's first goal or from its instruction (with --method text): first, instruction.")] = "first",
@@ -53,21 +55,22 @@ def goals_command(
         )
     path = db_path(db)
     with stages("goals") as progress, contextlib.closing(open_db(db)) as conn:
-        runs = read_runs(conn, task_id=task, columns=GOAL_RUN_COLUMNS, progress=progress)
+        runs = read_runs(conn, task_id=task, columns=GOAL_RUN_COLUMNS, tasks=tasks, progress=progress)
         if len(runs) == 0:
             if task is None:
                 raise HotmessError(
                     f"no runs in {path} (record some with @hotmess.trace, `hotmess import`, "
                     "or `hotmess demo`)"
                 )
-            known = sorted({str(t) for t in read_runs(conn, columns=("task_id",))["task_id"]}, key=natural_key)
+            known = sorted({str(t) for t in read_runs(conn, columns=("task_id",), tasks=tasks)["task_id"]},
+                           key=natural_key)
             shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
             raise HotmessError(
                 f"no task {task!r} in {path}"
                 + (f" (its {len(known)} tasks: {shown})" if known else " (it has no runs)")
             )
-        steps = read_goal_steps(conn, task_id=task, progress=progress)
-        instructions = read_instructions(conn, task_id=task) if drift_from == "instruction" else None
+        steps = read_goal_steps(conn, task_id=task, tasks=tasks, progress=progress)
+        instructions = read_instructions(conn, task_id=task, tasks=tasks) if drift_from == "instruction" else None
         if progress is not None:
             progress("analyzing", 0, None)
         result = goal_coherence(

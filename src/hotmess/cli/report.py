@@ -13,6 +13,7 @@ import typer
 
 from hotmess.cli import render
 from hotmess.cli.app import DbOption, JsonOption, app, db_path, load_for_analysis, open_db, progress
+from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
 from hotmess.store.readers import read_steps
 from hotmess.tables import STEP_COLUMNS, Table
@@ -35,7 +36,8 @@ def report_command(
     window: Annotated[str | None, typer.Option("--window", help="Drift time window (1d, 6h, 1w, 500runs); default: the shortest of 1h, 6h, 1d, 1w that makes at most 30 windows of typically 30+ runs.")] = None,
     max_runs: Annotated[int, typer.Option("--max-runs", min=0, help="Runs listed with their step trees (0 = all).")] = 500,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed.")] = 0,
+    tasks: TasksOption = "recorded",
     as_json: JsonOption = False,
 ) -> None:
     """Write an HTML report: verdict, bias/variance per task, outcome clusters, run length, goals, drift, runs."""
@@ -47,7 +49,7 @@ def report_command(
     if decomposition not in DECOMPOSITIONS or decomposition == "embedding":
         raise HotmessError(f"--decomposition must be one of brier, checks, kl, mse, not {decomposition!r}")
     with progress("building the report", 8) as advance:
-        runs, _ = load_for_analysis(db, "exact", "brier")  # the runs alone; steps with more columns below
+        runs, _ = load_for_analysis(db, "exact", "brier", tasks=tasks)  # the runs alone; steps with more columns below
         conn = open_db(db)
         steps = read_steps(conn, columns=_ANALYSIS_STEP_COLUMNS)
         advance()

@@ -15,8 +15,8 @@ from hotmess.cli.app import (
     open_db,
 )
 from hotmess.errors import HotmessError
-from hotmess.store.readers import find_run, read_runs, read_steps
-from hotmess.tables import step_forest
+from hotmess.store.readers import DERIVED_RUN_COLUMNS, find_run, read_runs, read_steps
+from hotmess.tables import RUN_COLUMNS, step_forest
 
 
 @app.command("runs")
@@ -29,7 +29,7 @@ def runs_command(
 ) -> None:
     """List recorded runs: task, agent, status, success, steps, duration, outcome."""
     conn = open_db(db)
-    table = read_runs(conn, task_id=task, agent=agent)
+    table = read_runs(conn, task_id=task, agent=agent, columns=[*RUN_COLUMNS, *DERIVED_RUN_COLUMNS])
     rows = table.to_records()
     if task is not None and not rows:
         raise HotmessError(f"no runs for task {task!r} in {db_path(db)} (`hotmess runs` lists the tasks)")

@@ -9,6 +9,7 @@ from typing import Any
 
 from hotmess.progress import Progress, counted
 from hotmess.store.instructions import run_instruction, step_instruction
+from hotmess.store.tasks import INFERRED_TASK_SQL, task_expression
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
 
 
@@ -47,6 +48,10 @@ def _read(
     return _table(counted(cursor, progress, unit, total, every=4096), columns, names)
 
 
+#: Columns read_runs can add to the stored ones: the task inferred from the run's request.
+DERIVED_RUN_COLUMNS: dict[str, str] = {"inferred_task_id": "O"}
+
+
 def read_runs(
     conn: sqlite3.Connection,
     *,
@@ -55,13 +60,22 @@ def read_runs(
     run_ids: Sequence[str] | None = None,
     include_incomplete: bool = True,
     columns: Sequence[str] | None = None,
+    tasks: str = "recorded",
     progress: Progress | None = None,
 ) -> Table:
-    """The runs table (``RUN_COLUMNS``), ordered by task, then start time, then instance."""
-    names = _checked(columns, RUN_COLUMNS)
+    """The runs table (``RUN_COLUMNS``), ordered by task, then start time, then instance.
+
+    ``tasks="inferred"`` makes ``task_id`` the task inferred from each run's request by
+    ``hotmess tasks infer`` (a run without one keeps its recorded id), for the filter and the
+    order too; ``columns`` may add ``inferred_task_id``.
+    """
+    allowed = {**RUN_COLUMNS, **DERIVED_RUN_COLUMNS}
+    names = _checked(columns, RUN_COLUMNS) if columns is None else _checked(columns, allowed)
+    task = task_expression(tasks)
+    sql = {"task_id": f"{task} AS task_id", "inferred_task_id": f"{INFERRED_TASK_SQL} AS inferred_task_id"}
     where, params = _where(
         [
-            ("task_id = ?", task_id),
+            (f"{task} = ?", task_id),
             ("agent = ?", agent),
             ("status != 'incomplete'", None if include_incomplete else []),
         ]
@@ -70,8 +84,9 @@ def read_runs(
         # One bound parameter however many ids (no chunks, so one ORDER BY over all of them).
         where = (where + " AND " if where else " WHERE ") + "run_id IN (SELECT value FROM json_each(?))"
         params = params + [json.dumps(list(run_ids))]
-    order = " ORDER BY task_id, start_ns, instance, run_id"
-    return _read(conn, ", ".join(names), f" FROM runs{where}", order, params, RUN_COLUMNS, names,
+    order = f" ORDER BY {task}, start_ns, instance, run_id"
+    select = ", ".join(sql.get(n, n) for n in names)
+    return _read(conn, select, f" FROM runs{where}", order, params, allowed, names,
                  progress, "runs read")
 
 
@@ -82,13 +97,15 @@ def read_steps(
     task_id: str | None = None,
     kinds: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
+    tasks: str = "recorded",
     progress: Progress | None = None,
 ) -> Table:
-    """The steps table (``STEP_COLUMNS``), ordered by run, then step order."""
+    """The steps table (``STEP_COLUMNS``), ordered by run, then step order (``task_id`` filters
+    on the recorded or the inferred task, as ``tasks`` says)."""
     names = _checked(columns, STEP_COLUMNS)
     select = ", ".join(f"s.{n}" for n in names)
     clauses: list[tuple[str, Any]] = [
-        ("r.task_id = ?", task_id),
+        (f"{task_expression(tasks, 'r')} = ?", task_id),
         (f"s.kind IN ({', '.join('?' * len(kinds))})" if kinds else "", list(kinds) if kinds else None),
     ]
     if run_ids is not None:
@@ -126,12 +143,13 @@ ANALYSIS_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input"
 
 def read_for_analysis(
     conn: sqlite3.Connection, *, task_id: str | None = None, with_steps: bool = True,
-    progress: Progress | None = None,
+    tasks: str = "recorded", progress: Progress | None = None,
 ) -> tuple[Table, Table | None]:
     """The runs, and their tool steps with only the columns analyzers use (memory at 1M steps)."""
-    runs = read_runs(conn, task_id=task_id, progress=progress)
+    runs = read_runs(conn, task_id=task_id, tasks=tasks, progress=progress)
     steps = (
-        read_steps(conn, task_id=task_id, kinds=("tool",), columns=ANALYSIS_STEP_COLUMNS, progress=progress)
+        read_steps(conn, task_id=task_id, kinds=("tool",), columns=ANALYSIS_STEP_COLUMNS,
+                   tasks=tasks, progress=progress)
         if with_steps
         else None
     )
@@ -143,12 +161,13 @@ GOAL_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input", "o
 
 
 def read_goal_steps(
-    conn: sqlite3.Connection, *, task_id: str | None = None, progress: Progress | None = None
+    conn: sqlite3.Connection, *, task_id: str | None = None, tasks: str = "recorded",
+    progress: Progress | None = None,
 ) -> Table:
     """The steps that may carry a goal (goal records, tool calls, LLM steps, any step with a
     goal), ordered by run then step order; ``input`` only for tool calls and ``output`` only
     for LLM steps, so tool results are never loaded."""
-    where, params = _where([("r.task_id = ?", task_id)])
+    where, params = _where([(f"{task_expression(tasks, 'r')} = ?", task_id)])
     where = (where + " AND " if where else " WHERE ") + (
         "(s.kind IN ('goal', 'tool', 'llm') OR s.goal IS NOT NULL)"
     )
@@ -163,12 +182,14 @@ def read_goal_steps(
                  GOAL_STEP_COLUMNS, progress, "steps read")
 
 
-def read_instructions(conn: sqlite3.Connection, *, task_id: str | None = None) -> dict[str, str]:
+def read_instructions(
+    conn: sqlite3.Connection, *, task_id: str | None = None, tasks: str = "recorded"
+) -> dict[str, str]:
     """Each run's instruction, by run id (runs without one are not keys): from the run's root
     attributes, else its first LLM step's input (the rules are in
     :mod:`hotmess.store.instructions`). Only the first LLM step of a run without a root
     instruction is read."""
-    where, params = _where([("task_id = ?", task_id)])
+    where, params = _where([(f"{task_expression(tasks)} = ?", task_id)])
     found: dict[str, str] = {}
     missing: list[str] = []
     for run_id, attributes in conn.execute(f"SELECT run_id, attributes FROM runs{where}", params):

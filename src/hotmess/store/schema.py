@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION = "hotmess"
 
 # Version 1 is kept verbatim: the migration test builds a v1 database from it.
@@ -104,8 +104,33 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    """v3: tasks inferred from the requests (``hotmess tasks infer``), beside the recorded task id,
+    never over it; one row per inferred task with what ``hotmess tasks`` lists."""
+    _script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS inferred_tasks (
+            run_id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS inferred_tasks_task ON inferred_tasks (task_id);
+        CREATE TABLE IF NOT EXISTS inferred_task_groups (
+            task_id TEXT PRIMARY KEY,
+            n_runs INTEGER NOT NULL,
+            n_distinct INTEGER NOT NULL,
+            example TEXT,
+            tightness REAL,
+            method TEXT NOT NULL,
+            threshold REAL NOT NULL,
+            inferred_ns INTEGER NOT NULL
+        );
+        """
+    )
+
+
 #: MIGRATIONS[v] upgrades a database at version v to v + 1.
-MIGRATIONS = {1: _v1_to_v2}
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def create(conn: sqlite3.Connection) -> None:
