@@ -15,10 +15,11 @@ TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "g
 needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
 
 
-def hotmess(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+def hotmess(*args: str, ok: bool = True, columns: int = 120) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=120, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120,
+        env={"COLUMNS": str(columns), "PATH": "/usr/bin:/bin"},
     )
     if ok:
         assert proc.returncode == 0, proc.stderr
@@ -115,6 +116,18 @@ def test_runs_and_show_terminal_and_json(demo_db):
     assert kinds == ["goal", "llm", "tool", "goal", "llm", "tool"]
     tree = hotmess("show", run_id, "--db", str(db)).stdout
     assert "goal" in tree and "execute_tool" in tree and "outcome" in tree
+
+
+def test_runs_at_80_columns_tell_the_agents_and_outcomes_apart(demo_db):
+    db, _ = demo_db
+    lines = hotmess("runs", "--db", str(db), "--limit", "0", columns=80).stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    body = "\n".join(lines)
+    # the three agents share "support-bot-": that part gives way, not what tells them apart
+    assert "…coherent" in body and "…incoherent" in body and "…prod" in body
+    assert "action=" in body and "None" not in body
+    alone = hotmess("runs", "--db", str(db), "--agent", "support-bot-coherent", "--limit", "3", columns=80).stdout
+    assert "support-bot-coherent" in alone and "…" not in alone.splitlines()[0]
 
 
 def test_analyze_json_has_the_documented_shape(demo_db):

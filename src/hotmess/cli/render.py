@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -48,6 +49,65 @@ def short(text: Any, width: int = 60) -> str:
         return ""
     text = str(text).replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_SEPARATORS = "-_./: "
+
+
+def without_shared_prefix(values: Iterable[str]) -> dict[str, str]:
+    """Values that all share a prefix up to a separator, without it: ``support-bot-coherent``,
+    ``support-bot-prod`` → ``…coherent``, ``…prod``; other values as they are."""
+    distinct = sorted(set(values))
+    if len(distinct) > 1:
+        prefix = os.path.commonprefix(distinct)
+        cut = max((prefix.rfind(c) for c in _SEPARATORS), default=-1) + 1
+        if cut > 1:
+            return {v: "…" + v[cut:] for v in distinct}
+    return {v: v for v in distinct}
+
+
+def distinguishing(values: Iterable[str], width: int) -> dict[str, str]:
+    """Each value shortened to ``width`` so that different values stay different where they can:
+    a prefix they all share (up to a separator) gives way first (``support-bot-coherent`` →
+    ``…coherent``), then the middle (``order-12…-7``), and only then the end."""
+    distinct = sorted(set(values))
+    if all(len(v) <= width for v in distinct):
+        return {v: v for v in distinct}
+    shown = without_shared_prefix(distinct)
+    if len({short(t, width) for t in shown.values()}) < len(distinct):
+        head = max(1, (width - 1) * 2 // 3)
+        tail = width - 1 - head
+        return {v: t if len(t) <= width else t[:head] + "…" + (t[-tail:] if tail else "") for v, t in shown.items()}
+    return {v: short(t, width) for v, t in shown.items()}
+
+
+def compact_outcome(text: Any) -> str:
+    """An outcome for a table cell: a JSON object as ``key=value, ...`` (strings unquoted),
+    other JSON without spaces, text as it is."""
+    if text is None:
+        return ""
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return str(text).replace("\n", " ")
+
+    def piece(v: Any) -> str:
+        return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+    def fields(d: dict) -> str:
+        return ", ".join(f"{k}={piece(v)}" for k, v in d.items())
+
+    def call(v: Any) -> str | None:  # a tool call: {"name": ..., "kwargs" | "arguments" | "args": {...}}
+        if not isinstance(v, dict) or not isinstance(v.get("name"), str):
+            return None
+        args = next((v[k] for k in ("kwargs", "arguments", "args") if isinstance(v.get(k), dict)), {})
+        return f"{v['name']}({fields(args)})"
+
+    if isinstance(value, list) and value and all(call(v) is not None for v in value):
+        return "; ".join(call(v) for v in value)
+    if isinstance(value, dict):
+        return call(value) or fields(value)
+    return piece(value).replace("\n", " ")
 
 
 def fmt_duration(start_ns: int | None, end_ns: int | None) -> str:
@@ -95,13 +155,20 @@ def runs_table(
         agent = next(iter(agents))
         title += f" · agent {'(none)' if agent is None else agent}"
     timed = any(r["end_ns"] for r in rows)
-    fixed_columns = [("#", "right"), ("status", "left"), ("ok", "left"), ("steps", "right"), ("tools", "right")]
+    numbered = any(r["instance"] is not None for r in rows)
+    statuses = {r["status"] for r in rows}
+    fixed_columns = [("status", "left"), ("ok", "left"), ("steps", "right"), ("tools", "right")]
+    if len(statuses) == 1:  # one status for all: said once in the title, its column gives way
+        title += f" · all {next(iter(statuses))}"
+        fixed_columns.pop(0)
+    if numbered:
+        fixed_columns.insert(0, ("#", "right"))
     if timed:
         fixed_columns.append(("time", "right"))
     fixed_cells = [
         [
-            escape(str(r["instance"] if r["instance"] is not None else "")),
-            f"[{_STATUS_STYLE.get(r['status'], 'white')}]{r['status']}[/]",
+            *([escape(str(r["instance"] if r["instance"] is not None else ""))] if numbered else []),
+            *([f"[{_STATUS_STYLE.get(r['status'], 'white')}]{r['status']}[/]"] if len(statuses) > 1 else []),
             fmt_success(r["success"]),
             str(r["n_steps"]),
             str(r["n_tool_calls"]),
@@ -109,11 +176,12 @@ def runs_table(
         ]
         for r in rows
     ]
-    ids = [r["run_id"][:11] for r in rows]
+    shared = os.path.commonprefix([r["run_id"] for r in rows]) if len(rows) > 1 else ""
+    ids = [r["run_id"][: 8 + len(shared)] for r in rows]  # 8 characters past what all share
     texts = {"task": [str(r["task_id"]) for r in rows]}
     if not one_agent:
         texts["agent"] = ["(none)" if r["agent"] is None else str(r["agent"]) for r in rows]
-    texts["outcome"] = [short(r["outcome"], 10_000) for r in rows]
+    texts["outcome"] = [compact_outcome(r["outcome"]) for r in rows]
 
     def natural(name: str, values: list[str]) -> int:
         return max([len(name)] + [Text.from_markup(v).cell_len for v in values])
@@ -123,12 +191,19 @@ def runs_table(
     )
     n_columns = 1 + len(fixed_columns) + len(texts)
     room = max(8 * len(texts), console.width - used - 2 * (n_columns - 1))  # the gaps between columns
-    # task and agent get their natural width up to a share of the room, the outcome the rest
+    # What tells runs apart comes first: the agent (without the prefix all agents share), then
+    # the task, up to 24 characters each; the outcome gets the rest, and gives way first.
     widths = {}
-    for name in ("task", "agent"):
+    for name in ("agent", "task"):
         if name in texts:
-            widths[name] = min(natural(name, texts[name]), max(8, room // 4), 24)
+            full = natural(name, texts[name])
+            compact = natural(name, list(without_shared_prefix(texts[name]).values()))
+            left = room - sum(widths.values()) - 8
+            widths[name] = max(6, min(full if full <= left // 2 else compact, left, 24))
     widths["outcome"] = max(8, room - sum(widths.values()))
+    # ids and agents keep what tells them apart (of all the runs' agents, not just those shown)
+    shown_as = {n: distinguishing(texts[n] + (sorted(map(str, agents)) if n == "agent" else []), widths[n])
+                for n in ("task", "agent") if n in texts}
 
     table = RichTable(title=escape(title), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
                       pad_edge=False, show_edge=False, collapse_padding=True)
@@ -140,7 +215,7 @@ def runs_table(
         table.add_column(name, justify=justify, no_wrap=True)
     table.add_column("outcome", no_wrap=True)
     for i, cells in enumerate(fixed_cells):
-        named = [escape(short(texts[n][i], widths[n])) for n in texts if n != "outcome"]
+        named = [escape(shown_as[n][texts[n][i]]) for n in texts if n != "outcome"]
         table.add_row(ids[i], *named, *cells, escape(short(texts["outcome"][i], widths["outcome"])))
     if total > len(rows):
         table.caption = f"{len(rows)} of {total} runs shown; --limit 0 shows all"
