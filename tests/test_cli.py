@@ -62,9 +62,12 @@ def test_demo_coherent_variant_is_clearly_less_incoherent(demo_db):
 def test_demo_terminal_output_says_what_to_run_next(tmp_path):
     out = hotmess("demo", "--db", str(tmp_path / "d.db"), "--runs", "10").stdout
     assert "support-bot-coherent" in out and "incoherence" in out and "Next:" in out
-    assert "hotmess horizon --db" in out and "--by agent" in out
-    assert "hotmess drift --db" in out and "--window 1w --by agent" in out
+    assert f"hotmess horizon --by agent --db {tmp_path / 'd.db'}" in out
+    assert f"hotmess drift --window 1w --by agent --db {tmp_path / 'd.db'}" in out
     assert (tmp_path / "d-prod.jsonl").exists() and "prompt update on" in out
+    # at 80 columns a command to run next is never cut across lines
+    narrow = hotmess("demo", "--db", str(tmp_path / "e.db"), "--runs", "10", columns=80).stdout
+    assert f"hotmess drift --window 1w --by agent --db {tmp_path / 'e.db'}" in narrow
 
 
 def test_demo_horizon_rises_for_the_incoherent_agent_only(demo_db):

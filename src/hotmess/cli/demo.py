@@ -63,14 +63,13 @@ def demo_command(
         f"production: {production['runs']} runs of {demo.PROD_AGENT} from {production['from'][:10]} to "
         f"{production['to'][:10]} (prompt update on {production['prompt_update'][:10]}), written as OTLP "
         f"JSON to {render.escape(str(prod_file))} and imported as `hotmess import otlp` does",
-        soft_wrap=True,
     )
     render.print_analysis(verdict, str(db))
-    render.console.print(
-        "\nNext:\n"
-        f"  hotmess horizon --db {db} --by agent               incoherence against run length, per agent\n"
-        f"  hotmess drift --db {db} --window 1w --by agent     week by week: the prompt update is flagged\n"
-        f"  hotmess analyze --db {db} --by agent               the same verdict, as a table (--json for scripts)\n"
-        f"  hotmess runs --db {db} --task warranty-620\n"
-        f"  hotmess show --db {db} RUN_ID                      one run's steps as a tree"
-    )
+    render.console.print()
+    render.print_next_steps([
+        ("horizon --by agent", "incoherence against run length, per agent"),
+        ("drift --window 1w --by agent", "week by week: the prompt update is flagged"),
+        ("analyze --by agent", "the same verdict, as a table (--json for scripts)"),
+        ("runs --task warranty-620", "one task's runs"),
+        ("show RUN_ID", "one run's steps as a tree"),
+    ], str(db))

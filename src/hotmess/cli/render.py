@@ -12,6 +12,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table as RichTable
 from rich.text import Text
 from rich.tree import Tree
@@ -305,17 +306,30 @@ def print_import(
     print_next_steps(next_steps, db)
 
 
+def indented(markup: str, indent: int = 2, stream: Console | None = None) -> None:
+    """A paragraph whose wrapped lines keep its indent (``indent`` spaces)."""
+    (stream or console).print(Padding(markup, (0, 0, 0, indent), expand=False))
+
+
 def print_next_steps(next_steps: Sequence[tuple[str, str]], db: str) -> None:
-    """(hotmess arguments, why) to run next, on the database ``db``."""
-    db_arg = f" --db {escape(db)}" if db else ""
+    """(hotmess arguments, why) to run next, on the database ``db``: a command is never cut
+    across lines; when it and its reason don't fit on one, the reason goes under it."""
+    db_arg = f" --db {db}" if db else ""
     for i, (args, why) in enumerate(next_steps):
-        console.print(f"{'Next:' if i == 0 else '     '} [bold]hotmess {escape(args)}[/]{db_arg}  [dim]{escape(why)}[/]")
+        command = f"hotmess {args}{db_arg}"
+        lead = "Next:" if i == 0 else "     "
+        if len(lead) + 1 + len(command) + 2 + len(why) <= console.width:
+            console.print(f"{lead} [bold]{escape(command)}[/]  [dim]{escape(why)}[/]")
+        else:
+            console.print(f"{lead} [bold]{escape(command)}[/]", overflow="ignore", crop=False)
+            if why:
+                indented(f"[dim]{escape(why)}[/]", indent=8)
 
 
-def _interval(inc: dict[str, Any]) -> str:
+def _interval(inc: dict[str, Any], sep: str = " ") -> str:
     if inc.get("value") is None:
         return "–"
-    return f"{inc['value']:.3f} [{fmt_float(inc.get('ci_low'))}, {fmt_float(inc.get('ci_high'))}]"
+    return f"{inc['value']:.3f}{sep}[{fmt_float(inc.get('ci_low'))}, {fmt_float(inc.get('ci_high'))}]"
 
 
 _VERDICT_STYLE = {"coherent": "green", "mixed": "yellow", "hotmess": "red"}
@@ -329,15 +343,19 @@ def _verdict(result: dict[str, Any]) -> str:
 
 def _summary_table(groups: dict[str, dict[str, Any]], title: str) -> RichTable:
     table = RichTable(title=title, title_justify="left", header_style="bold")
-    table.add_column("")
-    for name in groups:
-        table.add_column(escape(str(name)), justify="right")
+    table.add_column("", no_wrap=True)
+    names = [str(name) for name in groups]
+    # Narrow terminals: group names lose the prefix they share, intervals go under their value.
+    narrow = console.width < 30 + sum(max(len(n), 21) + 3 for n in names)
+    headers = without_shared_prefix(names) if narrow else {n: n for n in names}
+    for name in names:
+        table.add_column(escape(headers[name]), justify="right")
 
     def row(label: str, fn: Any) -> None:
         table.add_row(label, *(fn(d) for d in groups.values()))
 
     row("tasks / runs", lambda d: f"{d['n_tasks']} / {d['n_runs']}")
-    row("runs per task (min, median)", lambda d: f"{d.get('min_runs_per_task')}, {fmt_float(d.get('median_runs_per_task'), 0)}")
+    row("runs per task (min, med.)", lambda d: f"{d.get('min_runs_per_task')}, {fmt_float(d.get('median_runs_per_task'), 0)}")
     row("success (share of runs)", lambda d: fmt_float(d["success_rate"]))
     ks = sorted({int(k) for d in groups.values() for k in d["pass_hat_k"]})
     for k in [k for k in ks if k in (1, 2, 4, 8, 16) or k == ks[-1]]:
@@ -346,7 +364,8 @@ def _summary_table(groups: dict[str, dict[str, Any]], title: str) -> RichTable:
     row("bias² (mean per task)", lambda d: fmt_float(d["bias"]))
     row("variance (mean per task)", lambda d: fmt_float(d["variance"]))
     row("error (mean per task)", lambda d: fmt_float(d["error"]))
-    row("[bold]incoherence [95% CI][/]", lambda d: f"[bold]{_interval(d['incoherence'])}[/]")
+    sep = "\n" if narrow else " "
+    row("[bold]incoherence [95% CI][/]", lambda d: f"[bold]{_interval(d['incoherence'], sep)}[/]")
     row("failure consistency", lambda d: fmt_float(d["failure_consistency"]))
     row("failure diversity", lambda d: fmt_float(d.get("failure_diversity")))
     return table
@@ -385,17 +404,17 @@ def print_analysis(
     method = next(iter(groups.values()))["incoherence"].get("method", "")
     console.print(_summary_table(groups, f"{escape(db)} · {method} decomposition · outcomes: {next(iter(groups.values())).get('outcome')}"))
     for name, d in groups.items():
-        console.print(f"  {escape(str(name))}: {_verdict(d)}")
+        indented(f"{escape(str(name))}: {_verdict(d)}")
     if grouped:
         for diff in result.get("differences", []):
-            console.print(
-                f"  incoherence {escape(str(diff.get('a')))} − {escape(str(diff.get('b')))}: "
+            indented(
+                f"incoherence {escape(str(diff.get('a')))} − {escape(str(diff.get('b')))}: "
                 f"{fmt_float(diff.get('value'))} [{fmt_float(diff.get('ci_low'))}, {fmt_float(diff.get('ci_high'))}]"
                 f"  [dim]{'paired over shared tasks' if diff.get('paired') else 'no shared tasks: unpaired'}"
                 f", {fmt_p(diff.get('p_value'))}[/]"
             )
     for note in _reading_notes(groups):
-        console.print(f"  [dim]{escape(note)}[/]")
+        indented(f"[dim]{escape(note)}[/]")
     if show_tasks and not grouped:
         table = RichTable(title="per task", title_justify="left", header_style="bold")
         for col in ("task", "n", "succ", "bias²", "variance", "error", "incoh.", "clusters", "fail. cons."):
