@@ -61,12 +61,13 @@ def test_goals_on_explicit_goal_records_without_reference(tmp_path):
     db = tmp_path / "demo.db"
     hotmess("demo", "--db", str(db), "--runs", "5", "--json")
     out = json.loads(hotmess("goals", "--db", str(db), "--task", "upgrade-5", "--json").stdout)
-    # the demo records goal("understand: ...") then goal("act: <tool>") in every run
-    assert [p["n_runs"] for p in out["positions"]] == [10, 10]
+    # the demo records goal("understand: ...") and goal("act: <tool>") around its tool calls:
+    # both count, so every run has at least 4 goals (a retry adds one)
+    assert [p["n_runs"] for p in out["positions"]][:4] == [10, 10, 10, 10]
     assert out["positions"][0]["variance"] == 0.0
     assert all(p["incoherence"] is None for p in out["positions"])
     table = hotmess("goals", "--db", str(db), "--task", "upgrade-5").stdout
-    assert "No reference goals" in table and "no run has 3 goals" in table
+    assert "No reference goals" in table and "no run has 3 goals" not in table
 
 
 def test_goals_errors_are_one_clear_line(tmp_path, tau_db):

@@ -234,10 +234,12 @@ def test_explicit_goals_plans_and_tool_calls_recorded_through_the_tracer(db):
     for run_id, key, starts in zip(steps["run_id"], keys, bearing, strict=True):
         if starts:
             goals_by_agent[agent_of[run_id]].append(key)
-    assert goals_by_agent["goals"] == ["goal:find the user", "goal:find the user", "goal:rebook"]
+    # explicit goals and tool calls both count: a call made under goal() is still its own step
+    assert goals_by_agent["goals"] == ["goal:find the user", 'tool:["get_user",{"id":1}]',
+                                       "goal:find the user", "goal:rebook", 'tool:["book",{"flight":2}]']
     assert goals_by_agent["plain"] == ["plan:look up the user", 'tool:["book",{"flight":2}]']
     result = goal_coherence(runs, steps, correction=False)
-    assert [p.n_runs for p in result.positions] == [2, 2, 1]
+    assert [p.n_runs for p in result.positions] == [2, 2, 1, 1, 1]
     assert result.positions[0].goal_clusters == 2 and result.positions[0].variance == 0.5
 
 

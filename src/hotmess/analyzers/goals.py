@@ -4,10 +4,13 @@ Goals of steps (:func:`step_goals`)
 -----------------------------------
 Each step's goal key, first rule that applies (``None``: the step has no goal):
 
-1. **explicit** — the step's ``goal`` column (``hotmess.goal(text)`` records a step of kind
-   ``goal`` and is the goal of every later step of the run; ``hotmess.step(..., goal=)``):
-   ``"goal:" + normalize_text(goal)``. A tool step whose goal is its own call, JSON
-   ``[tool, arguments]`` (what the LangChain handler records), is a tool call (rule 2);
+1. **explicit** — the ``goal`` column of a step that is not a tool call (``hotmess.goal(text)``
+   records a step of kind ``goal``; ``hotmess.step(..., goal=)``):
+   ``"goal:" + normalize_text(goal)``. A tool call is always its call (rule 2), whatever goal
+   it carries: ``hotmess.goal()`` puts the goal in force on every later step, and a tool call
+   pursuing "find the order" is still a step of its own (explicit goals and tool calls both
+   count, each at its own position). A tool step whose goal is its own call, JSON
+   ``[tool, arguments]`` (what the LangChain handler records), is a tool call too;
 2. **tool call** — a step of kind ``tool``: ``"tool:" + json.dumps([name, canonical args])``
    (the tool name from ``tool``, else ``name``; arguments from ``input`` through
    :func:`~hotmess.analyzers.outcomes.canonical_action`: sorted keys, ``1.0 == 1``). Calls of
@@ -22,8 +25,8 @@ Each step's goal key, first rule that applies (``None``: the step has no goal):
 
 Goal-bearing steps (:func:`goal_bearing`): the steps where a goal starts. Every tool call and
 plan step (rules 2, 3); every ``goal`` record; and a step with an explicit goal that differs
-from the last explicit goal before it in the run (``step(goal=)``). Steps that merely carry the
-goal in force (the tool calls after ``hotmess.goal()``) pursue that goal; they are not new ones.
+from the last explicit goal before it in the run (``step(goal=)``). Other steps that merely
+carry the goal in force pursue that goal; they are not new ones.
 The ``k``-th goal-bearing step of a run (in ``step_index`` order, from 0) is its goal ``k``;
 a run has ``L`` goals.
 
@@ -342,8 +345,9 @@ def step_goals(steps: Table, *, read_only: ReadOnly = None) -> np.ndarray:
     explicit_cache: dict[str, str | None] = {}
     explicit = np.zeros(n, dtype=bool)
     call_goal = _call_goal_rows(steps, goal)
+    is_tool = np.asarray(kind == "tool", dtype=bool)
     for i in np.flatnonzero(np.not_equal(goal, None)).tolist():
-        if i in call_goal:  # the call itself as its goal (the LangChain handler): rule 2
+        if is_tool[i] or i in call_goal:  # a tool call is its call (rule 2)
             continue
         text = goal[i]
         key = explicit_cache.get(text)
