@@ -314,3 +314,30 @@ def test_report_and_terminal_share_the_verdict_not_the_cli():
         result = {"incoherence": {"value": value}, "failure_consistency": consistency}
         assert _verdict(result) == markup
         assert verdict_text(result) == (css, re.sub(r"\[/?\w*\]", "", markup))
+
+
+@needs_tau
+def test_tau_bench_clusters_show_the_task_and_where_examples_differ(tmp_path):
+    db = tmp_path / "tau.db"
+    hotmess("import", "tau-bench", str(TAU), "--db", str(db))
+    out = tmp_path / "tau.html"
+    hotmess("report", "--db", str(db), "--outcome", "actions", "--out", str(out))
+    page = out.read_text()
+    # each task opens to its instruction and the reference actions
+    assert page.count('<details class="task-context">') == 50
+    assert "You are mia_li_3668" in page and "book_reservation" in page
+    # task 0's three wrong bookings share their first 300 characters: the examples start where they differ
+    result = hm.open(db).analyze(outcome="actions")
+    examples = [c.example for c in result.tasks[0].clusters]
+    assert len(set(examples)) == len(examples) >= 3
+    assert all(e.startswith("…") and "payment_methods" in e for e in examples)
+
+
+def test_differing_excerpts_cut_where_texts_differ():
+    from hotmess.analyzers.analysis import differing_excerpts
+
+    shared = "x" * 300
+    a, b = differing_excerpts([shared + "AAA" + "y" * 300, shared + "BBB"], width=60, context=10)
+    assert a == "…" + "x" * 10 + "AAA" + "y" * 45 + "…" and b == "…" + "x" * 10 + "BBB"
+    assert differing_excerpts(["short", "other"]) == ["short", "other"]
+    assert differing_excerpts([None, "z" * 300])[0] is None

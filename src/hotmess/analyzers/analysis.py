@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -114,7 +115,8 @@ class ClusterExample:
     """One outcome cluster of a task: its key, size and one example outcome (≤ 200 chars).
 
     The example is the outcome text of the cluster's first run in table order (for
-    ``outcome="actions"``, that run's action key); ``correct`` is None when the task has no
+    ``outcome="actions"``, that run's action key), cut where the task's examples differ
+    (:func:`differing_excerpts`); ``correct`` is None when the task has no
     reference. A task's clusters are listed largest first, ties by key.
     """
 
@@ -942,18 +944,23 @@ def _analyze_one(
     pair_label = pairs % max(len(label_uniques), 1)
     listing = np.lexsort((label_rank[pair_label], -counts, pair_task))  # big first, then by key
     clusters: list[list[ClusterExample]] = [[] for _ in range(n_tasks)]
+    full_examples: list[list[Any]] = [[] for _ in range(n_tasks)]
     for j in listing.tolist():
         t = int(pair_task[j])
         label = label_uniques[int(label_codes[first[j]])]
         is_correct = None if not task_judged[t] else bool(label == task_ref_label[t])
+        full_examples[t].append(examples[first[j]])
         clusters[t].append(
             ClusterExample(
                 key=_truncate(str(label)),
                 size=int(counts[j]),
-                example=_truncate(examples[first[j]]),
+                example=None,
                 correct=is_correct,
             )
         )
+    for t in range(n_tasks):
+        excerpts = differing_excerpts(full_examples[t])
+        clusters[t] = [replace(c, example=e) for c, e in zip(clusters[t], excerpts, strict=True)]
 
     tasks = tuple(
         TaskResult(
@@ -1084,6 +1091,27 @@ def _nanmean(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if finite.size else float("nan")
+
+
+def differing_excerpts(texts: Sequence[Any], width: int = EXAMPLE_CHARS, context: int = 40) -> list[str | None]:
+    """Each text cut to ``width`` characters around where the texts differ: when they share a
+    long beginning (three wrong bookings that differ in how the payment was split), each
+    excerpt starts ``context`` characters before the first difference, after an ellipsis."""
+    strings = [None if t is None else str(t) for t in texts]
+    present = [x for x in strings if x is not None]
+    start = 0
+    if len(set(present)) > 1:
+        shared = len(os.path.commonprefix(present))
+        if shared > context + 20 and any(len(x) > width for x in present):
+            start = shared - context
+    out: list[str | None] = []
+    for x in strings:
+        if x is None:
+            out.append(None)
+            continue
+        piece = ("…" + x[start:]) if start else x
+        out.append(piece if len(piece) <= width else piece[: width - 1] + "…")
+    return out
 
 
 def _truncate(text: Any) -> str | None:

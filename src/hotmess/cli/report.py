@@ -79,6 +79,7 @@ def report_command(
         page = build_report({
             "database": db_path(db), "agents": agents, "analysis": analysis, "by_agent": by_agent,
             **sections, "runs": run_records, "runs_total": len(runs), "steps": tree_steps,
+            "task_context": _task_context(conn, runs, tasks),
         })
         advance()
         out.write_text(page, encoding="utf-8")
@@ -100,6 +101,22 @@ def report_command(
             render.err_console.print(f"[yellow]{name}:[/] {render.escape(state)}")
     cut = f" (step trees of the first {len(run_records)})" if len(run_records) < len(runs) else ""
     render.console.print(f"Wrote {render.escape(str(out))}: {len(runs)} runs, {analysis['n_tasks']} tasks{cut}", soft_wrap=True)
+
+
+def _task_context(conn: Any, runs: Table, tasks: str) -> dict[str, dict[str, Any]]:
+    """Per task, what an evaluator needs beside its clusters: the instruction (of its first run
+    that has one) and the reference (what a right run produces), when recorded."""
+    from hotmess.store.readers import read_instructions
+
+    instructions = read_instructions(conn, tasks=tasks)
+    context: dict[str, dict[str, Any]] = {}
+    for run_id, task_id, reference in zip(runs["run_id"], runs["task_id"], runs["reference"], strict=True):
+        entry = context.setdefault(str(task_id), {"instruction": None, "reference": None})
+        if entry["instruction"] is None and run_id in instructions:
+            entry["instruction"] = instructions[run_id]
+        if entry["reference"] is None and reference is not None:
+            entry["reference"] = reference
+    return context
 
 
 def _auto_window(runs: Table) -> str | None:

@@ -29,6 +29,7 @@ FIELD_CHARS = 2000
 MAX_STEPS_PER_RUN = 300
 #: Tasks listed in the outcome-cluster tables, and clusters per task.
 MAX_CLUSTER_TASKS = 200
+MAX_CONTEXT_CHARS = 2000  # a task's instruction or reference, shown folded beside its clusters
 MAX_CLUSTERS_PER_TASK = 5
 OUTCOME_CHARS = 120
 
@@ -234,10 +235,23 @@ def _bias_variance_section(groups: Mapping[str, Mapping[str, Any]]) -> str:
     )
 
 
-def _clusters_section(groups: Mapping[str, Mapping[str, Any]]) -> str:
+def _task_cell(task_id: Any, context: Mapping[str, Any] | None) -> str:
+    """The task id, and under it (folded) what the task asked and what a right run produces."""
+    if not context or not (context.get("instruction") or context.get("reference")):
+        return esc(task_id)
+    parts = []
+    if context.get("instruction"):
+        parts.append(f'<div class="small"><b>instruction</b><pre>{esc(str(context["instruction"])[:MAX_CONTEXT_CHARS])}</pre></div>')
+    if context.get("reference"):
+        parts.append(f'<div class="small"><b>reference</b><pre>{esc(str(context["reference"])[:MAX_CONTEXT_CHARS])}</pre></div>')
+    return f'<details class="task-context"><summary>{esc(task_id)}</summary>{"".join(parts)}</details>'
+
+
+def _clusters_section(groups: Mapping[str, Mapping[str, Any]], contexts: Mapping[str, Any] | None = None) -> str:
     out = [
         "<p>Runs of a task are grouped by outcome; each cluster shows how many runs landed there, "
-        "whether that outcome is correct, and one example.</p>"
+        "whether that outcome is correct, and one example, cut where the task's examples differ. "
+        "A task's id opens to its instruction and reference, when recorded.</p>"
     ]
     for name, d in groups.items():
         tasks = d.get("tasks", [])
@@ -252,7 +266,7 @@ def _clusters_section(groups: Mapping[str, Mapping[str, Any]]) -> str:
             shown = clusters[:MAX_CLUSTERS_PER_TASK] or [None]
             span = len(shown) + (1 if len(clusters) > MAX_CLUSTERS_PER_TASK else 0)
             first = (
-                f'<td rowspan="{span}" class="mono">{esc(t["task_id"])}</td>'
+                f'<td rowspan="{span}" class="mono">{_task_cell(t["task_id"], (contexts or {}).get(str(t["task_id"])))}</td>'
                 f'<td rowspan="{span}" class="num">{esc(t["n"])}</td>'
                 f'<td rowspan="{span}" class="num">{esc(t.get("successes") if t.get("successes") is not None else "?")}</td>'
                 f'<td rowspan="{span}" class="num">{_num(t.get("incoherence"))}</td>'
@@ -480,6 +494,8 @@ def build_report(data: Mapping[str, Any]) -> str:
       ``None`` means the analyzer is not available;
     - ``runs``: run records for the runs table (already capped), ``runs_total`` how many exist,
       ``steps``: ``{run_id: [step records]}`` for the step trees;
+    - ``task_context``: ``{task_id: {"instruction": text, "reference": text}}``, shown folded
+      under each task's id beside its clusters;
     - ``database``, ``agents``, ``generated`` (text; default now), ``title``.
     """
     runs = list(data.get("runs", []))
@@ -489,7 +505,7 @@ def build_report(data: Mapping[str, Any]) -> str:
         _header(data, agents),
         _verdict_section(data, groups),
         _bias_variance_section(groups),
-        _clusters_section(groups),
+        _clusters_section(groups, data.get("task_context")),
         _horizon_section(data.get("horizon")),
         _goals_section(data.get("goals")),
         _drift_section(data.get("drift")),
