@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from itertools import chain
+from typing import NamedTuple
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -23,7 +24,7 @@ from hotmess.store import rows
 from hotmess.store.database import connect, transaction
 from hotmess.store.rows import SpanRecord
 from hotmess.tracer import attributes as A
-from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
+from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS, as_text, storable_attributes
 
 logger = logging.getLogger("hotmess")
 
@@ -32,34 +33,40 @@ _CHUNK_SIZES = (1024, 256, 64, 16, 4, 1)  # rows per INSERT, largest first
 
 def span_record(span: ReadableSpan, *, with_resource: bool = True) -> SpanRecord:
     """A plain copy of an SDK span (hex ids, dict attributes); its resource left empty
-    without ``with_resource`` (the exporter stores the resource it already encoded)."""
+    without ``with_resource`` (the exporter stores the resource it already encoded).
+
+    Every value is coerced to what can be stored (:func:`hotmess.tracer.serialize.storable`):
+    a span named ``None`` or ``b"..."``, or an attribute no SDK validated, is stored as the
+    text it becomes rather than failing its batch."""
     ctx = span.context
     parent = span.parent
+    status = span.status
+    scope = span.instrumentation_scope
     return SpanRecord(
         trace_id=format(ctx.trace_id, "032x"),
         span_id=format(ctx.span_id, "016x"),
         parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
-        name=span.name,
+        name=as_text(span.name),
         kind=span.kind.name,
         start_ns=span.start_time or 0,
         end_ns=span.end_time,
-        status_code=span.status.status_code.name,
-        status_message=span.status.description,
-        attributes=dict(span.attributes or {}),
+        status_code=status.status_code.name,
+        status_message=None if status.description is None else as_text(status.description),
+        attributes=storable_attributes(span.attributes),
         events=[
-            {"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})}
+            {"name": as_text(e.name), "timestamp": e.timestamp, "attributes": storable_attributes(e.attributes)}
             for e in span.events
         ],
         links=[
             {
                 "trace_id": format(link.context.trace_id, "032x"),
                 "span_id": format(link.context.span_id, "016x"),
-                "attributes": dict(link.attributes or {}),
+                "attributes": storable_attributes(link.attributes),
             }
             for link in span.links
         ],
-        resource=dict(span.resource.attributes) if with_resource and span.resource is not None else {},
-        scope=span.instrumentation_scope.name if span.instrumentation_scope else None,
+        resource=storable_attributes(span.resource.attributes) if with_resource and span.resource is not None else {},
+        scope=as_text(scope.name) if scope is not None and scope.name is not None else None,
     )
 
 
@@ -99,6 +106,32 @@ def _file_id(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+class _Unit(NamedTuple):
+    """The rows of one span: what is stored, or left out, together."""
+
+    trace_id: str
+    name: str
+    rows: tuple[tuple[str, tuple], ...]
+
+
+# The statements of a batch in the order they apply: a run's start never replaces its end
+# (RUN_START and SPAN_START are INSERT OR IGNORE, the ends INSERT OR REPLACE / upserts).
+_ORDER = (rows.RUN_START, rows.SPAN_INSERT, rows.SPAN_START, rows.STEP_INSERT, rows.RUN_UPSERT)
+
+
+def _span_name(span: object) -> object:
+    try:
+        return span.name  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def _quoted(name: object) -> str:
+    """A span's name for a log line: as text, short (it is not redacted yet)."""
+    text = as_text(name)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
 def _utf8_safe(value: object) -> object:
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -127,6 +160,8 @@ class SQLiteSpanExporter(SpanExporter):
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self.last_error: str | None = None  # why the last span left out could not be stored
+        self._warned_lost = False
         # id(resource) -> (resource, its scrubbed JSON): every span of a provider shares one
         # Resource, so it is redacted and encoded once rather than once per span.
         self._resources: dict[int, tuple[Resource | None, str]] = {}
@@ -157,55 +192,118 @@ class SQLiteSpanExporter(SpanExporter):
         self,
         started: Sequence[SpanRecord],
         ended: Sequence[tuple[ReadableSpan, int, int]],
-    ) -> None:
-        span_rows, run_rows, start_rows, start_span_rows, step_rows = [], [], [], [], []
-        touched: set[str] = set()
+    ) -> int:
+        """Store a batch in one transaction; returns how many of its spans could not be stored.
+
+        Bad data never takes its batch with it: a span whose rows cannot even be built (a
+        redaction function that raises, say) is left out, and when the batch's insert fails
+        on its data rather than on the database (a value SQLite cannot bind, a row breaking
+        the schema) every span is written alone, behind a savepoint of one transaction, and
+        only the ones that still fail are left out, counted and logged. Errors of the
+        database itself (locked, disk full, read-only) are raised for the caller to retry.
+        """
+        units: list[_Unit] = []
+        lost = 0
         for rec in started:
-            rec = rec.redacted(self._redactor, self._max_chars)
-            start_span_rows.append(rows.span_row(rec))
-            start_rows.append(rows.values(rows.run_row(rec), rows.RUN_FIELDS))
-            # its steps may have been written in an earlier batch, before the run row existed
-            touched.add(rec.trace_id)
+            try:
+                rec = rec.redacted(self._redactor, self._max_chars)
+                units.append(_Unit(rec.trace_id, rec.name, (
+                    (rows.RUN_START, rows.values(rows.run_row(rec), rows.RUN_FIELDS)),
+                    (rows.SPAN_START, rows.span_row(rec)),
+                )))
+            except Exception as exc:  # noqa: BLE001 - one span's data must not fail the batch
+                lost += 1
+                self._lost(getattr(rec, "name", "?"), exc)
         for span, index, depth in ended:
-            rec = span_record(span, with_resource=False).redacted(self._redactor, self._max_chars)
-            span_rows.append(rows.span_row(rec, resource_json=self._resource_json(span.resource)))
-            if rec.attributes.get(A.RUN):
-                run_rows.append(rows.values(rows.run_row(rec), rows.RUN_FIELDS))
-            else:
-                step_rows.append(rows.values(rows.step_row(rec, rec.trace_id, index, depth), rows.STEP_FIELDS))
-            touched.add(rec.trace_id)
-        batch = (start_rows, span_rows, start_span_rows, step_rows, run_rows, [(t,) for t in touched])
+            try:
+                rec = span_record(span, with_resource=False).redacted(self._redactor, self._max_chars)
+                span_row = (rows.SPAN_INSERT, rows.span_row(rec, resource_json=self._resource_json(span.resource)))
+                if rec.attributes.get(A.RUN):
+                    row = (rows.RUN_UPSERT, rows.values(rows.run_row(rec), rows.RUN_FIELDS))
+                else:
+                    row = (rows.STEP_INSERT, rows.values(rows.step_row(rec, rec.trace_id, index, depth), rows.STEP_FIELDS))
+                units.append(_Unit(rec.trace_id, rec.name, (span_row, row)))
+            except Exception as exc:  # noqa: BLE001
+                lost += 1
+                self._lost(_span_name(span), exc)
         with self._lock:
             conn = self._connection()
             try:
-                self._insert(conn, *batch)
-            except UnicodeEncodeError:
-                # A lone surrogate (os.fsdecode of an odd file name, say) cannot be stored as
-                # UTF-8; escape it rather than lose the whole batch, other runs' spans included.
-                self._insert(conn, *([tuple(map(_utf8_safe, row)) for row in part] for part in batch))
+                self._insert(conn, units)
+            except sqlite3.OperationalError:
+                raise  # the database, not the data: the caller retries the whole batch
+            except Exception:  # noqa: BLE001 - some span's data: find it, keep the rest
+                lost += self._insert_one_by_one(conn, units)
+        return lost
+
+    def _lost(self, name: object, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {as_text(exc)}"
+        name = _quoted(name)
+        if self._redactor is not None:  # a log line is no place for a secret either
+            try:
+                error, name = self._redactor(error), self._redactor(name)
+            except Exception:  # noqa: BLE001 - the redactor itself is what failed
+                error, name = type(exc).__name__, "(not shown: it could not be redacted)"
+        self.last_error = error
+        log = logger.debug if self._warned_lost else logger.warning
+        self._warned_lost = True
+        log("hotmess: could not store the span %s (%s); the rest of its batch is stored. The span is "
+            "counted in hotmess.stats().failed; further such spans are only counted.",
+            name, error)
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, units: Sequence[_Unit]) -> None:
+        by_statement: dict[str, list[tuple]] = {sql: [] for sql in _ORDER}
+        for unit in units:
+            for sql, row in unit.rows:
+                by_statement[sql].append(row)
+        touched = {unit.trace_id for unit in units}
+        with transaction(conn):
+            for sql in _ORDER:
+                _insert_many(conn, sql, by_statement[sql])
+            if touched:
+                conn.execute(rows.RUN_COUNTS_MANY, (json.dumps(sorted(touched)),))
+
+    def _insert_one_by_one(self, conn: sqlite3.Connection, units: Sequence[_Unit]) -> int:
+        """Each unit behind its own savepoint, in one transaction; the number that failed."""
+        lost = 0
+        touched = set()
+        with transaction(conn):
+            for unit in units:
+                conn.execute("SAVEPOINT hotmess_span")
+                try:
+                    try:
+                        for sql, row in unit.rows:
+                            conn.execute(sql, row)
+                    except UnicodeEncodeError:
+                        # A lone surrogate (os.fsdecode of an odd file name, say) cannot be
+                        # stored as UTF-8: escaped rather than lost.
+                        conn.execute("ROLLBACK TO hotmess_span")
+                        for sql, row in unit.rows:
+                            conn.execute(sql, tuple(map(_utf8_safe, row)))
+                except sqlite3.OperationalError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    conn.execute("ROLLBACK TO hotmess_span")
+                    lost += 1
+                    self._lost(unit.name, exc)
+                else:
+                    touched.add(unit.trace_id)
+                conn.execute("RELEASE hotmess_span")
+            if touched:
+                conn.execute(rows.RUN_COUNTS_MANY, (json.dumps(sorted(touched)),))
+        return lost
 
     def _resource_json(self, resource: Resource | None) -> str:
         cached = self._resources.get(id(resource))
         if cached is None or cached[0] is not resource:
-            attrs = dict(resource.attributes) if resource is not None else {}
+            attrs = storable_attributes(resource.attributes) if resource is not None else {}
             probe = SpanRecord(trace_id="", span_id="", parent_span_id=None, name="", resource=attrs)
             cached = (resource, rows._json(probe.redacted(self._redactor, self._max_chars).resource))
             if len(self._resources) >= 64:  # providers come and go in tests; keep it bounded
                 self._resources.clear()
             self._resources[id(resource)] = cached
         return cached[1]
-
-    @staticmethod
-    def _insert(conn: sqlite3.Connection, start_rows, span_rows, start_span_rows, step_rows, run_rows, touched) -> None:
-        with transaction(conn):
-            _insert_many(conn, rows.RUN_START, start_rows)
-            _insert_many(conn, rows.SPAN_INSERT, span_rows)
-            # after the ended spans: a start never replaces its own span's end
-            _insert_many(conn, rows.SPAN_START, start_span_rows)
-            _insert_many(conn, rows.STEP_INSERT, step_rows)
-            _insert_many(conn, rows.RUN_UPSERT, run_rows)
-            if touched:
-                conn.execute(rows.RUN_COUNTS_MANY, (json.dumps([t for (t,) in touched]),))
 
     def shutdown(self) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from typing import Any
 
 from hotmess.redact import Redactor
 from hotmess.tracer import attributes as A
-from hotmess.tracer.serialize import scrub_attributes, scrub_text
+from hotmess.tracer.serialize import as_text, scrub_attributes, scrub_text
 
 # OpenInference (Arize Phoenix) span kinds, for spans imported from such agents.
 _OPENINFERENCE_KIND = {
@@ -126,7 +126,7 @@ def _error(rec: SpanRecord) -> str | None:
             message = attrs.get("exception.message", "")
             return f"{kind}: {message}" if message else str(kind)
     if rec.status_code == "ERROR":
-        return rec.status_message or "error"
+        return _text(rec.status_message) or "error"
     return None
 
 
@@ -172,15 +172,15 @@ def run_row(rec: SpanRecord, *, task_id: str | None = None, source: str = "trace
     return {
         "run_id": rec.trace_id,
         "task_id": str(task_id if task_id is not None else a.get(A.TASK_ID, "")),
-        "agent": a.get(A.AGENT_NAME),
+        "agent": _text(a.get(A.AGENT_NAME)),
         "instance": None if a.get(A.INSTANCE) is None else str(a.get(A.INSTANCE)),
         "source": source,
         "status": status,
         "start_ns": rec.start_ns,
         "end_ns": rec.end_ns,
-        "outcome": a.get(A.OUTCOME),
+        "outcome": _text(a.get(A.OUTCOME)),
         "success": _as_bool(a.get(A.SUCCESS)),
-        "reference": a.get(A.REFERENCE),
+        "reference": _text(a.get(A.REFERENCE)),
         "score": score,
         "error": _error(rec),
         "attributes": _json(extra) if extra else None,
@@ -222,9 +222,14 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
 
 
 def _text(value: Any) -> str | None:
+    """A column's text: a string as it is, anything else (a list-valued model, a kvlist
+    outcome) as its JSON, so one odd value is stored as what it is, never failing its row."""
     if value is None or isinstance(value, str):
         return value
-    return _ENCODER.encode(value)
+    try:
+        return _ENCODER.encode(value)
+    except Exception:  # noqa: BLE001 - circular or unencodable: its text, never a failed row
+        return as_text(value)
 
 
 def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[str, Any]:
@@ -237,8 +242,8 @@ def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[
         "step_index": step_index,
         "depth": depth,
         "kind": kind,
-        "name": rec.name,
-        "tool": _first(a, A.TOOL_NAME, "tool.name") if kind == "tool" else None,
+        "name": _text(rec.name),
+        "tool": _text(_first(a, A.TOOL_NAME, "tool.name")) if kind == "tool" else None,
         # OpenInference's tool.parameters is the tool's parameter schema, input.value the call's arguments.
         "input": _text(_first(a, A.TOOL_ARGUMENTS, A.INPUT, A.INPUT_MESSAGES, "input.value", "tool.parameters")),
         "output": _text(_first(a, A.TOOL_RESULT, A.OUTPUT, A.OUTPUT_MESSAGES, "output.value")),
@@ -248,7 +253,7 @@ def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[
         "end_ns": rec.end_ns,
         "input_tokens": _as_int(_first(a, A.INPUT_TOKENS, "llm.token_count.prompt")),
         "output_tokens": _as_int(_first(a, A.OUTPUT_TOKENS, "llm.token_count.completion")),
-        "model": _first(a, A.RESPONSE_MODEL, A.REQUEST_MODEL, "llm.model_name"),
+        "model": _text(_first(a, A.RESPONSE_MODEL, A.REQUEST_MODEL, "llm.model_name")),
     }
 
 

@@ -64,7 +64,9 @@ _RECENT_RUNS = 4096
 
 
 class RunWriter(Protocol):
-    def write(self, started: list[SpanRecord], ended: list[tuple[ReadableSpan, int, int]]) -> None: ...
+    def write(self, started: list[SpanRecord], ended: list[tuple[ReadableSpan, int, int]]) -> int | None:
+        """Store a batch; return how many of its spans could not be stored (their data), or
+        raise when nothing could be (the database): the batch is then retried."""
 
     def shutdown(self) -> None: ...
 
@@ -311,7 +313,7 @@ class RunSpanProcessor(SpanProcessor):
     def _write(self, started: list, ended: list) -> None:
         for attempt in range(self._retries + 1):
             try:
-                self._writer.write(started, ended)
+                lost = self._writer.write(started, ended) or 0
             except Exception as exc:  # noqa: BLE001 - the tracer must never break the agent
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 if attempt == self._retries:
@@ -333,7 +335,10 @@ class RunSpanProcessor(SpanProcessor):
                     return
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             else:
-                self.stats.written += len(started) + len(ended)
+                if lost:  # spans whose data could not be stored, left out alone (the writer logs them)
+                    self.stats.failed += lost
+                    self.stats.last_error = getattr(self._writer, "last_error", None) or self.stats.last_error
+                self.stats.written += len(started) + len(ended) - lost
                 self.stats.batches += 1
                 self._stalled = False
                 if self._failing:

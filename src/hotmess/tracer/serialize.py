@@ -46,6 +46,68 @@ def _safe_repr(value: Any) -> str:
         return f"<{type(value).__qualname__} object; repr() failed>"
 
 
+def as_text(value: Any) -> str:
+    """``str(value)`` that never raises: text stays text, bytes are decoded (bad bytes escaped),
+    and an object whose ``__str__`` raises becomes a note saying so."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break the agent
+        return f"<{type(value).__qualname__} object; str() failed>"
+
+
+#: Nesting beyond this is stored as JSON text (a value nested that deep is data, not structure).
+_MAX_DEPTH = 32
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def storable(value: Any, _depth: int = 0) -> Any:
+    """``value`` as what SQLite's JSON columns and the OTLP wire can carry: None, bool, int,
+    float, str, and lists and string-keyed dicts of those. Bytes become text, tuples lists, an
+    int beyond 64 bits its decimal text, anything else its text (``as_text``)."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is float:
+        return value
+    if kind is int:
+        return value if _INT64[0] <= value <= _INT64[1] else str(value)
+    if _depth >= _MAX_DEPTH and isinstance(value, list | tuple | dict):
+        return to_json(value)
+    if isinstance(value, list | tuple):
+        return [storable(v, _depth + 1) for v in value]
+    if isinstance(value, Mapping):
+        return {as_text(k): storable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):  # IntEnum, ...
+        return storable(int(value), _depth)
+    if isinstance(value, float):
+        return float(value)
+    if kind.__module__ == "numpy" and callable(getattr(value, "item", None)):  # numpy scalars
+        try:
+            return storable(value.item(), _depth + 1)
+        except Exception:  # noqa: BLE001
+            pass
+    return as_text(value)
+
+
+_PLAIN = frozenset({str, bool, int, float, type(None)})
+
+
+def storable_attributes(attributes: Mapping[Any, Any] | None) -> dict[str, Any]:
+    """Every key as text and every value :func:`storable` (plain values pass at once)."""
+    if not attributes:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if type(key) is not str:
+            key = as_text(key)
+        out[key] = value if type(value) in _PLAIN and type(value) is not int else storable(value)
+    return out
+
+
 def to_json(value: Any) -> str:
     """JSON text for any value; what JSON cannot hold becomes its closest form or its repr()."""
     try:
