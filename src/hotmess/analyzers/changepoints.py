@@ -23,10 +23,10 @@ significant, each side is scanned again (its own permutations), and so on, down 
 the chance of any false change point is ``alpha`` (the family-wise error rate over everything
 flagged; with several groups the first tests share ``alpha`` by Bonferroni).
 
-**Location.** The change is at the split with the largest G (the likelihood's maximum); its
-interval is the contiguous set of splits whose G is within ``chi2(1).ppf(confidence)`` of that
-maximum (a profile-likelihood set; approximate, and measured by simulation in
-``bench/stats_drift.py``).
+**Location.** The scan *tests* with Z (the split where a change is most surprising) and
+*locates* with G: the change is at the allowed split with the largest G (the likelihood's
+maximum); its interval is the contiguous set of splits whose G is within ``chi2(1).ppf(confidence)`` of that
+maximum (a profile-likelihood set; approximate: its coverage is not yet measured).
 
 Why not ``ruptures``: its costs are per-signal (mean shifts, kernels, a penalty chosen by the
 user), with no stratification by task and no calibrated p-value; the scan here is a few numpy
@@ -101,8 +101,9 @@ def split_statistics(
 def _scan(
     window: np.ndarray, stratum: np.ndarray, code: np.ndarray, start: int, stop: int,
     n_codes: int, n_strata: int, n_perm: int, rng: np.random.Generator, min_size: int,
-) -> tuple[int, float, float, np.ndarray] | None:
-    """The best split of windows ``[start, stop)``, its permutation p-value, statistic and G."""
+) -> tuple[float, float, np.ndarray] | None:
+    """For windows ``[start, stop)``: the permutation p-value of the largest Z, that Z, and
+    G at every split (−inf where a side would have fewer than ``min_size`` windows)."""
     if stop - start < 2 * min_size:
         return None
     inside = (window >= start) & (window < stop)
@@ -116,8 +117,7 @@ def _scan(
     if not np.isfinite(z[allowed]).any():
         return None
     z_allowed = np.where(allowed, z, -np.inf)
-    best = int(np.argmax(z_allowed))
-    observed = float(z_allowed[best])
+    observed = float(z_allowed.max())
     # Stratified shuffles: outcomes move between runs of the same stratum only.
     order = np.argsort(s, kind="stable")
     s_sorted, c_sorted = s[order], c[order]
@@ -130,7 +130,7 @@ def _scan(
         if np.max(np.where(allowed, z_perm, -np.inf)) >= observed - 1e-12:
             exceed += 1
     p = (1 + exceed) / (1 + n_perm)
-    return best + 1 + start, p, observed, g
+    return p, observed, np.where(allowed, g, -np.inf)
 
 
 def _segment(
@@ -146,19 +146,18 @@ def _segment(
         scanned = _scan(window, stratum, code, start, stop, n_codes, n_strata, n_perm, rng, min_size)
         if scanned is None:
             continue
-        split, p, statistic, g = scanned
+        p, statistic, g = scanned
         if p > alpha:
             continue
         # profile-likelihood set of the location, contiguous around the maximum of G
-        local = split - start - 1
-        peak = int(np.argmax(g))
-        centre = local if abs(g[local] - g[peak]) > threshold else peak
-        close = g >= g[centre] - threshold
-        low = high = centre
+        peak = int(np.argmax(g))  # g is −inf at splits too near the segment's ends
+        close = g >= g[peak] - threshold
+        low = high = peak
         while low > 0 and close[low - 1]:
             low -= 1
         while high < len(g) - 1 and close[high + 1]:
             high += 1
+        split = peak + 1 + start
         found.append(ChangePoint(window=split, low=low + 1 + start, high=high + 1 + start,
                                  p_value=p, statistic=statistic, start=start, stop=stop))
         pending += [(start, split), (split, stop)]
@@ -175,9 +174,9 @@ def behaviour_change_points(
     ``cluster``: its outcome key (compared within the task only).
     """
     window = np.asarray(window, dtype=np.int64)
-    tasks, stratum = np.unique(np.asarray(task, dtype=object).astype(str), return_inverse=True)
-    pairs = np.char.add(np.char.add(np.asarray(task, dtype=object).astype(str), "\x00"),
-                        np.asarray(cluster, dtype=object).astype(str))
+    task = np.asarray(task, dtype=object).astype(str)
+    tasks, stratum = np.unique(task, return_inverse=True)
+    pairs = np.char.add(np.char.add(task, "\x00"), np.asarray(cluster, dtype=object).astype(str))
     _, code = np.unique(pairs, return_inverse=True)
     if not len(window):
         return []

@@ -79,9 +79,7 @@ def storable(value: Any, _depth: int = 0) -> Any:
         return [storable(v, _depth + 1) for v in value]
     if isinstance(value, Mapping):
         return {as_text(k): storable(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):  # IntEnum, ...
+    if isinstance(value, int):  # IntEnum, ... (bool cannot be subclassed: handled above)
         return storable(int(value), _depth)
     if isinstance(value, float):
         return float(value)
@@ -93,7 +91,7 @@ def storable(value: Any, _depth: int = 0) -> Any:
     return as_text(value)
 
 
-_PLAIN = frozenset({str, bool, int, float, type(None)})
+_PLAIN = frozenset({str, bool, float, type(None)})  # int is not: it may be beyond 64 bits
 
 
 def storable_attributes(attributes: Mapping[Any, Any] | None) -> dict[str, Any]:
@@ -104,7 +102,7 @@ def storable_attributes(attributes: Mapping[Any, Any] | None) -> dict[str, Any]:
     for key, value in attributes.items():
         if type(key) is not str:
             key = as_text(key)
-        out[key] = value if type(value) in _PLAIN and type(value) is not int else storable(value)
+        out[key] = value if type(value) in _PLAIN else storable(value)
     return out
 
 
