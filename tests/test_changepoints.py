@@ -27,6 +27,7 @@ def test_a_change_in_success_and_spread_is_found_and_located():
     first = found[0]
     assert abs(first.window - 20) <= 1
     assert first.low <= 20 <= first.high
+    assert first.low <= first.window <= first.high
     assert first.p_value < 0.05
 
 
