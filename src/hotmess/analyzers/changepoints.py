@@ -12,21 +12,29 @@ by ``Z(s) = (G(s) − df(s)) / √(2·df(s))``, df(s) = Σ over the tasks seen o
 (clusters of that task − 1): G's null mean and spread, so splits near the ends, where few tasks
 are seen on both sides, are not favoured.
 
-**Calibration.** The scan's statistic is ``max_s Z(s)``; its p-value is a stratified
-permutation test of "within each task, the runs' outcomes are exchangeable across windows":
-outcomes are shuffled among the runs of each task (each window keeps its runs and its mix of
-tasks), ``p = (1 + #{max Z* ≥ max Z}) / (1 + n_perm)``.
+**Success too.** Beside the clusters, with verdicts given, two statistics of success: the same
+G-test per task on (success, failure, no verdict), and the Cochran–Mantel–Haenszel statistic of
+success before against after, pooled over tasks (:class:`_MantelHaenszel`; one degree of
+freedom, so a fall of success shared by 50 tasks is not diluted over 50). Each is standardised
+the same way (CMH: ``(X − 1)/√2``) and the scan takes the largest over splits and statistics.
 
-**Several changes.** Binary segmentation: the best split of the whole series is tested; when
-significant, each side is scanned again (its own permutations), and so on, down to segments of
-``min_size`` windows. Under no change at all, the first test is the only one that can flag, so
-the chance of any false change point is ``alpha`` (the family-wise error rate over everything
-flagged; with several groups the first tests share ``alpha`` by Bonferroni).
+**Calibration.** The scan's statistic is that maximum; its p-value is a stratified
+permutation test of "within each task, the runs' outcomes are exchangeable across windows":
+outcomes (cluster and verdict together) are shuffled among the runs of each task (each window
+keeps its runs and its mix of tasks), ``p = (1 + #{max Z* ≥ max Z}) / (1 + n_perm)``, the
+maximum taken the same way in each shuffle, so looking at three statistics costs no level.
+
+**Several changes.** Binary segmentation: the best split of the whole series is tested at
+``alpha``; when significant, each side is scanned again (its own permutations) at half its
+parent's level, and so on, down to segments of ``min_size`` windows. Under no change at all the
+first test is the only one that can flag, so the chance of any false change point is ``alpha``;
+after a real change, the chance of a false one in its two sides is again at most ``alpha``
+(with several groups the first tests share ``alpha`` by Bonferroni).
 
 **Location.** The scan *tests* with Z (the split where a change is most surprising) and
-*locates* with G: the change is at the allowed split with the largest G (the likelihood's
-maximum); its interval is the contiguous set of splits whose G is within ``chi2(1).ppf(confidence)`` of that
-maximum (a profile-likelihood set; approximate: its coverage is not yet measured).
+*locates* with the G (or CMH X) of the statistic that reached the largest Z: the change is at the
+allowed split where it is largest (the likelihood's maximum); its interval is the contiguous set of splits whose G is within ``chi2(1).ppf(confidence)`` of that
+maximum (a profile-likelihood set; approximate: its coverage is measured in ``bench/stats_drift.py``).
 
 Why not ``ruptures``: its costs are per-signal (mean shifts, kernels, a penalty chosen by the
 user), with no stratification by task and no calibrated p-value; the scan here is a few numpy
@@ -64,90 +72,212 @@ class ChangePoint:
     stop: int
 
 
+def _xlogx(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, x * np.log(np.where(x > 0, x, 1.0)), 0.0)
+
+
+class _Statistic:
+    """The G and Z of every split for one way of labelling the runs of a segment.
+
+    Writing f(x) = x·log x, the G statistic of a split is ::
+
+        G(s)/2 = Σ_label [f(before_l) + f(after_l)] − Σ_task [f(before_t) + f(after_t)]
+                 − Σ_label f(n_l) + Σ_task f(n_t)
+
+    A stratified shuffle keeps each run's window and task, so only the first sum changes; it is
+    a sum over runs of f's increments at each run's rank within its label (in window order),
+    so a shuffle costs a sort of the runs, never a (windows × labels) table.
+    """
+
+    def __init__(self, window: np.ndarray, stratum: np.ndarray, label: np.ndarray, n_windows: int) -> None:
+        self.window, self.n_windows = window, n_windows
+        _, self.label = np.unique(label, return_inverse=True)
+        n_strata = int(stratum.max()) + 1
+        by_window = np.bincount(window * n_strata + stratum, minlength=n_windows * n_strata)
+        by_window = by_window.reshape(n_windows, n_strata)
+        before = np.cumsum(by_window, axis=0)[:-1]
+        after = by_window.sum(axis=0)[None, :] - before
+        self.label_total = np.bincount(self.label)
+        label_stratum = np.zeros(len(self.label_total), dtype=np.int64)
+        label_stratum[self.label] = stratum
+        self.fixed = (
+            -(_xlogx(before).sum(axis=1) + _xlogx(after).sum(axis=1))
+            - _xlogx(self.label_total).sum() + _xlogx(by_window.sum(axis=0)).sum()
+        )
+        labels_per_stratum = np.bincount(label_stratum, minlength=n_strata)
+        both = (before > 0) & (after > 0)
+        self.df = (both * np.maximum(labels_per_stratum - 1, 0)[None, :]).sum(axis=1).astype(np.float64)
+        self.step = np.diff(_xlogx(np.arange(int(self.label_total.max()) + 2)))  # f(k+1) − f(k)
+
+    def statistics(self, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(G, Z)`` per split, for each row of ``runs`` (B, n): run j takes the label of run
+        ``runs[b, j]`` (the identity row is the observed series)."""
+        labels = self.label[runs]
+        b, n = labels.shape
+        order = np.argsort(labels, axis=1, kind="stable")  # by label, then window order
+        sorted_labels = np.take_along_axis(labels, order, axis=1)
+        positions = np.broadcast_to(np.arange(n), (b, n))
+        starts = np.ones((b, n), dtype=bool)
+        starts[:, 1:] = sorted_labels[:, 1:] != sorted_labels[:, :-1]
+        rank_sorted = positions - np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
+        rank = np.empty_like(rank_sorted)
+        np.put_along_axis(rank, order, rank_sorted, axis=1)
+        forward = self.step[rank]  # f(k+1) − f(k): the run joins "before"
+        backward = self.step[self.label_total[labels] - 1 - rank]  # ... "after", from the end
+        w = self.n_windows
+        offsets = (np.arange(b)[:, None] * w + self.window[None, :]).ravel()
+        fwd = np.bincount(offsets, weights=forward.ravel(), minlength=b * w).reshape(b, w)
+        bwd = np.bincount(offsets, weights=backward.ravel(), minlength=b * w).reshape(b, w)
+        a_before = np.cumsum(fwd, axis=1)[:, :-1]
+        a_after = np.cumsum(bwd[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        g = np.maximum(2.0 * (a_before + a_after + self.fixed[None, :]), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(self.df > 0, (g - self.df) / np.sqrt(2.0 * self.df), -np.inf)
+        return g, z
+
+
+class _MantelHaenszel:
+    """The Cochran–Mantel–Haenszel statistic of success before against after each split, over
+    tasks: one degree of freedom for a shift of success in the same direction across tasks,
+    which the per-task G (one df per task) dilutes when there are many tasks ::
+
+        X(s) = (Σ_t O_t − Σ_t E_t)² / Σ_t V_t,   Z(s) = (X(s) − 1) / √2
+
+    O_t: task t's successes before s; E_t = b_t·S_t/n_t; V_t = b_t·a_t·S_t·(n_t − S_t) / (n_t²·(n_t − 1))
+    (b_t, a_t: its runs before and after, S_t its successes). A shuffle within tasks changes only Σ O_t."""
+
+    def __init__(self, window: np.ndarray, stratum: np.ndarray, success: np.ndarray, n_windows: int) -> None:
+        self.window, self.n_windows, self.success = window, n_windows, success
+        n_strata = int(stratum.max()) + 1
+        by_window = np.bincount(window * n_strata + stratum, minlength=n_windows * n_strata)
+        before = np.cumsum(by_window.reshape(n_windows, n_strata), axis=0)[:-1].astype(np.float64)
+        n_t = np.bincount(stratum, minlength=n_strata).astype(np.float64)
+        s_t = np.bincount(stratum, weights=success, minlength=n_strata)
+        after = n_t[None, :] - before
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(n_t > 0, s_t / n_t, 0.0)
+            spread = np.where(n_t > 1, s_t * (n_t - s_t) / (n_t**2 * (n_t - 1)), 0.0)
+        self.expected = (before * share[None, :]).sum(axis=1)
+        self.variance = (before * after * spread[None, :]).sum(axis=1)
+
+    def statistics(self, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b = runs.shape[0]
+        w = self.n_windows
+        offsets = (np.arange(b)[:, None] * w + self.window[None, :]).ravel()
+        per_window = np.bincount(offsets, weights=self.success[runs].ravel(), minlength=b * w).reshape(b, w)
+        observed = np.cumsum(per_window, axis=1)[:, :-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(self.variance > 0, (observed - self.expected) ** 2 / self.variance, 0.0)
+            z = np.where(self.variance > 0, (x - 1.0) / np.sqrt(2.0), -np.inf)
+        return x, z
+
+
+class _Series:
+    """One segment's runs sorted by window, its statistics, and the shuffles within tasks."""
+
+    def __init__(self, window: np.ndarray, stratum: np.ndarray, labels: list[np.ndarray], n_windows: int,
+                 success: np.ndarray | None = None) -> None:
+        order = np.argsort(window, kind="stable")
+        window = window[order]
+        _, stratum = np.unique(stratum[order], return_inverse=True)
+        self.statistics: list[_Statistic | _MantelHaenszel] = [
+            _Statistic(window, stratum, label[order], n_windows) for label in labels
+        ]
+        if success is not None and len(np.unique(success)) > 1:
+            self.statistics.append(_MantelHaenszel(window, stratum, success[order].astype(np.float64), n_windows))
+        self.n = len(order)
+        self.by_stratum = np.argsort(stratum, kind="stable")
+        self.sorted_stratum = stratum[self.by_stratum].astype(np.float64)
+
+    def observed(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        identity = np.arange(self.n)[None, :]
+        return [(g[0], z[0]) for g, z in (s.statistics(identity) for s in self.statistics)]
+
+    def shuffled(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` shuffles within strata: row b says whose outcome each run takes."""
+        keys = self.sorted_stratum[None, :] + rng.random((size, self.n))
+        out = np.empty((size, self.n), dtype=np.int64)
+        out[:, self.by_stratum] = self.by_stratum[np.argsort(keys, axis=1)]
+        return out
+
+
 def split_statistics(
-    window: np.ndarray, stratum: np.ndarray, code: np.ndarray, n_windows: int, n_codes: int, n_strata: int,
+    window: np.ndarray, stratum: np.ndarray, code: np.ndarray, n_windows: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(G, Z)`` for every split ``s = 1..n_windows−1`` (index ``s − 1``), from one assignment
-    of codes to runs. ``code`` values are global (one per (stratum, cluster) pair); ``stratum``
-    of a code is given by the caller through ``stratum`` per run."""
-    counts = np.bincount(window * n_codes + code, minlength=n_windows * n_codes).reshape(n_windows, n_codes)
-    before = np.cumsum(counts, axis=0)[:-1]  # (W−1, C): counts in windows < s
-    total = counts.sum(axis=0)
-    after = total[None, :] - before
-    code_stratum = np.zeros(n_codes, dtype=np.int64)
-    code_stratum[code] = stratum
-    # per stratum totals on each side, per split
-    onehot = np.zeros((n_codes, n_strata))
-    onehot[np.arange(n_codes), code_stratum] = 1.0
-    before_s = before @ onehot  # (W−1, S)
-    after_s = after @ onehot
-    n_s = before_s + after_s
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(n_s > 0, 1.0 / n_s, 0.0)  # 1 / n_task
-        e_before = before_s[:, code_stratum] * total[None, :] * share[:, code_stratum]
-        e_after = after_s[:, code_stratum] * total[None, :] * share[:, code_stratum]
-        g_before = np.where(before > 0, before * np.log(before / e_before), 0.0)
-        g_after = np.where(after > 0, after * np.log(after / e_after), 0.0)
-    g = 2.0 * (g_before + g_after).sum(axis=1)
-    # df: per stratum seen on both sides, (clusters of the stratum − 1)
-    clusters_per_stratum = np.bincount(code_stratum[total > 0], minlength=n_strata)
-    both = (before_s > 0) & (after_s > 0)
-    df = (both * np.maximum(clusters_per_stratum - 1, 0)[None, :]).sum(axis=1).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(df > 0, (g - df) / np.sqrt(2.0 * df), -np.inf)
-    return np.maximum(g, 0.0), z
+    """``(G, Z)`` for every split ``s = 1..n_windows−1`` (index ``s − 1``) of one series: each
+    run's window, stratum (task) and code (its cluster; compared within its stratum)."""
+    series = _Series(np.asarray(window, dtype=np.int64), np.asarray(stratum, dtype=np.int64),
+                     [np.asarray(code, dtype=np.int64)], n_windows)
+    return series.observed()[0]
+
+
+#: Shuffles reaching the observed statistic after which a scan stops (Besag & Clifford).
+STOP_AFTER = 20
+_CHUNK_CELLS = 2_000_000
 
 
 def _scan(
-    window: np.ndarray, stratum: np.ndarray, code: np.ndarray, start: int, stop: int,
-    n_codes: int, n_strata: int, n_perm: int, rng: np.random.Generator, min_size: int,
+    window: np.ndarray, stratum: np.ndarray, labels: list[np.ndarray], success: np.ndarray | None,
+    start: int, stop: int, n_perm: int, rng: np.random.Generator, min_size: int,
 ) -> tuple[float, float, np.ndarray] | None:
-    """For windows ``[start, stop)``: the permutation p-value of the largest Z, that Z, and
-    G at every split (−inf where a side would have fewer than ``min_size`` windows)."""
+    """For windows ``[start, stop)``: the permutation p-value of the largest Z (over splits and
+    statistics), that Z, and the G of the statistic that reached it at every split (−inf where a
+    side would have fewer than ``min_size`` windows).
+
+    ``p = (1 + #{max Z* ≥ max Z}) / (1 + n_perm)``; shuffles stop at the ``STOP_AFTER``-th one
+    reaching the observed maximum, at shuffle L, with ``p = STOP_AFTER / L`` (Besag & Clifford's
+    sequential p-value: as valid, and it saves work only where p is far from significant)."""
     if stop - start < 2 * min_size:
         return None
     inside = (window >= start) & (window < stop)
-    w, s, c = window[inside] - start, stratum[inside], code[inside]
-    if len(np.unique(c)) < 2:
+    kept = [label[inside] for label in labels if len(np.unique(label[inside])) > 1]
+    if not kept:
         return None
     n_w = stop - start
-    g, z = split_statistics(w, s, c, n_w, n_codes, n_strata)
+    series = _Series(window[inside] - start, stratum[inside], kept, n_w,
+                     None if success is None else success[inside])
     allowed = np.zeros(n_w - 1, dtype=bool)
     allowed[min_size - 1 : n_w - min_size] = True  # split s keeps min_size windows each side
-    if not np.isfinite(z[allowed]).any():
+    observed_all = series.observed()
+    best = [float(np.max(z[allowed])) for _, z in observed_all]
+    which = int(np.argmax(best))
+    observed = best[which]
+    if not np.isfinite(observed):
         return None
-    z_allowed = np.where(allowed, z, -np.inf)
-    observed = float(z_allowed.max())
-    # Stratified shuffles: outcomes move between runs of the same stratum only.
-    order = np.argsort(s, kind="stable")
-    s_sorted, c_sorted = s[order], c[order]
-    exceed = 0
-    for _ in range(n_perm):
-        shuffled = np.lexsort((rng.random(len(s_sorted)), s_sorted))  # a random order within strata
-        perm_codes = np.empty_like(c)
-        perm_codes[order] = c_sorted[shuffled]
-        _, z_perm = split_statistics(w, s, perm_codes, n_w, n_codes, n_strata)
-        if np.max(np.where(allowed, z_perm, -np.inf)) >= observed - 1e-12:
-            exceed += 1
-    p = (1 + exceed) / (1 + n_perm)
-    return p, observed, np.where(allowed, g, -np.inf)
+    g = np.where(allowed, observed_all[which][0], -np.inf)
+    exceed = done = 0
+    size = 32
+    max_rows = max(1, _CHUNK_CELLS // max(series.n, 1))
+    while done < n_perm:
+        size = min(size, max_rows, n_perm - done)
+        shuffles = series.shuffled(size, rng)
+        z_max = np.max([z[:, allowed].max(axis=1) for _, z in (s.statistics(shuffles) for s in series.statistics)], axis=0)
+        hits = np.flatnonzero(z_max >= observed - 1e-9)
+        if exceed + len(hits) >= STOP_AFTER:
+            return STOP_AFTER / (done + int(hits[STOP_AFTER - exceed - 1]) + 1), observed, g
+        exceed += len(hits)
+        done += size
+        size *= 2
+    return (1 + exceed) / (1 + n_perm), observed, g
 
 
 def _segment(
-    window: np.ndarray, stratum: np.ndarray, code: np.ndarray, n_windows: int, n_codes: int,
-    n_strata: int, *, alpha: float, n_perm: int, rng: np.random.Generator, confidence: float,
-    min_size: int, max_changes: int,
+    window: np.ndarray, stratum: np.ndarray, labels: list[np.ndarray], n_windows: int, *,
+    success: np.ndarray | None = None, alpha: float,
+    n_perm: int, rng: np.random.Generator, confidence: float, min_size: int, max_changes: int,
 ) -> list[ChangePoint]:
     found: list[ChangePoint] = []
-    pending = [(0, n_windows)]
+    pending = [(0, n_windows, alpha)]
     threshold = float(chi2.ppf(confidence, 1))
     while pending and len(found) < max_changes:
-        start, stop = pending.pop(0)
-        scanned = _scan(window, stratum, code, start, stop, n_codes, n_strata, n_perm, rng, min_size)
+        start, stop, level = pending.pop(0)
+        scanned = _scan(window, stratum, labels, success, start, stop, n_perm, rng, min_size)
         if scanned is None:
             continue
         p, statistic, g = scanned
-        if p > alpha:
+        if p > level:
             continue
         # profile-likelihood set of the location, contiguous around the maximum of G
         peak = int(np.argmax(g))  # g is −inf at splits too near the segment's ends
@@ -160,29 +290,37 @@ def _segment(
         split = peak + 1 + start
         found.append(ChangePoint(window=split, low=low + 1 + start, high=high + 1 + start,
                                  p_value=p, statistic=statistic, start=start, stop=stop))
-        pending += [(start, split), (split, stop)]
+        # the two sides share the level of their parent (Bonferroni), so a real change does
+        # not raise the chance of a false one beside it above alpha
+        pending += [(start, split, level / 2), (split, stop, level / 2)]
     return sorted(found, key=lambda c: c.window)
 
 
 def behaviour_change_points(
-    window: Any, task: Any, cluster: Any, n_windows: int, *, alpha: float = 0.05, n_perm: int = 999,
-    seed: int | None = 0, confidence: float = 0.95, min_size: int = MIN_SIZE, max_changes: int = 5,
+    window: Any, task: Any, cluster: Any, n_windows: int, *, success: Any = None, alpha: float = 0.05,
+    n_perm: int = 999, seed: int | None = 0, confidence: float = 0.95, min_size: int = MIN_SIZE,
+    max_changes: int = 5,
 ) -> list[ChangePoint]:
-    """Where the outcome-cluster distribution changed within tasks (module docstring).
+    """Where behaviour changed within tasks (module docstring).
 
     ``window``: each run's window index (0..n_windows−1); ``task``: its task (any hashable);
-    ``cluster``: its outcome key (compared within the task only).
+    ``cluster``: its outcome key (compared within the task only); ``success``: its verdict
+    (1, 0, or nan for none), scanned as a second statistic beside the clusters.
     """
     window = np.asarray(window, dtype=np.int64)
-    task = np.asarray(task, dtype=object).astype(str)
-    tasks, stratum = np.unique(task, return_inverse=True)
-    pairs = np.char.add(np.char.add(task, "\x00"), np.asarray(cluster, dtype=object).astype(str))
-    _, code = np.unique(pairs, return_inverse=True)
     if not len(window):
         return []
-    return _segment(window, stratum.astype(np.int64), code.astype(np.int64), n_windows, int(code.max()) + 1,
-                    len(tasks), alpha=alpha, n_perm=n_perm, rng=np.random.default_rng(seed),
-                    confidence=confidence, min_size=min_size, max_changes=max_changes)
+    task = np.asarray(task, dtype=object).astype(str)
+    _, stratum = np.unique(task, return_inverse=True)
+    labels = [_within(task, np.asarray(cluster, dtype=object).astype(str))]
+    succeeded = None
+    if success is not None:
+        verdict = np.asarray(success, dtype=np.float64)
+        labels.append(_within(task, np.where(np.isfinite(verdict), verdict, -1.0).astype(str)))
+        succeeded = (verdict == 1.0).astype(np.float64)
+    return _segment(window, stratum.astype(np.int64), labels, n_windows, success=succeeded, alpha=alpha, n_perm=n_perm,
+                    rng=np.random.default_rng(seed), confidence=confidence, min_size=min_size,
+                    max_changes=max_changes)
 
 
 def mix_change_points(
@@ -191,9 +329,14 @@ def mix_change_points(
 ) -> list[ChangePoint]:
     """Where the mix of tasks changed (the same scan with one stratum: the task is the outcome)."""
     window = np.asarray(window, dtype=np.int64)
-    _, code = np.unique(np.asarray(task, dtype=object).astype(str), return_inverse=True)
     if not len(window):
         return []
-    return _segment(window, np.zeros(len(window), dtype=np.int64), code.astype(np.int64), n_windows,
-                    int(code.max()) + 1, 1, alpha=alpha, n_perm=n_perm, rng=np.random.default_rng(seed),
+    _, code = np.unique(np.asarray(task, dtype=object).astype(str), return_inverse=True)
+    return _segment(window, np.zeros(len(window), dtype=np.int64), [code.astype(np.int64)], n_windows,
+                    alpha=alpha, n_perm=n_perm, rng=np.random.default_rng(seed),
                     confidence=confidence, min_size=min_size, max_changes=max_changes)
+
+
+def _within(task: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """A code per run for its (task, label) pair: labels are compared within their task."""
+    return np.unique(np.char.add(np.char.add(task, "\x00"), label), return_inverse=True)[1].astype(np.int64)
