@@ -18,28 +18,34 @@ the chosen mapper (``exact``, ``actions``, ``text`` clusters per task, or a call
 mean the same in every window; the distribution is over (task, cluster) pairs. A change in the mix
 of tasks therefore also shows as drift.
 
-**The test.** A window is compared with the previous one (and every window with the baseline
-window) by the Jensen-Shannon divergence of their distributions, base 2 (0 = identical, 1 =
-disjoint)::
+**When behaviour changed** (the flags). Over the whole series of windows, a change-point scan
+within tasks (:mod:`hotmess.analyzers.changepoints`): for each split, a G-test per task of its
+outcome clusters before against after, summed over tasks and standardised; the largest is
+calibrated by shuffling outcomes among the runs of each task (each window keeps its runs and its
+mix of tasks); binary segmentation finds further changes; each change has a location interval.
+A window's ``changed`` says a behaviour change starts at it; ``changed_from_baseline`` that a
+change lies between it and the baseline window. The same scan over the task of each run finds
+where the *mix of tasks* changed: ``mix_changed``, never ``changed``.
+
+**False alarms.** Everything flagged shares one family-wise level ``alpha``: the first scan of
+each series (behaviour per group, and the task mix per group with two tasks or more) gets
+``alpha / m`` (Bonferroni over the m scans), so when nothing changed the chance of any flag is at
+most ``alpha``. ``n_perm`` is raised to at least ``2·m/alpha`` so the smallest attainable
+p-value can pass.
+
+**Window against window** (descriptive, not flags). Each window is compared with the previous
+one and with the baseline window by the Jensen-Shannon divergence of their distributions, base 2
+(0 = identical, 1 = disjoint)::
 
     JS(P, Q) = ½ Σ_k P_k log2(P_k / M_k) + ½ Σ_k Q_k log2(Q_k / M_k),   M = (P + Q) / 2
 
-Its p-value is a permutation test of "the two windows' runs are exchangeable": the window labels
-of the pooled runs are shuffled up to ``n_perm`` times, ``p = (1 + #{JS* ≥ JS}) / (1 + n_perm)``;
-shuffling stops early once ``STOP_AFTER`` (20) shuffles have reached the observed JS, at shuffle
-L, with ``p = 20 / L`` (Besag & Clifford's sequential p-value, valid like the full one: it only
-saves work where p is far from significant, ≥ 20 / n_perm).
-Shuffling labels leaves the pooled counts fixed, so the first window's counts of a shuffle are a
-multivariate hypergeometric draw from the pooled counts: drawn as such (numpy), with every pair
-seen once in the pool collapsed into one colour (where each of them lands only moves JS by a
-fixed amount), so no loop runs over runs.
-
-**False alarms.** ``changed`` is the Holm step-down correction at level ``alpha`` over all the
-window-vs-previous tests (of every group with ``by``): the chance of flagging any window when
-nothing changed is at most ``alpha``, whatever the dependence between tests (Holm controls the
-family-wise error rate). The window-vs-baseline tests are a second family, corrected the same way,
-flagged as ``changed_from_baseline``. ``n_perm`` is raised to at least ``2·m/alpha`` (m = tests in
-the family) so the smallest attainable p-value can pass the strictest Holm threshold.
+with a permutation p-value of "the two windows' runs are exchangeable" (window labels of the
+pooled runs shuffled up to ``n_perm`` times, ``p = (1 + #{JS* ≥ JS}) / (1 + n_perm)``, stopping
+once ``STOP_AFTER`` (20) shuffles reach the observed JS at shuffle L, ``p = 20 / L``: Besag &
+Clifford's sequential p-value). These p-values are per comparison, uncorrected: many windows
+give small ones by chance, which is why the flags come from the scan. Shuffling labels leaves
+the pooled counts fixed, so a shuffle's first-window counts are a multivariate hypergeometric
+draw (numpy), with every pair seen once in the pool collapsed into one colour.
 """
 
 from __future__ import annotations
@@ -57,10 +63,20 @@ from hotmess.progress import Progress, counted
 from hotmess.tables import Table
 
 from ._common import factorize, json_float, natural_key
-from .analysis import BY_COLUMNS, Analysis, _as_text, _collect_actions, _group_values, analyze
+from .analysis import (
+    BY_COLUMNS,
+    Analysis,
+    _as_text,
+    _collect_actions,
+    _crash_key,
+    _group_values,
+    analyze,
+)
+from .changepoints import MIN_SIZE, ChangePoint, behaviour_change_points, mix_change_points
 from .outcomes import (
     DEFAULT_READ_ONLY,
     ReadOnly,
+    exact_key,
     exact_keys,
     map_outcomes,
     read_only_predicate,
@@ -73,8 +89,8 @@ __all__ = [
     "TEST_DESCRIPTION",
     "Drift",
     "Window",
+    "ChangeReport",
     "drift",
-    "holm",
     "js_divergence",
     "js_permutation_test",
     "parse_window",
@@ -85,9 +101,8 @@ UNIT_NS = {"w": 7 * 86_400 * 10**9, "d": 86_400 * 10**9, "h": 3_600 * 10**9, "m"
 #: More windows than this is refused (each window is analyzed and tested).
 MAX_WINDOWS = 2000
 TEST_DESCRIPTION = (
-    "Jensen-Shannon divergence (base 2) of (task, outcome cluster) distributions, permutation "
-    "test of window labels; Holm correction at level alpha over the windows (family-wise false "
-    "alarm rate <= alpha)"
+    "change points within tasks (G and Mantel-Haenszel scan, stratified permutations, binary "
+    "segmentation); one level alpha over all flags; JS divergence per window descriptive"
 )
 _WINDOW = re.compile(r"^\s*(\d+)\s*(runs?|[wdhm])\s*$", re.IGNORECASE)
 _CHUNK_CELLS = 4_000_000  # permutation-matrix cells drawn at once (32 MB of int64)
@@ -195,20 +210,6 @@ def js_permutation_test(
     return observed, (1 + exceed) / (1 + n_perm)
 
 
-def holm(p_values: Any, alpha: float) -> np.ndarray:
-    """Holm step-down rejections (bool per test; nan p-values are not tests and not rejected)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    reject = np.zeros(p.shape, dtype=bool)
-    tested = np.flatnonzero(np.isfinite(p))
-    m = len(tested)
-    order = tested[np.argsort(p[tested], kind="stable")]
-    for rank, i in enumerate(order):
-        if p[i] > alpha / (m - rank):
-            break
-        reject[i] = True
-    return reject
-
-
 @dataclass(frozen=True)
 class Window:
     """One window of runs and its comparison with the previous window and the baseline."""
@@ -228,6 +229,7 @@ class Window:
     p_baseline: float = float("nan")
     changed_from_baseline: bool = False
     is_baseline: bool = False
+    mix_changed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -243,11 +245,46 @@ class Window:
             "p_baseline": json_float(self.p_baseline),
             "changed_from_baseline": bool(self.changed_from_baseline),
             "is_baseline": bool(self.is_baseline),
+            "mix_changed": bool(self.mix_changed),
             "n_tasks": int(self.n_tasks),
             "n_clusters": int(self.n_clusters),
             "top_clusters": [
                 {"task_id": t, "cluster": c, "share": json_float(s)} for t, c, s in self.top_clusters
             ],
+        }
+
+
+@dataclass(frozen=True)
+class ChangeReport:
+    """A change point and what changed across it: the segments on either side are delimited by
+    the neighbouring change points of the same kind (or the series' ends). ``clusters_appeared``:
+    outcome clusters a task has after and never before (with ``n_runs`` after), ``vanished`` the
+    reverse (``n_runs`` before); an outcome new in several tasks is one entry naming them."""
+
+    window: int
+    low: int
+    high: int
+    p_value: float
+    start: str
+    success_before: float = float("nan")
+    success_after: float = float("nan")
+    clusters_appeared: tuple[tuple[str, tuple[str, ...], int], ...] = ()
+    clusters_vanished: tuple[tuple[str, tuple[str, ...], int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        def listed(items: tuple[tuple[str, tuple[str, ...], int], ...]) -> list[dict[str, Any]]:
+            return [{"cluster": c, "task_ids": list(t), "n_runs": int(k)} for c, t, k in items]
+
+        return {
+            "window": int(self.window),
+            "low": int(self.low),
+            "high": int(self.high),
+            "p_value": json_float(self.p_value),
+            "start": self.start,
+            "success_before": json_float(self.success_before),
+            "success_after": json_float(self.success_after),
+            "clusters_appeared": listed(self.clusters_appeared),
+            "clusters_vanished": listed(self.clusters_vanished),
         }
 
 
@@ -266,6 +303,8 @@ class Drift:
     outcome: str
     test: str = TEST_DESCRIPTION
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    change_points: dict[str, tuple[ChangeReport, ...]] = field(default_factory=dict)
+    mix_change_points: dict[str, tuple[ChangeReport, ...]] = field(default_factory=dict)
 
     @property
     def windows(self) -> tuple[Window, ...]:
@@ -288,16 +327,16 @@ class Drift:
             "test": self.test,
             "warnings": list(self.warnings),
         }
+        def series(key: str) -> dict[str, Any]:
+            return {
+                "windows": [w.to_dict() for w in self.groups.get(key, ())],
+                "change_points": [c.to_dict() for c in self.change_points.get(key, ())],
+                "mix_change_points": [c.to_dict() for c in self.mix_change_points.get(key, ())],
+            }
+
         if self.by is None:
-            windows = next(iter(self.groups.values()), ())
-            return {"windows": [w.to_dict() for w in windows], **settings}
-        return {
-            "by": self.by,
-            "groups": {
-                key: {"windows": [w.to_dict() for w in ws]} for key, ws in self.groups.items()
-            },
-            **settings,
-        }
+            return {**series(next(iter(self.groups), "all")), **settings}
+        return {"by": self.by, "groups": {key: series(key) for key in self.groups}, **settings}
 
 
 def iso_utc(ns: int) -> str:
@@ -354,7 +393,28 @@ def _outcome_codes(
         raise ValueError(
             f"outcome must be exact, actions, text or a callable for drift, got {outcome!r}"
         )
+    status = runs["status"] if "status" in runs else np.full(len(runs), None, dtype=object)
+    errors = runs["error"] if "error" in runs else np.full(len(runs), None, dtype=object)
+    crashed = [i for i, (st, o) in enumerate(zip(status, outcomes, strict=True)) if st == "error" and o is None]
+    if crashed:  # as analyze keys them: a crash is its exception type
+        keys = np.asarray(keys, dtype=object).copy()
+        keys[crashed] = [_crash_key(errors[i]) for i in crashed]
     return factorize(zip(task_ids.tolist(), keys.tolist(), strict=True))
+
+
+def _verdicts(runs: Table, outcome: str | Callable[[Any], Hashable]) -> np.ndarray:
+    """Each run's success (1/0; nan for none): the ``success`` column, else, with the exact
+    mapper, whether the outcome is the reference."""
+    n = len(runs)
+    success = (runs["success"].astype(np.float64) if "success" in runs else np.full(n, np.nan)).copy()
+    if outcome == "exact" and "reference" in runs:
+        missing = np.flatnonzero(~np.isfinite(success))
+        references = runs["reference"]
+        outcomes = runs["outcome"]
+        for i in missing:
+            if references[i] is not None:
+                success[i] = float(exact_key(outcomes[i]) == exact_key(references[i]))
+    return success
 
 
 def drift(
@@ -381,21 +441,23 @@ def drift(
     steps : tool steps, for ``outcome="actions"``.
     window : ``"Nd"``, ``"Nh"``, ``"Nm"``, ``"Nw"`` (time) or ``"Nruns"`` (count).
     by : ``"task"``, ``"agent"``, another runs column or a run attribute: windows per group
-        (one Holm family over all groups' tests).
+        (every group's scans share the one level ``alpha``).
     baseline : index of the baseline window (per group; negative counts from the end).
-    alpha : level of the Holm correction (family-wise false-alarm rate).
-    n_perm : permutations per test (raised to ``2·m/alpha`` when lower; see module doc).
+    alpha : family-wise false-alarm level of all the flags together, in [1e-6, 0.5].
+    n_perm : most permutations per window comparison and per change-point scan (a scan's
+        raised to ``2·m/alpha`` when lower; see module doc). 0: no tests, values only.
     outcome : outcome mapper: ``"exact"``, ``"actions"``, ``"text"`` or a callable.
     seed : seed of the permutations (same seed, same p-values).
     progress : ``progress(unit, done, total)`` (:mod:`hotmess.progress`), told the tasks
-        clustered (``outcome="text"``), the window tests done, then the windows summarised.
+        clustered (``outcome="text"``), the change-point scans and window tests done, then the
+        windows summarised.
     """
     if not isinstance(runs, Table):
         raise ValueError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
     kind, size = parse_window(window)
     alpha = float(alpha)
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not 1e-6 <= alpha <= 0.5:
+        raise ValueError(f"alpha must be in [1e-6, 0.5] (a false-alarm level), got {alpha}")
     if isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 0:
         raise ValueError(f"n_perm must be a non-negative integer, got {n_perm!r}")
     if isinstance(baseline, bool) or int(baseline) != baseline:
@@ -424,6 +486,7 @@ def drift(
     task_ids = np.array(["<none>" if t is None else str(t) for t in runs["task_id"]], dtype=object)
     use_steps = steps if outcome == "actions" else None
     codes, pairs = _outcome_codes(runs, use_steps, task_ids, outcome, read_only, distance_threshold, progress)
+    verdicts = _verdicts(runs, outcome)
 
     if by is None:
         group_of = np.zeros(n, dtype=np.int64)
@@ -458,7 +521,7 @@ def drift(
             "window" + (f" or a coarser by than {by!r}" if by else "")
         )
 
-    # the two families of tests: each window vs the previous one, and vs the baseline
+    # descriptive comparisons: each window vs the previous one, and vs the baseline
     previous_tests, baseline_tests, base_index = [], [], []
     for g, windows in enumerate(per_group):
         if not windows:
@@ -473,21 +536,43 @@ def drift(
         base_index.append(b)
         previous_tests += [(g, i, i - 1) for i in range(1, len(windows))]
         baseline_tests += [(g, i, b) for i in range(len(windows)) if i != b]
+
+    # the flags: change-point scans, behaviour per group and the task mix where it can vary
+    window_of = np.zeros(n, dtype=np.int64)
+    for windows in per_group:
+        for i, (_, _, rows) in enumerate(windows):
+            window_of[rows] = i
+    scans = [("behaviour", g) for g, w in enumerate(per_group) if len(w) >= 2 * MIN_SIZE]
+    scans += [
+        ("mix", g) for g, w in enumerate(per_group)
+        if len(w) >= 2 * MIN_SIZE and len(np.unique(task_ids[np.concatenate([r for *_, r in w])])) > 1
+    ]
+    alpha_each = alpha / max(len(scans), 1)
     n_perm_used = int(n_perm)
     if n_perm:
-        m = max(len(previous_tests), len(baseline_tests), 1)
-        n_perm_used = max(n_perm_used, math.ceil(2 * m / alpha))
+        n_perm_used = max(n_perm_used, math.ceil(2 / alpha_each))
 
     rng = np.random.default_rng(seed)
+    found: dict[tuple[str, int], list[ChangePoint]] = {}
+    for kind_of, g in counted(scans, progress, "change-point scans", len(scans), every=1):
+        rows = np.concatenate([r for *_, r in per_group[g]])
+        scan_seed = int(rng.integers(2**62))
+        if kind_of == "behaviour":
+            found[(kind_of, g)] = behaviour_change_points(
+                window_of[rows], task_ids[rows], codes[rows], len(per_group[g]),
+                success=verdicts[rows], alpha=alpha_each, n_perm=n_perm_used, seed=scan_seed,
+            ) if n_perm else []
+        else:
+            found[(kind_of, g)] = mix_change_points(
+                window_of[rows], task_ids[rows], len(per_group[g]),
+                alpha=alpha_each, n_perm=n_perm_used, seed=scan_seed,
+            ) if n_perm else []
+
     results: dict[tuple[str, int, int], tuple[float, float]] = {}
     tests = [("previous", t) for t in previous_tests] + [("baseline", t) for t in baseline_tests]
     for family, (g, i, j) in counted(tests, progress, "window tests", len(tests), every=1):
         rows_i, rows_j = per_group[g][i][2], per_group[g][j][2]
-        results[(family, g, i)] = js_permutation_test(codes[rows_j], codes[rows_i], n_perm_used, rng)
-    changed = _flags([results[("previous", g, i)][1] for g, i, _ in previous_tests], alpha)
-    drifted = _flags([results[("baseline", g, i)][1] for g, i, _ in baseline_tests], alpha)
-    changed_at = {(g, i) for (g, i, _), c in zip(previous_tests, changed, strict=True) if c}
-    drifted_at = {(g, i) for (g, i, _), c in zip(baseline_tests, drifted, strict=True) if c}
+        results[(family, g, i)] = js_permutation_test(codes[rows_j], codes[rows_i], n_perm, rng)
 
     nan = float("nan")
     made: list[list[Window]] = [[] for _ in per_group]
@@ -497,6 +582,8 @@ def drift(
                              distance_threshold, seed)
         js_prev, p_prev = results.get(("previous", g, i), (nan, nan))
         js_base, p_base = results.get(("baseline", g, i), (nan, nan))
+        behaviour = [c.window for c in found.get(("behaviour", g), [])]
+        b = base_index[g]
         made[g].append(
             Window(
                 start_ns=start,
@@ -509,16 +596,50 @@ def drift(
                 top_clusters=_top(codes[rows], pairs),
                 js_divergence=js_prev,
                 p_value=p_prev,
-                changed=(g, i) in changed_at,
+                changed=i in behaviour,
                 js_baseline=js_base,
                 p_baseline=p_base,
-                changed_from_baseline=(g, i) in drifted_at,
-                is_baseline=i == base_index[g],
+                changed_from_baseline=b is not None and any(min(i, b) < c <= max(i, b) for c in behaviour),
+                is_baseline=i == b,
+                mix_changed=i in [c.window for c in found.get(("mix", g), [])],
             )
         )
+
+    def report(g: int, points: list[ChangePoint], describe: bool) -> tuple[ChangeReport, ...]:
+        windows = per_group[g]
+        edges = [0, *[c.window for c in points], len(windows)]
+        out = []
+        for k, c in enumerate(points):
+            before = np.concatenate([r for *_, r in windows[edges[k] : edges[k + 1]]])
+            after = np.concatenate([r for *_, r in windows[edges[k + 1] : edges[k + 2]]])
+            extra: dict[str, Any] = {}
+            if describe:
+                extra = {
+                    "success_before": _success(
+                        runs, use_steps, step_run, before, outcome, read_only, distance_threshold, seed),
+                    "success_after": _success(
+                        runs, use_steps, step_run, after, outcome, read_only, distance_threshold, seed),
+                    "clusters_appeared": _new_clusters(codes[before], codes[after], pairs),
+                    "clusters_vanished": _new_clusters(codes[after], codes[before], pairs),
+                }
+            out.append(ChangeReport(window=c.window, low=c.low, high=c.high, p_value=c.p_value,
+                                    start=iso_utc(windows[c.window][0]), **extra))
+        return tuple(out)
+
+    change_points = {group_names[g]: report(g, found.get(("behaviour", g), []), True)
+                     for g in range(len(per_group))}
+    mix_points = {group_names[g]: report(g, found.get(("mix", g), []), False)
+                  for g in range(len(per_group))}
     groups: dict[str, tuple[Window, ...]] = {group_names[g]: tuple(w) for g, w in enumerate(made)}
+    suggestion = f"; try count windows, e.g. --window {max(n // 20, 1)}runs" if n >= 2 * MIN_SIZE else ""
     if n and all(len(w) < 2 for w in per_group):
-        warnings.append(f"window={window!r} puts every run in one window: nothing to compare")
+        warnings.append(f"window={window!r} puts every run in one window: nothing to compare{suggestion}")
+    elif n and all(len(w) < 2 * MIN_SIZE for w in per_group):
+        warnings.append(
+            f"window={window!r} makes fewer than {2 * MIN_SIZE} windows"
+            + (" per group" if by else "")
+            + f": too few to locate a change (only the window comparisons are shown){suggestion}"
+        )
     outcome_name = (
         outcome if isinstance(outcome, str) else f"callable:{getattr(outcome, '__name__', 'fn')}"
     )
@@ -533,11 +654,34 @@ def drift(
         n_incomplete=n_incomplete,
         outcome=outcome_name,
         warnings=tuple(warnings),
+        change_points=change_points,
+        mix_change_points=mix_points,
     )
 
 
-def _flags(p_values: list[float], alpha: float) -> list[bool]:
-    return holm(np.asarray(p_values, dtype=np.float64), alpha).tolist() if p_values else []
+def _success(runs: Table, steps: Table | None, step_run: np.ndarray | None, rows: np.ndarray,
+             outcome: str | Callable[[Any], Hashable], read_only: ReadOnly,
+             distance_threshold: float, seed: int | None) -> float:
+    return _summarise(runs, steps, step_run, rows, outcome, read_only, distance_threshold, seed).success_rate
+
+
+def _new_clusters(
+    before: np.ndarray, after: np.ndarray, pairs: list[Hashable]
+) -> tuple[tuple[str, tuple[str, ...], int], ...]:
+    """Outcome clusters seen after and never before in a task, the same outcome in several tasks
+    taken together: ``(cluster, its tasks, runs after)``, most runs first (the first few)."""
+    values, counts = np.unique(after, return_counts=True)
+    new = ~np.isin(values, before)
+    merged: dict[str, tuple[list[str], int]] = {}
+    for value, count in zip(values[new].tolist(), counts[new].tolist(), strict=True):
+        task, key = pairs[int(value)]
+        tasks, total = merged.get(str(key), ([], 0))
+        merged[str(key)] = ([*tasks, str(task)], total + int(count))
+    ranked = sorted(merged.items(), key=lambda item: (-item[1][1], item[0]))[:_TOP]
+    return tuple(
+        (key if len(key) <= 80 else key[:79] + "…", tuple(sorted(tasks, key=natural_key)), total)
+        for key, (tasks, total) in ranked
+    )
 
 
 def _summarise(
