@@ -73,8 +73,11 @@ def test_horizon_on_imported_tau_bench(tmp_path):
 def test_drift_terminal_flags_the_switch(switch_db):
     out = hotmess("drift", "--db", str(switch_db)).stdout
     assert "windows of 1d" in out
-    assert "behaviour changed in 1 of 20 windows: 2026-01-13T00:00:00Z" in out
-    assert "Holm" in out
+    assert "behaviour changed from 2026-01-13T00:00:00Z, window 12" in out
+    assert "success 0.7" in out and "→ 0.3" in out
+    assert "new: new miss (5 tasks" in out and "gone: usual miss (5 tasks" in out
+    assert "mix of tasks changed" not in out
+    assert "within tasks" in out
 
 
 def test_drift_json_is_the_analyzer_result(switch_db):
@@ -84,6 +87,7 @@ def test_drift_json_is_the_analyzer_result(switch_db):
     conn.close()
     assert out == json.loads(json.dumps(expected))
     assert [w["start"] for w in out["windows"] if w["changed"]] == ["2026-01-13T00:00:00Z"]
+    assert [c["window"] for c in out["change_points"]] == [12] and out["mix_change_points"] == []
     grouped = json.loads(hotmess("drift", "--db", str(switch_db), "--window", "2d", "--by", "task",
                                  "--alpha", "0.1", "--json").stdout)
     assert grouped["by"] == "task" and len(grouped["groups"]) == 5 and grouped["alpha"] == 0.1
@@ -100,7 +104,8 @@ def test_errors_are_one_clear_line(tmp_path, switch_db):
         (("horizon", "--db", str(switch_db), "--length", "seconds"), "--length must be one of steps, tool_calls, tokens"),
         (("horizon", "--db", str(switch_db), "--groups", "9"), "5 tasks with a known error"),
         (("drift", "--db", str(switch_db), "--window", "1x"), "--window: window must be a positive count and a unit"),
-        (("drift", "--db", str(switch_db), "--alpha", "2"), "--alpha must be between 0 and 1"),
+        (("drift", "--db", str(switch_db), "--alpha", "2"), "--alpha must be between 1e-6 and 0.5"),
+        (("drift", "--db", str(switch_db), "--alpha", "0.9"), "--alpha must be between 1e-6 and 0.5"),
         (("drift", "--db", str(switch_db), "--by", "nope"), "by='nope' is neither a runs column"),
     ]
     for args, message in cases:
@@ -111,4 +116,4 @@ def test_errors_are_one_clear_line(tmp_path, switch_db):
     assert not (tmp_path / "nope.db").exists()
     usage = hotmess("drift", "--bogus", ok=False)
     assert usage.returncode == 2 and "bogus" in usage.stderr
-    assert "Holm" in hotmess("drift", "--help").stdout
+    assert "Change points" in hotmess("drift", "--help").stdout

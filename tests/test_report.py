@@ -263,7 +263,11 @@ def test_demo_report_in_chromium(browser, demo_report, tmp_path):
     page = out.read_text()
     assert "not enough data" not in page
     drift = page[page.index('<section id="drift"'):page.index("</section>", page.index('<section id="drift"'))]
-    assert "window 1w" in drift and drift.count("changed</b>") == 1  # the automatic window: weeks
+    assert "window 1w" in drift  # the automatic window: weeks
+    # the prompt update at the start of week 2: one change point, flagged in its window's row
+    assert drift.count('<b class="fail">behaviour changed</b> from') == 1
+    assert drift.count("<b class=fail>behaviour changed</b>") == 1 and "mix changed" not in drift
+    assert "issue_coupon" in drift
     assert "support-bot-coherent, support-bot-incoherent have all runs in one window" in drift
 
 

@@ -108,26 +108,28 @@ def drift_command(
     db: DbOption = None,
     window: Annotated[str, typer.Option("--window", help="Window: a time span (1d, 6h, 30m, 2w; UTC-aligned) or a run count (500runs).")] = "1d",
     by: Annotated[str | None, typer.Option("--by", help="Windows per group: task, agent (or another runs column / run attribute).")] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="False-alarm level: Holm correction over the windows, so the chance of flagging any window when nothing changed is at most alpha.")] = 0.05,
+    alpha: Annotated[float, typer.Option("--alpha", help="False-alarm level of every flag together (behaviour and task-mix change points): when nothing changed, the chance of any flag is at most alpha. Between 1e-6 and 0.5.")] = 0.05,
     baseline: Annotated[int, typer.Option("--baseline", help="Index of the baseline window (0 = first, -1 = last).")] = 0,
-    n_perm: Annotated[int, typer.Option("--n-perm", min=0, help="Most permutations per test (raised to 2·tests/alpha if lower; a test stops early once 20 shuffles reach the observed divergence).")] = 1000,
+    n_perm: Annotated[int, typer.Option("--n-perm", min=0, help="Most permutations per test (a change-point scan's raised to 2·scans/alpha if lower; a test stops early once 20 shuffles reach the observed statistic).")] = 1000,
     outcome: Annotated[str, typer.Option("--outcome", help=_OUTCOMES_HELP)] = "exact",
     seed: Annotated[int, typer.Option("--seed", help="Permutation seed.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Behaviour per window of runs (success, incoherence, outcome clusters); windows that differ
-    from the previous one are flagged. Test: Jensen-Shannon divergence (base 2) of the
-    (task, outcome cluster) distributions with a permutation test of window labels; Holm
-    correction at level --alpha over the windows (family-wise false-alarm rate <= alpha). Each
-    window is also compared with the baseline window (a second family, corrected the same way)."""
+    """Behaviour per window of runs (success, incoherence, outcome clusters), and when it changed.
+    Change points: a scan over the whole series comparing each task's outcomes (clusters and
+    success) before and after every split, calibrated by shuffling outcomes within tasks, with
+    binary segmentation for several changes; each is located with an interval and says what
+    changed. A shift in the mix of tasks is reported apart, never as a behaviour change. Every
+    flag shares one false-alarm level --alpha. Each window's Jensen-Shannon divergence from the
+    one before and from the baseline, with its permutation p-value, is descriptive."""
     from hotmess.analyzers.drift import drift, parse_window
 
     try:
         parse_window(window)
     except ValueError as exc:
         raise HotmessError(f"--window: {exc}") from exc
-    if not 0.0 < alpha < 1.0:
-        raise HotmessError(f"--alpha must be between 0 and 1, not {alpha}")
+    if not 1e-6 <= alpha <= 0.5:
+        raise HotmessError(f"--alpha must be between 1e-6 and 0.5 (a false-alarm level), not {alpha}")
     _check_outcome(outcome)
     _show(db, as_json, render_overtime.print_drift, outcome, "drift",
           lambda runs, steps, progress: drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,

@@ -72,14 +72,38 @@ def print_horizon_groups(result: dict[str, Any], db: str) -> None:
         console.print()
 
 
-def drift_verdict(windows: list[dict[str, Any]], alpha: float) -> str:
-    changed = [w for w in windows if w["changed"]]
+def drift_verdict(series: dict[str, Any], alpha: float) -> list[str]:
+    """What the change points say about one series of windows, a line each."""
+    windows = series["windows"]
     if len(windows) < 2:
-        return "one window: nothing to compare (choose a shorter --window)"
-    if not changed:
-        return f"[green]no change flagged[/] in {len(windows)} windows (false-alarm level {alpha:g})"
-    starts = ", ".join(w["start"] for w in changed[:3]) + (" …" if len(changed) > 3 else "")
-    return f"[red]behaviour changed[/] in {len(changed)} of {len(windows)} windows: {starts}"
+        return ["one window: nothing to compare (choose a shorter --window)"]
+    points, mix = series.get("change_points", []), series.get("mix_change_points", [])
+    lines = []
+    if not points:
+        lines.append(f"[green]no behaviour change[/] in {len(windows)} windows "
+                     f"(false-alarm level {alpha:g}, all flags)")
+    for c in points:
+        where = f"window {c['window']}" + (f" (interval {c['low']}–{c['high']})" if c["low"] != c["high"] else "")
+        lines.append(
+            f"[red]behaviour changed[/] from {escape(c['start'])}, {where}, p = {fmt_float(c['p_value'])}"
+        )
+        lines.append(f"    success {fmt_float(c['success_before'])} → {fmt_float(c['success_after'])}")
+        for label, key in (("new", "clusters_appeared"), ("gone", "clusters_vanished")):
+            if c[key]:
+                for k in c[key]:
+                    tasks = k["task_ids"]
+                    where = escape(_short(tasks[0], 24)) if len(tasks) == 1 else f"{len(tasks)} tasks"
+                    lines.append(f"    {label}: {escape(_short(k['cluster'], 44))} ({where}, {k['n_runs']} runs)")
+    for c in mix:
+        lines.append(f"[yellow]mix of tasks changed[/] from {escape(c['start'])}, window {c['window']}, "
+                     f"p = {fmt_float(c['p_value'])}")
+        lines.append("    (the traffic changed, not how the agent behaves on a task)")
+    return lines
+
+
+def _short(text: Any, width: int = 40) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _when(iso: str, dates_only: bool) -> str:
@@ -96,20 +120,22 @@ def _drift_table(windows: list[dict[str, Any]], count_windows: bool) -> RichTabl
     no run has a start time that is all they can say, so the 1970 dates are left out."""
     timeless = all(w["start"].startswith("1970-01-01") for w in windows)
     table = RichTable(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    table.add_column("#", justify="right", no_wrap=True)  # the window index change points name
     if count_windows:
         table.add_column("runs #", no_wrap=True)
     if not (count_windows and timeless):
         table.add_column("from (UTC)", no_wrap=True)
     for col in ("runs", "succ.", "incoh.", "clust.", "JS", "p"):
         table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("changed", no_wrap=True)
+    table.add_column("flag", no_wrap=True)
     table.add_column("base: JS (p)", justify="right", no_wrap=True)
     dates_only = all(w["start"].endswith("T00:00:00Z") for w in windows)
     first = 1
-    for w in windows:
-        flag = "[red]prev[/]" if w["changed"] else ""
-        if w.get("changed_from_baseline"):
-            flag += ("+" if flag else "") + "[yellow]base[/]"
+    for i, w in enumerate(windows):
+        marks = ["[red]change[/]"] if w["changed"] else []
+        if w.get("mix_changed"):
+            marks.append("[yellow]mix[/]")
+        flag = "+".join(marks)
         base = (
             "base" if w.get("is_baseline")
             else f"{fmt_float(w.get('js_baseline'))} ({fmt_float(w.get('p_baseline'))})"
@@ -121,7 +147,7 @@ def _drift_table(windows: list[dict[str, Any]], count_windows: bool) -> RichTabl
             where.append(escape(_when(w["start"], dates_only)))
         first += w["n_runs"]
         table.add_row(
-            *where, str(w["n_runs"]), fmt_float(w["success_rate"]),
+            str(i), *where, str(w["n_runs"]), fmt_float(w["success_rate"]),
             fmt_float(w["incoherence"]), str(w.get("n_clusters", "")),
             fmt_float(w["js_divergence"]), fmt_float(w["p_value"]), flag, base,
         )
@@ -129,14 +155,17 @@ def _drift_table(windows: list[dict[str, Any]], count_windows: bool) -> RichTabl
 
 
 def print_drift(result: dict[str, Any], db: str) -> None:
-    groups = result["groups"] if "groups" in result else {"all runs": {"windows": result["windows"]}}
+    groups = result.get("groups", {"all runs": result})
     for name, group in groups.items():
         label = f" · {result['by']} {name}" if "by" in result else ""
         title = f"{escape(db)} · windows of {escape(result['window'])}{escape(label)} · outcomes: {result['outcome']}"
         console.print(title)
         console.print(_drift_table(group["windows"], result["window"].endswith("runs")))
-        console.print(f"  {escape(str(name)) + ': ' if 'by' in result else ''}{drift_verdict(group['windows'], result['alpha'])}")
-    console.print("  [dim]changed: prev = from the window before, base = from the baseline window[/]")
-    console.print(f"  [dim]test: {escape(result['test'])}; {result['n_perm']} permutations[/]")
+        prefix = escape(str(name)) + ": " if "by" in result else ""
+        for k, line in enumerate(drift_verdict(group, result["alpha"])):
+            console.print(f"  {prefix if k == 0 or not line.startswith(' ') else ''}{line}")
+    console.print("  [dim]JS, p: against the window before; base: against the baseline window[/]")
+    console.print("  [dim](descriptive, uncorrected: the flags come from the change-point scan)[/]")
+    console.print(f"  [dim]test: {escape(result['test'])}; up to {result['n_perm']} permutations[/]")
     for w in result.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {escape(w)}")

@@ -168,7 +168,7 @@ def _per_series(
 def _drift(
     runs: Table, steps: Table, agents: list[str], window: str | None, outcome: str, seed: int,
 ) -> dict[str, dict[str, Any]] | str | None:
-    """Drift per agent (one Holm family over all agents' windows, so false alarms stay at alpha)."""
+    """Drift per agent (every agent's flags share one false-alarm level alpha)."""
     analyzer = _analyzer("drift", "drift")
     if analyzer is None:
         return None

@@ -374,33 +374,75 @@ def _drift_section(value: Any) -> str:
     if note or not series:
         return _section("drift", title, _note(note or "not enough data: the runs fall in a single time window"))
     out = [
-        "<p>Runs in consecutive time windows: success and incoherence per window, and whether the "
-        "distribution of outcomes changed from the window before (Jensen-Shannon divergence, "
-        "permutation test).</p>",
+        "<p>Runs in consecutive time windows: success and incoherence per window, and the windows "
+        "where behaviour changed, found by a scan over the whole series that compares each task's "
+        "outcomes before and after every split (so a change in the mix of tasks is reported apart, "
+        "as a mix change, never as a behaviour change). Each window's Jensen-Shannon divergence from "
+        "the window before and from the baseline window is descriptive: its p-value is uncorrected.</p>",
         f'<figure id="plot-drift">{plots.drift_plot(series)}</figure>',
     ]
     first = next(iter(series.values()))
     if first.get("test"):
-        out.append(f'<p class="small">window {esc(first.get("window"))} · level {esc(first.get("alpha"))} · {esc(first["test"])}</p>')
+        out.append(f'<p class="small">window {esc(first.get("window"))} · false-alarm level {esc(first.get("alpha"))} '
+                   f'over every flag · {esc(first["test"])}</p>')
     if single:
         out.append(_note(", ".join(single) + (" has" if len(single) == 1 else " have")
                          + " all runs in one window: nothing to compare"))
     for name, r in series.items():
         if several:
             out.append(f"<h3>{esc(name)}</h3>")
+        out.append(_change_points(r))
         rows = "".join(
-            f'<tr><td>{esc(w.get("start"))}</td><td>{esc(w.get("end"))}</td><td class="num">{esc(w.get("n_runs"))}</td>'
+            f'<tr><td class="num">{i}</td><td>{esc(w.get("start"))}</td><td class="num">{esc(w.get("n_runs"))}</td>'
             f'<td class="num">{_num(w.get("success_rate"))}</td><td class="num">{_num(w.get("incoherence"))}</td>'
             f'<td class="num">{_num(w.get("js_divergence"))}</td><td class="num">{_num(w.get("p_value"))}</td>'
-            f'<td>{"<b class=fail>changed</b>" if w.get("changed") else ""}</td></tr>'
-            for w in r["windows"]
+            f'<td class="num">{"baseline" if w.get("is_baseline") else _num(w.get("js_baseline"))}</td>'
+            f'<td>{_drift_flags(w)}</td></tr>'
+            for i, w in enumerate(r["windows"])
         )
         out.append(
-            "<table><tr><th>start</th><th>end</th><th class=num>runs</th><th class=num>success</th>"
-            "<th class=num>incoherence</th><th class=num>JS divergence</th><th class=num>p</th><th></th></tr>"
-            + rows + "</table>"
+            "<table><tr><th class=num>#</th><th>start</th><th class=num>runs</th><th class=num>success</th>"
+            "<th class=num>incoherence</th><th class=num>JS vs before</th><th class=num>p</th>"
+            "<th class=num>JS vs baseline</th><th></th></tr>" + rows + "</table>"
         )
     return _section("drift", title, "".join(out))
+
+
+def _change_points(r: Mapping[str, Any]) -> str:
+    """The change points of one series, each with what changed across it."""
+    points, mix = r.get("change_points") or [], r.get("mix_change_points") or []
+    if not points and not mix:
+        return (f'<p class="pass">No behaviour change in {len(r.get("windows", []))} windows '
+                f'(false-alarm level {esc(r.get("alpha"))}).</p>')
+    items = []
+    for c in points:
+        where = f'window {c["window"]}' + (f' (interval {c["low"]}–{c["high"]})' if c["low"] != c["high"] else "")
+        changed = []
+        for label, key in (("new", "clusters_appeared"), ("gone", "clusters_vanished")):
+            for k in c.get(key) or []:
+                tasks = k.get("task_ids") or []
+                in_tasks = esc(tasks[0]) if len(tasks) == 1 else f"{len(tasks)} tasks"
+                changed.append(f'{label}: <span class="mono">{esc(_short(k["cluster"], 60))}</span> '
+                               f'({in_tasks}, {esc(k["n_runs"])} runs)')
+        detail = "".join(f"<li>{x}</li>" for x in changed)
+        items.append(
+            f'<li><b class="fail">behaviour changed</b> from {esc(c["start"])}, {where}, p = {_num(c["p_value"])}: '
+            f'success {_num(c["success_before"])} → {_num(c["success_after"])}'
+            + (f"<ul>{detail}</ul>" if detail else "") + "</li>"
+        )
+    for c in mix:
+        items.append(f'<li><b>mix of tasks changed</b> from {esc(c["start"])}, window {c["window"]}, '
+                     f'p = {_num(c["p_value"])}: the traffic changed, not how the agent behaves on a task</li>')
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def _drift_flags(w: Mapping[str, Any]) -> str:
+    flags = []
+    if w.get("changed"):
+        flags.append("<b class=fail>behaviour changed</b>")
+    if w.get("mix_changed"):
+        flags.append("<b>mix changed</b>")
+    return " · ".join(flags)
 
 
 def _runs_section(runs: Sequence[Mapping[str, Any]], total: int) -> str:

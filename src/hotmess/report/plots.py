@@ -216,7 +216,8 @@ def goals_plot(series: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def drift_plot(series: Mapping[str, Mapping[str, Any]]) -> str:
-    """Success rate and incoherence per time window; changed windows ringed."""
+    """Success rate and incoherence per time window; a dotted line before each window where
+    behaviour changed (shaded over its location interval)."""
     with matplotlib.rc_context(_RC):
         fig, ax = _figure(6.5, 3.0)
         for i, (name, result) in enumerate(series.items()):
@@ -228,11 +229,11 @@ def drift_plot(series: Mapping[str, Mapping[str, Any]]) -> str:
             ax.plot(xs, success, "o-", ms=3, color=color, label=f"{_label(name, 30)}: success")
             ax.plot(xs, incoherence, "s--", ms=3, color=color, alpha=0.7,
                     label=f"{_label(name, 30)}: incoherence")
-            changed = [x for x, w in zip(xs, windows, strict=True) if w.get("changed")]
-            if changed:
-                ax.plot(changed, [success[x] if math.isfinite(success[x]) else 0.0 for x in changed],
-                        "o", ms=10, mfc="none", mec="#cc3311", mew=1.5,
-                        label="changed from the window before" if i == 0 else None)
+            for j, c in enumerate(result.get("change_points") or []):
+                ax.axvline(c["window"] - 0.5, color=color, ls=":", lw=1.5,
+                           label=f"{_label(name, 30)}: behaviour changed" if j == 0 else None)
+                if c["high"] > c["low"]:
+                    ax.axvspan(c["low"] - 0.5, c["high"] - 0.5, color=color, alpha=0.08, lw=0)
         ax.set_ylim(0, 1.02)
         starts = {tuple(str(w.get("start", "")) for w in r.get("windows", [])) for r in series.values()}
         first = next(iter(starts), ())
