@@ -77,13 +77,20 @@ def test_demo_horizon_rises_for_the_incoherent_agent_only(demo_db):
     groups = out["groups"]
     assert set(groups) == {"support-bot-coherent", "support-bot-incoherent", "support-bot-prod"}
     incoherent, coherent = groups["support-bot-incoherent"], groups["support-bot-coherent"]
-    assert incoherent["slope"] > 0.14 and incoherent["r2"] > 0.5  # 0.14: the terminal's "flat" bound
-    assert abs(coherent["slope"]) < 0.14
+    # "rises" only where the slope's bootstrap interval lies above 0
+    assert incoherent["trend"] == "rises" and incoherent["slope_ci"][0] > 0
+    assert coherent["trend"] == "none" and coherent["slope_ci"][0] < 0 < coherent["slope_ci"][1]
+    assert incoherent["diversity_trend"] == "rises"
+    assert all(g["failure_diversity"] == 0 for g in coherent["groups"])  # it always fails the same way
     first, last = incoherent["groups"][0], incoherent["groups"][-1]
     assert last["length_mean"] > 2 * first["length_mean"] and last["incoherence"] > first["incoherence"] + 0.1
+    # paired over tasks, the coherent agent's longer runs are not significantly more incoherent
+    split = coherent["median_split"]
+    assert split["paired"] and split["difference_ci"][0] < 0 < split["difference_ci"][1]
     shown = hotmess("horizon", "--db", str(db), "--by", "agent").stdout
-    assert "agent support-bot-incoherent" in shown and "rises with length" in shown
-    assert "incoherence is flat in length" in shown
+    assert "agent support-bot-incoherent" in shown and "incoherence rises with length" in shown
+    assert "failures scatter more on longer tasks" in shown
+    assert "no clear trend of incoherence with length" in shown
 
 
 def test_demo_production_log_drifts_at_the_prompt_update(demo_db):

@@ -42,8 +42,10 @@ def switch_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_horizon_terminal_reads_the_curve(growing_db):
     out = hotmess("horizon", "--db", str(growing_db)).stdout
     assert "incoherence by run length (steps)" in out and "20 tasks, 400 runs" in out
-    assert "incoherence rises with length: slope" in out
-    assert "median split over 20 tasks" in out
+    # 20 tasks: the failures' scatter shows in failure diversity before it shows in incoherence
+    assert "failure diversity rises: +" in out and "failures scatter more on longer tasks" in out
+    assert "within tasks (median split over 20 tasks, paired)" in out
+    assert "failure diversity" in out and "95% CI" in out
 
 
 def test_horizon_json_is_the_analyzer_result(growing_db):

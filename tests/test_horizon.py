@@ -144,16 +144,90 @@ def test_all_correct_short_tasks_are_left_out_of_the_fit_with_a_warning():
     assert result.to_dict()["groups"][0]["incoherence"] is None
 
 
-def test_median_split_ties_go_short_and_constant_length_tasks_are_left_out():
+def test_median_split_shares_ties_between_the_halves_and_leaves_out_constant_length_tasks():
     rows = []
-    for t, lengths in enumerate([(3, 3, 3, 3), (2, 3, 3, 5, 6)]):
+    for t, lengths in enumerate([(3, 3, 3, 3), (2, 3, 3, 5, 6), (3, 3, 3, 3, 3, 3, 5, 5)]):
         for i, n_steps in enumerate(lengths):
             rows.append({"run_id": f"{t}-{i}", "task_id": f"t{t}", "status": "ok", "n_steps": n_steps,
                          "outcome": "a" if i % 2 else "b", "success": 0.0, "reference": "c"})
     result = horizon(Table.from_records(rows, RUN_COLUMNS), groups=1, n_boot=0)
     split = result.median_split
-    assert split.n_tasks == 1  # t0: every run at the median, so no long half
-    assert (split.n_short_runs, split.n_long_runs) == (3, 2)  # median 3: 2, 3, 3 short; 5, 6 long
+    assert split.n_tasks == 2  # t0: every run the same length, so no long half
+    # t1: 2, 3 short; 5, 6 long; the middle 3 left out. t2: four 3s short; both 5s and two 3s long
+    # (the old split put all six 3s short: halves of 6 and 2)
+    assert (split.n_short_runs, split.n_long_runs) == (6, 6)
+
+
+def flat_population(rng: np.random.Generator, n_tasks: int = 40, n_runs: int = 10, *, success_falls: bool = False,
+                    failed_longer: bool = False) -> Table:
+    """Tasks of typical length 4 to 64 steps; success p_t, failures over 6 wrong answers with the
+    task's own Dirichlet(0.5) probabilities: nothing about the failures depends on length."""
+    typical = np.exp(rng.uniform(np.log(4), np.log(64), n_tasks))
+    p = 0.8 - 0.6 * np.log(typical / 4) / np.log(16) if success_falls else rng.beta(2, 3, n_tasks)
+    rows = []
+    for t in range(n_tasks):
+        q = rng.dirichlet(np.full(6, 0.5))
+        for i in range(n_runs):
+            ok = rng.random() < p[t]
+            steps = max(1, round(typical[t] * rng.uniform(0.5, 1.5) * (1.5 if failed_longer and not ok else 1)))
+            out = "right" if ok else f"wrong {rng.choice(6, p=q)}"
+            rows.append({"run_id": f"r{t}-{i}", "task_id": f"task-{t}", "status": "ok", "outcome": json.dumps(out),
+                         "success": float(ok), "reference": json.dumps("right"), "n_steps": steps})
+    return Table.from_records(rows, RUN_COLUMNS)
+
+
+def test_slope_intervals_call_a_trend_only_when_they_exclude_zero():
+    rising = horizon(agent_runs(lambda steps: steps / LONGEST), n_boot=500)
+    assert rising.trend == "rises" and 0 < rising.slope_low < rising.slope < rising.slope_high
+    assert rising.diversity_trend == "rises" and rising.diversity_low > 0
+    assert rising.n_boot == 500 and rising.n_boot_used == 500
+    d = rising.to_dict()
+    assert d["trend"] == "rises" and d["slope_ci"] == [rising.slope_low, rising.slope_high]
+    assert all(0 <= g["failure_diversity"] <= 1 and 0 <= g["success_rate"] <= 1 for g in d["groups"])
+    # the old reading (slope above 0.14 with R² ≥ 0.5) called a flat population rising 8% of the time;
+    # over a few dozen flat populations the interval calls it rarely
+    rng = np.random.default_rng(5)
+    called = [horizon(flat_population(rng), n_boot=300, seed=k).trend for k in range(30)]
+    assert called.count("rises") <= 4 and called.count("none") >= 24
+    # no interval, no trend
+    assert horizon(agent_runs(lambda steps: steps / LONGEST), n_boot=0).trend is None
+
+
+def test_slope_intervals_are_reproducible_from_the_seed():
+    runs = agent_runs(lambda steps: steps / LONGEST, n_tasks=20, n_runs=10)
+    a, b, c = (horizon(runs, n_boot=300, seed=s) for s in (1, 1, 2))
+    assert (a.slope_low, a.slope_high) == (b.slope_low, b.slope_high) != (c.slope_low, c.slope_high)
+
+
+def test_a_success_trend_moves_incoherence_but_not_failure_diversity():
+    """Success falling from 0.8 to 0.2 with length, failures the same: incoherence falls (it is at
+    least the success rate), failure diversity does not move, and the terminal says why."""
+    from hotmess.cli.render_overtime import horizon_verdict
+
+    rng = np.random.default_rng(3)
+    results = [horizon(flat_population(rng, success_falls=True), n_boot=300, seed=k) for k in range(6)]
+    assert all(r.trend == "falls" for r in results)
+    assert sum(r.diversity_trend == "none" for r in results) >= 5
+    one = next(r for r in results if r.diversity_trend == "none").to_dict()
+    assert one["groups"][0]["success_rate"] > one["groups"][-1]["success_rate"] + 0.3
+    lines = horizon_verdict(one)
+    assert lines[0].startswith("[green]incoherence falls with length[/]")
+    assert any("the fall follows the success rate" in line for line in lines)
+
+
+def test_median_split_is_paired_and_says_when_success_drives_it():
+    """Failed runs 1.5 times as long, nothing else: the long half holds the failures, so its
+    incoherence is truly lower; its failure diversity is not, and the split says so."""
+    from hotmess.cli.render_overtime import _split_lines
+
+    result = horizon(flat_population(np.random.default_rng(11), failed_longer=True), n_boot=300)
+    split = result.median_split
+    assert split.difference.paired and split.difference.value < 0 and split.trend == "falls"
+    assert split.success_long < split.success_short - 0.15
+    assert split.diversity_trend == "none"
+    low, high = split.to_dict()["diversity_difference_ci"]
+    assert low < split.diversity_long - split.diversity_short < high
+    assert any("the difference follows their success" in line for line in _split_lines(split.to_dict()))
 
 
 def test_incomplete_runs_are_left_out():

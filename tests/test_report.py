@@ -129,7 +129,10 @@ def test_missing_or_thin_sections_say_so():
 def test_over_time_sections_draw_their_dicts():
     horizon = {"groups": [{"length_mean": m, "n_tasks": 4, "incoherence": i, "ci_low": i - 0.1, "ci_high": i + 0.1}
                           for m, i in ((3.0, 0.2), (7.0, 0.35), (15.0, 0.6))],
-               "slope": 0.5, "r2": 0.9, "median_split": {"short": 0.3, "long": 0.5}}
+               "slope": 0.5, "slope_ci": [0.21, 0.83], "trend": "rises", "r2": 0.9,
+               "diversity_slope": 0.04, "diversity_slope_ci": [-0.02, 0.1], "diversity_trend": "none",
+               "median_split": {"short": 0.3, "long": 0.5, "difference": 0.2, "difference_ci": [0.05, 0.35]},
+               "warnings": ["across tasks incoherence rises with length, but within tasks the longer runs ..."]}
     goals = {"positions": [{"position": p, "n_runs": 4, "goal_clusters": p + 1, "variance": p / 5,
                             "incoherence": None if p == 0 else 0.5} for p in range(4)],
              "goal_drift": {"mean_slope": 0.01, "runs": 4}}
@@ -140,6 +143,8 @@ def test_over_time_sections_draw_their_dicts():
     for plot in ("plot-horizon", "plot-goals", "plot-drift"):
         assert f'<figure id="{plot}"><svg' in page
     assert "0.500" in page and "changed" in page
+    assert "0.500 [0.210, 0.830]" in page and "<td>rises</td>" in page and "0.200 [0.050, 0.350]" in page
+    assert "success cannot" in page and "across tasks incoherence rises with length" in page
 
 
 def test_plots_take_dollar_signs_and_markup_as_plain_text():

@@ -136,6 +136,13 @@ def test_traffic_without_task_ids_gets_per_task_figures_after_tasks_infer(tmp_pa
     # goals and report accept the same choice
     goals = json.loads(_cli("goals", "--db", str(db), "--tasks", "inferred", "--json").stdout)
     assert goals["positions"][0]["n_runs"] == len(texts)
+    horizon = json.loads(_cli("horizon", "--db", str(db), "--tasks", "inferred", "--groups", "2", "--json").stdout)
+    assert horizon["n_tasks"] == after["n_tasks"] and horizon["n_runs"] == len(texts)
+    drift = json.loads(_cli("drift", "--db", str(db), "--tasks", "inferred", "--window", "12runs", "--json").stdout)
+    assert sum(w["n_runs"] for w in drift["windows"]) == len(texts)
+    recorded = json.loads(_cli("drift", "--db", str(db), "--window", "12runs", "--json").stdout)
+    assert sum(w["n_tasks"] for w in recorded["windows"]) == len(texts)  # every request its own task
+    assert sum(w["n_tasks"] for w in drift["windows"]) < len(texts) / 2
     page = tmp_path / "r.html"
     _cli("report", "--db", str(db), "--tasks", "inferred", "--out", str(page))
     assert refund in page.read_text()

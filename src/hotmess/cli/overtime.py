@@ -10,6 +10,7 @@ import typer
 
 from hotmess.cli import render, render_overtime
 from hotmess.cli.app import DbOption, JsonOption, app, db_path, load_for_analysis, stages
+from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
 from hotmess.progress import Progress
 
@@ -23,12 +24,13 @@ def _check_outcome(outcome: str) -> None:
 
 
 def _show(db: Path | None, as_json: bool, print_terminal: Callable[[dict[str, Any], str], None],
-          outcome: str, name: str, compute: Callable[[Any, Any, Progress | None], Any]) -> None:
+          outcome: str, name: str, compute: Callable[[Any, Any, Progress | None], Any],
+          tasks: str = "recorded") -> None:
     """Read the runs, run the analyzer ``compute(runs, steps, progress)`` under a progress bar
     (its ValueErrors are the user's input: one line naming the database) and print its
     ``to_dict()`` as JSON or through ``print_terminal``."""
     with stages(name) as progress:
-        runs, steps = load_for_analysis(db, outcome, "brier", progress=progress)
+        runs, steps = load_for_analysis(db, outcome, "brier", progress=progress, tasks=tasks)
         if progress is not None:
             progress("analyzing", 0, None)
         try:
@@ -51,6 +53,7 @@ def horizon_command(
     correction: Annotated[bool, typer.Option("--correction/--plug-in", help="The unbiased small-sample form (default), or the plug-in figures.")] = True,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples for the intervals.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    tasks: TasksOption = "recorded",
     as_json: JsonOption = False,
 ) -> None:
     """Incoherence against run length: per length group, a log-log power-law fit, and each
@@ -68,10 +71,10 @@ def horizon_command(
                        n_boot=n_boot, seed=seed, progress=progress)
 
     if by is None:
-        _show(db, as_json, render_overtime.print_horizon, outcome, "horizon", one)
+        _show(db, as_json, render_overtime.print_horizon, outcome, "horizon", one, tasks)
         return
     _show(db, as_json, render_overtime.print_horizon_groups, outcome, "horizon",
-          lambda runs, steps, progress: _HorizonGroups(by, _per_group(runs, steps, by, one, progress)))
+          lambda runs, steps, progress: _HorizonGroups(by, _per_group(runs, steps, by, one, progress)), tasks)
 
 
 class _HorizonGroups:
@@ -113,6 +116,7 @@ def drift_command(
     n_perm: Annotated[int, typer.Option("--n-perm", min=0, help="Most permutations per test (a change-point scan's raised to 2·scans/alpha if lower; a test stops early once 20 shuffles reach the observed statistic).")] = 1000,
     outcome: Annotated[str, typer.Option("--outcome", help=_OUTCOMES_HELP)] = "exact",
     seed: Annotated[int, typer.Option("--seed", help="Permutation seed.")] = 0,
+    tasks: TasksOption = "recorded",
     as_json: JsonOption = False,
 ) -> None:
     """Behaviour per window of runs (success, incoherence, outcome clusters), and when it changed.
@@ -133,4 +137,5 @@ def drift_command(
     _check_outcome(outcome)
     _show(db, as_json, render_overtime.print_drift, outcome, "drift",
           lambda runs, steps, progress: drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
-                                              n_perm=n_perm, outcome=outcome, seed=seed, progress=progress))
+                                              n_perm=n_perm, outcome=outcome, seed=seed, progress=progress),
+          tasks)

@@ -9,25 +9,73 @@ from rich.table import Table as RichTable
 
 from hotmess.cli.render import console, err_console, escape, fmt_float
 
-#: |slope| below this reads as "flat": incoherence changes by < 10% when length doubles.
-FLAT_SLOPE = 0.14
-
 
 def _ci(low: float | None, high: float | None) -> str:
     return f"[{fmt_float(low)}, {fmt_float(high)}]"
 
 
-def horizon_verdict(result: dict[str, Any]) -> str:
-    """One line reading the fit; the threshold is a convention, the numbers are the result."""
-    slope, r2 = result.get("slope"), result.get("r2")
+_MORE = {"rises": "more", "falls": "less"}
+
+
+def horizon_verdict(result: dict[str, Any]) -> list[str]:
+    """What the slopes say, a line each: a trend is called only where its interval excludes 0,
+    and a move in incoherence that failure diversity does not share is put down to success."""
+    slope = result.get("slope")
     if slope is None:
-        return "no power-law fit: fewer than two groups with incoherence > 0 at distinct lengths"
-    fit = f"slope {slope:.2f}, R² {fmt_float(r2, 2)}"
-    if abs(slope) < FLAT_SLOPE:
-        return f"incoherence is flat in length: {fit}"
-    if slope > 0:
-        return f"[red]incoherence rises with length[/]: {fit}"
-    return f"[green]incoherence falls with length[/]: {fit}"
+        return ["no power-law fit: fewer than two groups with incoherence > 0 at distinct lengths"]
+    ci = _ci(*result.get("slope_ci", [None, None]))
+    r2 = f"R² {fmt_float(result.get('r2'), 2)}"
+    trend, d_trend = result.get("trend"), result.get("diversity_trend")
+    if trend is None:
+        return [f"incoherence against length: slope {slope:+.2f}, {r2}; no interval (--n-boot 0), so no trend is called"]
+    lines = [{
+        "rises": f"[red]incoherence rises with length[/]: slope {slope:+.2f} {ci}, {r2}",
+        "falls": f"[green]incoherence falls with length[/]: slope {slope:+.2f} {ci}, {r2}",
+        "none": f"no clear trend of incoherence with length: slope {slope:+.2f}, its interval {ci} holds 0 ({r2})",
+    }[trend]]
+    d_slope = result.get("diversity_slope")
+    if d_slope is not None:
+        d_text = f"{d_slope:+.2f} per doubling of length {_ci(*result.get('diversity_slope_ci', [None, None]))}"
+        lines.append(
+            f"failure diversity {'shows no clear trend' if d_trend in (None, 'none') else d_trend}: {d_text}"
+        )
+    groups = [g for g in result.get("groups", []) if g.get("success_rate") is not None]
+    success = (f"success {fmt_float(groups[0]['success_rate'], 2)} → {fmt_float(groups[-1]['success_rate'], 2)} "
+               "from the shortest group to the longest") if len(groups) >= 2 else "success"
+    if trend in _MORE and d_trend == trend:
+        lines.append(f"  failures scatter {_MORE[trend]} on longer tasks")
+    elif trend in _MORE and d_trend not in _MORE:
+        lines.append(
+            f"  the {'rise' if trend == 'rises' else 'fall'} follows the success rate ({success}), "
+            f"not failures scattering {_MORE[trend]}: a task's incoherence is at least its success rate"
+        )
+    elif trend == "none" and d_trend in _MORE:
+        lines.append(f"  failures scatter {_MORE[d_trend]} on longer tasks, but incoherence does not show it ({success})")
+    elif trend in _MORE and d_trend in _MORE:
+        lines.append(f"  failures scatter {_MORE[d_trend]} on longer tasks, yet incoherence {trend} ({success})")
+    return lines
+
+
+def _split_lines(split: dict[str, Any]) -> list[str]:
+    """The median split, paired over tasks, with the halves' success and failure diversity."""
+    lines = [
+        f"within tasks (median split over {split['n_tasks']} tasks, paired): longer runs "
+        f"{fmt_float(split['long'])} {_ci(*split['long_ci'])}, shorter {fmt_float(split['short'])} "
+        f"{_ci(*split['short_ci'])}; long − short {fmt_float(split.get('difference'))} {_ci(*split['difference_ci'])}",
+        f"  success {fmt_float(split.get('success_long'))} vs {fmt_float(split.get('success_short'))}; failure "
+        f"diversity {fmt_float(split.get('failure_diversity_long'))} vs {fmt_float(split.get('failure_diversity_short'))}"
+        + (f" (long − short {fmt_float(split['diversity_difference'])} {_ci(*split['diversity_difference_ci'])})"
+           if split.get("diversity_difference") is not None else ""),
+    ]
+    trend, d_trend = split.get("trend"), split.get("diversity_trend")
+    if trend in _MORE and d_trend not in _MORE:
+        lines.append(
+            f"  the longer runs are {_MORE[trend]} incoherent, their failures no {_MORE[trend]} scattered: "
+            "the difference follows their success"
+        )
+    elif d_trend in _MORE:
+        lines.append(f"  a task's longer runs fail in {'more' if d_trend == 'rises' else 'fewer'} different ways")
+    return lines
 
 
 def print_horizon(result: dict[str, Any], db: str, label: str = "") -> None:
@@ -36,27 +84,28 @@ def print_horizon(result: dict[str, Any], db: str, label: str = "") -> None:
         f"{result['n_tasks']} tasks, {result['n_runs']} runs · outcomes: {result['outcome']}"
     )
     console.print(title)
-    table = RichTable(header_style="bold")
-    for col in ("group", f"mean {result['length']}", "range", "tasks", "runs", "incoherence [95% CI]"):
-        table.add_column(col, justify="left" if col == "group" else "right")
+    table = RichTable(header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 0))
+    for col in ("group", f"mean\n{result['length']}", "tasks", "runs", "incoherence", "95% CI", "success",
+                "failure\ndiversity"):
+        table.add_column(col, justify="left" if col == "group" else "right", no_wrap=col == "95% CI")
     for i, g in enumerate(result["groups"], start=1):
         table.add_row(
             str(i),
             fmt_float(g["length_mean"], 1),
-            f"{fmt_float(g.get('length_min'), 1)}–{fmt_float(g.get('length_max'), 1)}",
             str(g["n_tasks"]),
             str(g.get("n_runs", "")),
-            f"{fmt_float(g['incoherence'])} {_ci(g['ci_low'], g['ci_high'])}",
+            fmt_float(g["incoherence"]),
+            _ci(g["ci_low"], g["ci_high"]),
+            fmt_float(g.get("success_rate")),
+            fmt_float(g.get("failure_diversity")),
         )
     console.print(table)
+    for line in horizon_verdict(result):
+        console.print(f"  {line}")
     split = result["median_split"]
     if split.get("n_tasks"):
-        console.print(
-            f"  median split over {split['n_tasks']} tasks: short runs {fmt_float(split['short'])} "
-            f"{_ci(*split['short_ci'])}, long runs {fmt_float(split['long'])} {_ci(*split['long_ci'])}; "
-            f"long − short {fmt_float(split.get('difference'))} {_ci(*split['difference_ci'])}"
-        )
-    console.print(f"  {horizon_verdict(result)}")
+        for line in _split_lines(split):
+            console.print(f"  {line}")
     for w in result.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {escape(w)}")
 

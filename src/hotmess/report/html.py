@@ -308,6 +308,13 @@ def _series(value: Any, section: str) -> tuple[dict[str, Mapping[str, Any]], str
     return dict(value), None
 
 
+def _bracket(interval: Any) -> str:
+    """``[low, high]`` of a JSON interval pair, or nothing when it has none."""
+    if not interval or any(v is None for v in interval):
+        return ""
+    return f"[{_num(interval[0])}, {_num(interval[1])}]"
+
+
 def _horizon_section(value: Any) -> str:
     title = "Incoherence against run length"
     series, note = _series(value, "horizon")
@@ -320,18 +327,35 @@ def _horizon_section(value: Any) -> str:
                     "incoherence (every task's runs have about the same length)"))
     out = [
         "<p>Tasks sorted by their mean run length into equal-size groups; incoherence of each group "
-        "with its interval. The paper behind hotmess found incoherence grows with length.</p>",
+        "with its interval. The paper behind hotmess found incoherence grows with length. A trend is "
+        "called only where its 95% interval (a bootstrap over tasks of the grouping and the fit) excludes "
+        "0. Incoherence is at least the success rate, so a success rate that changes with length moves it "
+        "too; failure diversity (how often two failed runs of a task differ) is the curve success cannot "
+        "drive. The median split compares each task's longer runs with its shorter ones, paired over "
+        "tasks.</p>",
         f'<figure id="plot-horizon">{plots.horizon_plot(series)}</figure>',
-        '<table><tr><th>series</th><th class="num">power-law slope</th><th class="num">R²</th>'
-        '<th class="num">incoherence, shorter half of each task\'s runs</th><th class="num">longer half</th></tr>',
+        '<table><tr><th>series</th><th class="num">power-law slope [95% CI]</th><th>trend</th>'
+        '<th class="num">failure diversity per doubling [95% CI]</th>'
+        '<th class="num">success, shortest → longest group</th>'
+        '<th class="num">longer − shorter runs of a task [95% CI]</th>'
+        '<th class="num">failure diversity, longer − shorter</th></tr>',
     ]
     for name, r in series.items():
         split = r.get("median_split") or {}
+        groups = [g for g in r.get("groups", []) if g.get("success_rate") is not None]
+        success = f"{_num(groups[0]['success_rate'])} → {_num(groups[-1]['success_rate'])}" if len(groups) >= 2 else "–"
         out.append(
-            f'<tr><td>{esc(name)}</td><td class="num">{_num(r.get("slope"))}</td><td class="num">{_num(r.get("r2"))}</td>'
-            f'<td class="num">{_num(split.get("short"))}</td><td class="num">{_num(split.get("long"))}</td></tr>'
+            f'<tr><td>{esc(name)}</td>'
+            f'<td class="num">{_num(r.get("slope"))} {_bracket(r.get("slope_ci"))}</td>'
+            f'<td>{esc(r.get("trend") or "not called")}</td>'
+            f'<td class="num">{_num(r.get("diversity_slope"))} {_bracket(r.get("diversity_slope_ci"))}</td>'
+            f'<td class="num">{success}</td>'
+            f'<td class="num">{_num(split.get("difference"))} {_bracket(split.get("difference_ci"))}</td>'
+            f'<td class="num">{_num(split.get("diversity_difference"))} {_bracket(split.get("diversity_difference_ci"))}</td></tr>'
         )
     out.append("</table>")
+    warnings = sorted({w for r in series.values() for w in r.get("warnings", []) if w.startswith("across tasks")})
+    out.extend(_note(w) for w in warnings)
     return _section("horizon", title, "".join(out))
 
 
