@@ -380,7 +380,7 @@ def test_nested_traced_function_is_an_agent_step_not_a_run(db):
     assert json.loads(run["outcome"]) == 42
     # the sub-agent's spans are in the run's trace, and there is no second run
     assert {s["trace_id"] for s in spans_rows(db)} == {run["run_id"]}
-    assert run["n_steps"] == 5 and run["n_tool_calls"] == 1
+    assert run["n_steps"] == 4 and run["n_tool_calls"] == 1  # the sub-agent is a wrapper: its steps count, it does not
 
 
 # --- 3. exceptions -----------------------------------------------------------------------------

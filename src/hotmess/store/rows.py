@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotmess.redact import Redactor
+from hotmess.store import conventions
 from hotmess.tracer import attributes as A
 from hotmess.tracer.serialize import as_text, scrub_attributes, scrub_text
 
@@ -235,6 +236,17 @@ def _text(value: Any) -> str | None:
 def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[str, Any]:
     a = rec.attributes
     kind = step_kind(a)
+    error = _error(rec)
+    if kind == "tool":  # the named arguments and the tool message's content (conventions)
+        step_input = conventions.tool_arguments(a)
+        step_output, handled = conventions.tool_result(a)
+        error = error or handled
+    elif kind == "llm":
+        step_input = conventions.messages(a, "input", rec.events)
+        step_output = conventions.messages(a, "output", rec.events)
+    else:
+        step_input = _first(a, A.INPUT, A.INPUT_MESSAGES, "input.value")
+        step_output = _first(a, A.OUTPUT, A.OUTPUT_MESSAGES, "output.value")
     return {
         "run_id": run_id,
         "span_id": rec.span_id,
@@ -244,11 +256,10 @@ def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[
         "kind": kind,
         "name": _text(rec.name),
         "tool": _text(_first(a, A.TOOL_NAME, "tool.name")) if kind == "tool" else None,
-        # OpenInference's tool.parameters is the tool's parameter schema, input.value the call's arguments.
-        "input": _text(_first(a, A.TOOL_ARGUMENTS, A.INPUT, A.INPUT_MESSAGES, "input.value", "tool.parameters")),
-        "output": _text(_first(a, A.TOOL_RESULT, A.OUTPUT, A.OUTPUT_MESSAGES, "output.value")),
+        "input": _text(step_input),
+        "output": _text(step_output),
         "goal": _text(a.get(A.GOAL)),
-        "error": _error(rec),
+        "error": error,
         "start_ns": rec.start_ns,
         "end_ns": rec.end_ns,
         "input_tokens": _as_int(_first(a, A.INPUT_TOKENS, "llm.token_count.prompt")),
@@ -265,10 +276,16 @@ STEP_INSERT = (
     f"INSERT OR REPLACE INTO steps ({', '.join(STEP_FIELDS)}) VALUES ({', '.join('?' * len(STEP_FIELDS))})"
 )
 
+#: Step kinds that are not steps of the run's length: goal records, and the wrappers
+#: (LangGraph's node chains, an agent span around its own model and tool calls), which stay in
+#: the step tree but would make a run of two tool calls ten steps long.
+UNCOUNTED_KINDS = ("goal", "chain", "agent")
+
 # The counts kept on each run, recomputed from its steps after every batch that touched it.
-RUN_COUNTS = """
+RUN_COUNTS = f"""
 UPDATE runs SET
-    n_steps = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.kind != 'goal'),
+    n_steps = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id
+               AND s.kind NOT IN ({", ".join(repr(k) for k in UNCOUNTED_KINDS)})),
     n_tool_calls = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.kind = 'tool'),
     n_llm_calls = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.kind = 'llm'),
     n_errors = (SELECT count(*) FROM steps s WHERE s.run_id = runs.run_id AND s.error IS NOT NULL),

@@ -60,5 +60,7 @@ KIND_FOR_OPERATION = {
     OP_TOOL: "tool",
     OP_AGENT: "agent",
     "create_agent": "agent",
+    "invoke_workflow": "chain",
+    "execute_task": "chain",  # OpenLLMetry's LangGraph node spans
     "embeddings": "retriever",
 }
