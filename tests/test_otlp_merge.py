@@ -306,7 +306,7 @@ def test_cli_many_files(tmp_path):
     out = " ".join(hotmess_cli("import", "otlp", str(tail), str(head), "--db", str(tmp_path / "fresh.db")).stdout.split())
     assert "Imported 2 new runs (5 steps) from 2 files" in out
     assert f"{tail}: 1 record, 3 spans of 2 traces" in out and f"{head}: 2 records, 5 spans of 2 traces" in out
-    assert "1 trace without agent spans" in out
+    assert "1 trace left out: no agent at work there" in out
     missing = hotmess_cli("import", "otlp", str(head), str(tmp_path / "nope.jsonl"), "--db", str(db), ok=False)
     assert missing.returncode == 1 and "nope.jsonl: no such file" in missing.stderr
 

@@ -148,7 +148,7 @@ def _print_otlp_notes(batch, result) -> None:
                   "they were written, or cut by a skipped line): stored as incomplete; importing the file with "
                   "the root completes them[/]")
     if result.ignored_traces:
-        out.print(f"[dim]{render.plural(result.ignored_traces, 'trace')} without agent spans (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute) left out[/]")
+        out.print(f"[dim]{render.plural(result.ignored_traces, 'trace')} left out: no agent at work there (no hotmess.*, gen_ai.*, llm.* or openinference.* attribute, or only the agent being built)[/]")
     if batch.hashed_task_ids:
         out.print(f"[dim]{render.plural(batch.hashed_task_ids, 'run')} without a task id attribute: task id = hash of the first user message (msg:…)[/]")
 

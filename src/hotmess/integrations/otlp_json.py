@@ -104,7 +104,7 @@ from hotmess.errors import InputError
 from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records, request_spans
 from hotmess.progress import Progress, counted
 from hotmess.redact import Redactor, make_redactor
-from hotmess.store import rows
+from hotmess.store import conventions, rows
 from hotmess.store.rows import SPAN_END, SPAN_ID, SpanRecord, step_kind
 from hotmess.store.writer import (
     ImportResult,
@@ -190,7 +190,11 @@ class OtlpBatch:
 # traces → runs
 
 
-def _is_agent_trace(spans: Iterable[SpanRecord]) -> bool:
+def _is_agent_trace(spans: list[SpanRecord]) -> bool:
+    """Whether a trace records an agent at work: some span has an agent attribute, and it is
+    more than the agent being built (OpenLLMetry traces each ``create_agent`` call on its own)."""
+    if all(rec.attributes.get(A.OPERATION) == "create_agent" for rec in spans):
+        return False
     return any(k.startswith(_AGENT_PREFIXES) for rec in spans for k in rec.attributes)
 
 
@@ -294,10 +298,14 @@ def _task_id(
     (unknown, as for a live run without one) rather than a step's name."""
     top = ordered[0] if root is None else root
     first = () if root is None else (root.attributes,)
-    for attrs in (*first, top.resource, *(s.attributes for s in ordered)):
-        value = attrs.get(task_attr)
-        if value is not None and value != "":
-            return str(value), False
+    # the named attribute (a dotted path reaches into JSON objects), then with the default the
+    # places instrumentors keep a task id the user set in the run's metadata
+    names = (task_attr, *conventions.METADATA_TASK_KEYS) if task_attr == A.TASK_ID else (task_attr,)
+    for name in names:
+        for attrs in (*first, top.resource, *(s.attributes for s in ordered)):
+            value = conventions.lookup(attrs, name)
+            if value is not None and value != "" and not isinstance(value, (dict, list)):
+                return str(value), False
     text = _first_user_message(root, ordered)
     if text is not None:
         digest = hashlib.sha256(text.strip().encode("utf-8", "backslashreplace")).hexdigest()
@@ -306,23 +314,24 @@ def _task_id(
 
 
 def _agent(root: SpanRecord | None, ordered: list[SpanRecord]) -> str | None:
-    for rec in ordered if root is None else (root, *ordered):
-        name = rec.attributes.get(A.AGENT_NAME)
-        if name:
-            return str(name)
+    name = conventions.agent_name(
+        None if root is None else root.attributes, (s.attributes for s in ordered),
+        None if root is None else root.name,
+    )
+    if name:
+        return name
     name = (ordered[0] if root is None else root).resource.get("service.name")
     return None if name is None else str(name)
 
 
 def _outcome(root: SpanRecord, steps: list[dict[str, Any]]) -> Any:
-    a = root.attributes
-    for key in (A.OUTCOME, "output.value", A.OUTPUT_MESSAGES):
-        if a.get(key) is not None:
-            return rows._text(a[key])
-    finals = [s for s in steps if s["kind"] == "llm" and s["output"] is not None]
-    if finals:
-        return max(finals, key=lambda s: (s["end_ns"] or 0, s["step_index"]))["output"]
-    return None
+    """The run's outcome: ``hotmess.outcome``, else the final answer as the conventions give it."""
+    if root.attributes.get(A.OUTCOME) is not None:
+        return rows._text(root.attributes[A.OUTCOME])
+    finals = sorted((s for s in steps if s["kind"] == "llm" and s["output"] is not None),
+                    key=lambda s: (s["end_ns"] or 0, s["step_index"]), reverse=True)
+    outcome = conventions.run_outcome(root.attributes, root.status_code == "ERROR", (s["output"] for s in finals))
+    return rows._text(outcome)
 
 
 _COUNTED = ("n_steps", "n_tool_calls", "n_llm_calls", "n_errors", "input_tokens", "output_tokens")
@@ -333,7 +342,7 @@ def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:
     n_steps = n_tools = n_llm = n_errors = tokens_in = tokens_out = 0
     for s in steps:
         kind = s["kind"]
-        if kind != "goal":
+        if kind not in rows.UNCOUNTED_KINDS:
             n_steps += 1
         if kind == "tool":
             n_tools += 1
@@ -376,6 +385,7 @@ def _build(
     ordered = sorted((s for s in spans if s is not root), key=lambda s: (s.start_ns, depth[s.span_id]))
     run_id = spans[0].trace_id
     steps = [rows.step_row(s, run_id, i, depth[s.span_id]) for i, s in enumerate(ordered)]
+    conventions.name_tool_arguments(steps, [conventions.tool_call_id(s.attributes) for s in ordered])
     task_id, hashed = _task_id(root, ordered, task_attr)
     if root is None:
         run = dict.fromkeys(rows.RUN_FIELDS)
