@@ -47,20 +47,22 @@ from a collector file are one run, and importing a file twice adds nothing.
   models from the GenAI and OpenInference attributes.
 - The run: :func:`hotmess.store.rows.run_row` of the root, ``source`` ``"otlp"``. For a trace
   that hotmess recorded (its root has ``hotmess.run``) that is all, so it round-trips exactly.
-  For other traces: ``outcome`` is the root's ``hotmess.outcome``, else its ``output.value``,
-  else its ``gen_ai.output.messages``, else the output of the last LLM step to end (the final
-  answer of a ReAct loop); ``success`` is ``hotmess.success`` when present, else unknown;
-  ``agent`` is ``gen_ai.agent.name`` (root first, then any span), else the resource's
-  ``service.name``. ``--agent`` overrides the agent of every run.
-- Task id: the attribute named by ``task_attr`` (default ``hotmess.task.id``) on the root, else
-  on the resource, else on any span in start order. Failing that, ``"msg:"`` + the first 16 hex
+  For other traces the outcome (the agent's final answer; none for a crash), the agent, the
+  task id and the tool arguments are read by the rules of :mod:`hotmess.store.conventions`;
+  ``success`` is ``hotmess.success`` when present, else unknown. ``--agent`` overrides the
+  agent of every run.
+- Task id: the attribute named by ``task_attr`` (default ``hotmess.task.id``; a dotted name
+  reaches into a JSON attribute) on the root, else on the resource, else on any span in start
+  order; with the default, also ``metadata.task_id`` and OpenLLMetry's association property.
+  Failing that, ``"msg:"`` + the first 16 hex
   digits of sha256 of the first user message (whitespace-stripped UTF-8): the first ``user``
   message of ``gen_ai.input.messages`` or of OpenInference's ``llm.input_messages.N.message.*``
   on the spans in start order (root first), else of a ``gen_ai.user.message`` event, else the
   root's ``input.value``. So repeats of one prompt group into one task. With no user message
   either, ``"span:"`` + the root span's name.
 - Traces without a single ``hotmess.*``, ``gen_ai.*``, ``llm.*`` or ``openinference.*``
-  attribute (HTTP or database spans of the same service) are not agent runs: they are counted
+  attribute (HTTP or database spans of the same service), and traces that only built an agent
+  (``create_agent``) without running it, are not agent runs: they are counted
   in :attr:`OtlpBatch.ignored_traces` and not imported.
 - A span repeated in the files (same trace and span id, e.g. a collector retry) counts once;
   the last copy wins, except that an ended copy wins over one not ended.
