@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from hotmess.store import conventions as C
+from hotmess.vocab import conventions as C
 
 
 def test_a_dotted_task_attr_reaches_into_json_attributes():

@@ -21,10 +21,10 @@ import hotmess as hm
 from hotmess.analyzers.goals import goal_coherence
 from hotmess.integrations.otlp_json import parse_otlp_json
 from hotmess.store.database import connect
-from hotmess.store.instructions import instruction_text, run_instruction, step_instruction
 from hotmess.store.readers import read_goal_steps, read_instructions, read_runs
 from hotmess.store.writer import insert_runs
 from hotmess.tables import Table
+from hotmess.vocab.instructions import instruction_text, run_instruction, step_instruction
 
 OTLP = Path(__file__).parent / "data" / "otlp"
 

@@ -55,7 +55,7 @@ def imported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def _by_request(db: Path) -> dict[str, tuple[dict, list[dict]]]:
     """Each run with its steps, keyed by the request that started it."""
-    from hotmess.store.instructions import step_instruction
+    from hotmess.vocab.instructions import step_instruction
 
     store = hotmess.open(db)
     out = {}

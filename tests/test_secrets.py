@@ -18,10 +18,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import hotmess
-from hotmess.integrations.otlp_export import RedactingSpanExporter
 from hotmess.redact import REDACTED, Redactor
-from hotmess.tracer import attributes as A
-from hotmess.tracer.serialize import truncate
+from hotmess.tracer.otlp_export import RedactingSpanExporter
+from hotmess.vocab import attributes as A
+from hotmess.vocab.serialize import truncate
 
 KEYS = {
     "openai": "sk-proj-" + "Zq8xW3vB7nM2kL9pR4tY6uI1oE5aS0dF",

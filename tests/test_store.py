@@ -18,9 +18,9 @@ from hotmess.store import schema
 from hotmess.store.database import connect, schema_version
 from hotmess.store.exporter import SQLiteSpanExporter
 from hotmess.store.readers import count_runs, find_run, read_runs, read_spans, read_steps
-from hotmess.store.rows import SpanRecord
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
-from hotmess.tracer import attributes as A
+from hotmess.vocab import attributes as A
+from hotmess.vocab.records import SpanRecord
 
 
 def _files(directory: Path) -> dict[str, bytes]:

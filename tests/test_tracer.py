@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import hotmess
-from hotmess.tracer import attributes as A
 from hotmess.tracer.config import _State
-from hotmess.tracer.serialize import TRUNCATION_MARK
+from hotmess.vocab import attributes as A
+from hotmess.vocab.serialize import TRUNCATION_MARK
 
 TRUNCATION_PREFIX = TRUNCATION_MARK.split("{")[0]
 

@@ -2,7 +2,7 @@
 
 It runs in the exporters' background threads, and on the agent's path only for a value about
 to be cut to ``max_attribute_chars`` (redacted whole first, so no stub of a secret is kept;
-see :func:`hotmess.tracer.serialize.truncate`).
+see :func:`hotmess.vocab.serialize.truncate`).
 """
 
 from __future__ import annotations

@@ -74,7 +74,6 @@ except ImportError:  # pragma: no cover - langchain-core without langgraph
 from opentelemetry.trace import Span, Status, StatusCode
 
 from hotmess.tools import canonical_json
-from hotmess.tracer import attributes as A
 from hotmess.tracer.context import (
     RunState,
     current_run,
@@ -85,7 +84,8 @@ from hotmess.tracer.context import (
     start_run,
     start_step_span,
 )
-from hotmess.tracer.serialize import to_json
+from hotmess.vocab import attributes as A
+from hotmess.vocab.serialize import to_json
 
 logger = logging.getLogger("hotmess")
 

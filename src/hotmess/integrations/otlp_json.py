@@ -48,7 +48,7 @@ from a collector file are one run, and importing a file twice adds nothing.
 - The run: :func:`hotmess.store.rows.run_row` of the root, ``source`` ``"otlp"``. For a trace
   that hotmess recorded (its root has ``hotmess.run``) that is all, so it round-trips exactly.
   For other traces the outcome (the agent's final answer; none for a crash), the agent, the
-  task id and the tool arguments are read by the rules of :mod:`hotmess.store.conventions`;
+  task id and the tool arguments are read by the rules of :mod:`hotmess.vocab.conventions`;
   ``success`` is ``hotmess.success`` when present, else unknown. ``--agent`` overrides the
   agent of every run.
 - Task id: the attribute named by ``task_attr`` (default ``hotmess.task.id``; a dotted name
@@ -106,8 +106,8 @@ from hotmess.errors import InputError
 from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records, request_spans
 from hotmess.progress import Progress, counted
 from hotmess.redact import Redactor, make_redactor
-from hotmess.store import conventions, rows
-from hotmess.store.rows import SPAN_END, SPAN_ID, SpanRecord, step_kind
+from hotmess.store import rows
+from hotmess.store.rows import SPAN_END, SPAN_ID, step_kind
 from hotmess.store.writer import (
     ImportResult,
     delete_runs,
@@ -117,8 +117,10 @@ from hotmess.store.writer import (
     stored_spans,
     write_rows,
 )
-from hotmess.tracer import attributes as A
-from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
+from hotmess.vocab import attributes as A
+from hotmess.vocab import conventions
+from hotmess.vocab.records import SpanRecord
+from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
 __all__ = [
     "DEFAULT_TASK_ATTR", "MAX_ERRORS", "SOURCE", "OtlpBatch", "OtlpFile", "OtlpImportResult", "insert_otlp",
@@ -623,7 +625,7 @@ def _store(conn: sqlite3.Connection, batch: OtlpBatch, progress: Progress | None
                 left_out_runs[source] += 1
                 continue
             old.update((row[SPAN_ID], row) for row in fresh)
-            run, run_steps, _, _ = _build([rows.span_record(r) for r in old.values()], task_attr, agent)
+            run, run_steps, _, _ = _build([rows.record_from_row(r) for r in old.values()], task_attr, agent)
             rebuilt_runs.append(run)
             rebuilt_steps.extend(run_steps)
             rebuilt_spans.extend(sorted(old.values(), key=lambda r: r[SPAN_ID]))

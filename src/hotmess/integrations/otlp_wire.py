@@ -1,4 +1,4 @@
-"""OTLP/JSON on disk → :class:`~hotmess.store.rows.SpanRecord` (the reading half of ``import otlp``).
+"""OTLP/JSON on disk → :class:`~hotmess.vocab.records.SpanRecord` (the reading half of ``import otlp``).
 
 What a collector's ``file`` exporter (or protobuf's ``MessageToJson``) writes, read record by
 record: JSON lines or one whole value, gzip or not; ids in hex or base64, times as strings or
@@ -22,7 +22,7 @@ from typing import Any
 
 from hotmess.errors import InputError
 from hotmess.progress import Progress, reading
-from hotmess.store.rows import SpanRecord
+from hotmess.vocab.records import SpanRecord
 
 __all__ = ["BadRecord", "EmptyFile", "read_records", "request_spans"]
 

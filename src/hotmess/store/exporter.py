@@ -22,52 +22,13 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from hotmess.redact import Redactor
 from hotmess.store import rows
 from hotmess.store.database import connect, transaction
-from hotmess.store.rows import SpanRecord
-from hotmess.tracer import attributes as A
-from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS, as_text, storable_attributes
+from hotmess.vocab import attributes as A
+from hotmess.vocab.records import SpanRecord, record_from_span
+from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS, as_text, storable_attributes
 
 logger = logging.getLogger("hotmess")
 
 _CHUNK_SIZES = (1024, 256, 64, 16, 4, 1)  # rows per INSERT, largest first
-
-
-def span_record(span: ReadableSpan, *, with_resource: bool = True) -> SpanRecord:
-    """A plain copy of an SDK span (hex ids, dict attributes); its resource left empty
-    without ``with_resource`` (the exporter stores the resource it already encoded).
-
-    Every value is coerced to what can be stored (:func:`hotmess.tracer.serialize.storable`):
-    a span named ``None`` or ``b"..."``, or an attribute no SDK validated, is stored as the
-    text it becomes rather than failing its batch."""
-    ctx = span.context
-    parent = span.parent
-    status = span.status
-    scope = span.instrumentation_scope
-    return SpanRecord(
-        trace_id=format(ctx.trace_id, "032x"),
-        span_id=format(ctx.span_id, "016x"),
-        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
-        name=as_text(span.name),
-        kind=span.kind.name,
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time,
-        status_code=status.status_code.name,
-        status_message=None if status.description is None else as_text(status.description),
-        attributes=storable_attributes(span.attributes),
-        events=[
-            {"name": as_text(e.name), "timestamp": e.timestamp, "attributes": storable_attributes(e.attributes)}
-            for e in span.events
-        ],
-        links=[
-            {
-                "trace_id": format(link.context.trace_id, "032x"),
-                "span_id": format(link.context.span_id, "016x"),
-                "attributes": storable_attributes(link.attributes),
-            }
-            for link in span.links
-        ],
-        resource=storable_attributes(span.resource.attributes) if with_resource and span.resource is not None else {},
-        scope=as_text(scope.name) if scope is not None and scope.name is not None else None,
-    )
 
 
 def _insert_many(conn: sqlite3.Connection, sql: str, rows_: Sequence[tuple]) -> None:
@@ -166,6 +127,11 @@ class SQLiteSpanExporter(SpanExporter):
         # Resource, so it is redacted and encoded once rather than once per span.
         self._resources: dict[int, tuple[Resource | None, str]] = {}
 
+    def open(self) -> None:
+        """Open (and create, or migrate) the database now, raising on a bad path or a file that
+        is not a hotmess database; otherwise the first export would, in the writer's thread."""
+        self._connection()
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._file_id != _file_id(self.path):
             # Deleted or replaced under us: SQLite would go on writing to the unlinked inode
@@ -216,7 +182,7 @@ class SQLiteSpanExporter(SpanExporter):
                 self._lost(getattr(rec, "name", "?"), exc)
         for span, index, depth in ended:
             try:
-                rec = span_record(span, with_resource=False).redacted(self._redactor, self._max_chars)
+                rec = record_from_span(span, with_resource=False).redacted(self._redactor, self._max_chars)
                 span_row = (rows.SPAN_INSERT, rows.span_row(rec, resource_json=self._resource_json(span.resource)))
                 if rec.attributes.get(A.RUN):
                     row = (rows.RUN_UPSERT, rows.values(rows.run_row(rec), rows.RUN_FIELDS))

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hotmess.progress import Progress, counted
-from hotmess.store.instructions import run_instruction, step_instruction
 from hotmess.store.tasks import INFERRED_TASK_SQL, task_expression
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
+from hotmess.vocab.instructions import run_instruction, step_instruction
 
 
 def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
@@ -187,7 +187,7 @@ def read_instructions(
 ) -> dict[str, str]:
     """Each run's instruction, by run id (runs without one are not keys): from the run's root
     attributes, else its first LLM step's input (the rules are in
-    :mod:`hotmess.store.instructions`). Only the first LLM step of a run without a root
+    :mod:`hotmess.vocab.instructions`). Only the first LLM step of a run without a root
     instruction is read."""
     where, params = _where([(f"{task_expression(tasks)} = ?", task_id)])
     found: dict[str, str] = {}

@@ -7,13 +7,12 @@ exporter (live OpenTelemetry spans) and the OTLP importer (JSON logs) share one 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
-from hotmess.redact import Redactor
-from hotmess.store import conventions
-from hotmess.tracer import attributes as A
-from hotmess.tracer.serialize import as_text, scrub_attributes, scrub_text
+from hotmess.vocab import attributes as A
+from hotmess.vocab import conventions
+from hotmess.vocab.records import SpanRecord
+from hotmess.vocab.serialize import as_text
 
 # OpenInference (Arize Phoenix) span kinds, for spans imported from such agents.
 _OPENINFERENCE_KIND = {
@@ -25,44 +24,6 @@ _OPENINFERENCE_KIND = {
     "EMBEDDING": "retriever",
     "RERANKER": "retriever",
 }
-
-
-@dataclass
-class SpanRecord:
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    name: str
-    kind: str = "INTERNAL"
-    start_ns: int = 0
-    end_ns: int | None = None  # None: the span has started and not ended (a run in progress)
-    status_code: str = "UNSET"
-    status_message: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    links: list[dict[str, Any]] = field(default_factory=list)
-    resource: dict[str, Any] = field(default_factory=dict)
-    scope: str | None = None
-
-    def redacted(self, redactor: Redactor | None, max_chars: int = 0) -> SpanRecord:
-        """Secrets redacted, then every text cut to ``max_chars`` (0: no cap), in place."""
-        if redactor is None and max_chars <= 0:
-            return self
-        # a step named after a URL may carry its api_key
-        self.name = scrub_text(self.name, max_chars, redactor)[0]
-        self.attributes = scrub_attributes(self.attributes, max_chars, redactor)
-        self.events = [
-            {**e, "attributes": scrub_attributes(e.get("attributes", {}), max_chars, redactor)}
-            for e in self.events
-        ]
-        self.links = [
-            {**link, "attributes": scrub_attributes(link.get("attributes", {}), max_chars, redactor)}
-            for link in self.links
-        ]
-        self.resource = scrub_attributes(self.resource, max_chars, redactor)
-        if self.status_message:
-            self.status_message = scrub_text(self.status_message, max_chars, redactor)[0]
-        return self
 
 
 # One encoder for every row: json.dumps with options builds a new encoder on each call.
@@ -98,7 +59,7 @@ def span_row(rec: SpanRecord, *, resource_json: str | None = None) -> tuple:
     )
 
 
-def span_record(row: tuple | list) -> SpanRecord:
+def record_from_row(row: tuple | list) -> SpanRecord:
     """The inverse of :func:`span_row`: a ``spans`` row (as stored, JSON columns as text) back
     as a :class:`SpanRecord`, so stored spans can be mapped again (an import merging new spans
     of a trace into the ones stored before)."""

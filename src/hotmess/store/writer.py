@@ -114,7 +114,7 @@ def stored_runs(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, str]:
 
 
 def stored_spans(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, list[tuple]]:
-    """The ``spans`` rows of each trace, as stored (see :func:`hotmess.store.rows.span_record`)."""
+    """The ``spans`` rows of each trace, as stored (see :func:`hotmess.store.rows.record_from_row`)."""
     found: dict[str, list[tuple]] = {t: [] for t in trace_ids}
     for chunk in _chunks(trace_ids):
         for row in conn.execute(

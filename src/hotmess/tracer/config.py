@@ -26,7 +26,7 @@ from hotmess.redact import Redactor, make_redactor
 from hotmess.store.database import default_path
 from hotmess.store.exporter import SQLiteSpanExporter
 from hotmess.tracer.processor import ProcessorStats, RunSpanProcessor, check_backpressure
-from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
+from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
 logger = logging.getLogger("hotmess")
 
@@ -96,7 +96,7 @@ def configure(
         exporter = SQLiteSpanExporter(path, redactor=redactor, max_chars=max_attribute_chars)
         # Fail here, in the caller's thread, on a bad path or foreign file, and before the
         # previous set-up is shut down: a failed configure() leaves the old one recording.
-        exporter._connection()
+        exporter.open()
         _shutdown_processors()
         provider = tracer_provider
         owns = False
@@ -117,7 +117,7 @@ def configure(
         provider.add_span_processor(processor)
         _State.processors = [processor]
         if otlp_endpoint:
-            from hotmess.integrations.otlp_export import otlp_processor
+            from hotmess.tracer.otlp_export import otlp_processor
 
             otlp = otlp_processor(otlp_endpoint, redactor=redactor, max_chars=max_attribute_chars)
             provider.add_span_processor(otlp)

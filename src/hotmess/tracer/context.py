@@ -13,9 +13,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
-from hotmess.tracer import attributes as A
 from hotmess.tracer.config import get_config, get_tracer
-from hotmess.tracer.serialize import bounded_json, truncate
+from hotmess.vocab import attributes as A
+from hotmess.vocab.serialize import bounded_json, truncate
 
 logger = logging.getLogger("hotmess")
 

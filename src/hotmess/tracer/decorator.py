@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from hotmess.tracer import attributes as A
 from hotmess.tracer.context import (
     Activation,
     current_run,
@@ -23,6 +22,7 @@ from hotmess.tracer.context import (
     start_run,
     start_step_span,
 )
+from hotmess.vocab import attributes as A
 
 logger = logging.getLogger("hotmess")
 

@@ -52,8 +52,8 @@ from typing import Protocol
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from hotmess.store.rows import SpanRecord
-from hotmess.tracer import attributes as A
+from hotmess.vocab import attributes as A
+from hotmess.vocab.records import SpanRecord
 
 logger = logging.getLogger("hotmess")
 _monotonic_ns = time.monotonic_ns

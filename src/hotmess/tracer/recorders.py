@@ -12,7 +12,6 @@ from typing import Any
 
 from opentelemetry import trace as otel_trace
 
-from hotmess.tracer import attributes as A
 from hotmess.tracer.context import (
     Activation,
     current_run,
@@ -22,6 +21,7 @@ from hotmess.tracer.context import (
     start_step_span,
     warn_outside_run,
 )
+from hotmess.vocab import attributes as A
 
 
 class step:

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from hotmess.errors import HotmessError
 from hotmess.redact import Redactor
-from hotmess.tracer.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS, scrub_attributes, scrub_text
+from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS, scrub_attributes, scrub_text
 
 
 class RedactingSpanExporter(SpanExporter):

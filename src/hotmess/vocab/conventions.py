@@ -57,7 +57,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from hotmess.tracer import attributes as A
+from hotmess.vocab import attributes as A
 
 __all__ = [
     "METADATA_TASK_KEYS",

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hotmess.tracer import attributes as A
+from hotmess.vocab import attributes as A
 
 if TYPE_CHECKING:
     from hotmess.redact import Redactor

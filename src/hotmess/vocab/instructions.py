@@ -33,7 +33,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from hotmess.tracer import attributes as A
+from hotmess.vocab import attributes as A
 
 #: Keys whose string value is taken as the instruction (first found, nearest the top first).
 INSTRUCTION_KEYS = ("instruction", "prompt", "question", "query", "input", "task", "message", "request")
