@@ -111,14 +111,14 @@ def test_demo_production_log_drifts_at_the_prompt_update(demo_db):
 
 def test_runs_and_show_terminal_and_json(demo_db):
     db, _ = demo_db
-    runs = json.loads(hotmess("runs", "--db", str(db), "--json").stdout)
+    runs = json.loads(hotmess("runs", "--db", str(db), "--json").stdout)["runs"]
     assert len(runs) == 320 + 480 and {r["status"] for r in runs} == {"ok"}
     assert {r["source"] for r in runs if r["agent"] == "support-bot-prod"} == {"otlp"}
-    one_task = json.loads(hotmess("runs", "--db", str(db), "--task", "refund-1042", "--json").stdout)
+    one_task = json.loads(hotmess("runs", "--db", str(db), "--task", "refund-1042", "--json").stdout)["runs"]
     assert len(one_task) == 40 and {r["task_id"] for r in one_task} == {"refund-1042"}
     table = hotmess("runs", "--db", str(db), "--limit", "5").stdout
     assert "5 of 800 runs shown" in table
-    short = json.loads(hotmess("runs", "--db", str(db), "--task", "upgrade-5", "--json").stdout)
+    short = json.loads(hotmess("runs", "--db", str(db), "--task", "upgrade-5", "--json").stdout)["runs"]
     run_id = next(r["run_id"] for r in short if r["n_steps"] == 4)  # one lookup, no retry
     shown = json.loads(hotmess("show", run_id[:10], "--db", str(db), "--json").stdout)
     assert shown["run"]["run_id"] == run_id

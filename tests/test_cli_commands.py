@@ -103,7 +103,7 @@ def test_missing_and_empty_databases_are_one_line_for_every_reader(capsys, tmp_p
             _one_line_error(code, err, "no runs in", "hotmess demo")
     assert not (tmp_path / "nope.db").exists()
     code, out, _ = run(capsys, tmp_path, "runs", "--db", str(empty), "--json")
-    assert code == 0 and json.loads(out) == []
+    assert code == 0 and json.loads(out)["runs"] == [] and json.loads(out)["schema_version"] == 1
 
 
 def test_unknown_task_and_run(capsys, tmp_path, demo):
@@ -155,8 +155,9 @@ def test_runs_and_show_terminal(capsys, tmp_path, demo):
     assert code == 0 and "24 runs of 8 tasks" in out and "agent support-bot-coherent" in out
     code, out, _ = run(capsys, tmp_path, "runs", "--db", str(demo), "--agent", "support-bot-coherent",
                        "--json", "--limit", "2")
-    first = json.loads(out)[0]
-    assert code == 0 and len(json.loads(out)) == 2
+    listed = json.loads(out)
+    first = listed["runs"][0]
+    assert code == 0 and len(listed["runs"]) == 2 and listed["total"] == 24
     code, out, _ = run(capsys, tmp_path, "show", first["run_id"][:8], "--db", str(demo))
     assert code == 0 and first["run_id"] in out and "goal" in out and "outcome" in out
 

@@ -10,8 +10,10 @@ from test_cli import TAU, hotmess, needs_tau
 from test_drift import production
 from test_horizon import LONGEST, agent_runs
 
+import hotmess as hm
 from hotmess.analyzers.drift import drift
 from hotmess.analyzers.horizon import horizon
+from hotmess.results import SCHEMA_VERSION, to_json
 from hotmess.store.database import connect
 from hotmess.store.readers import read_runs
 from hotmess.store.writer import insert_runs
@@ -51,9 +53,11 @@ def test_horizon_terminal_reads_the_curve(growing_db):
 def test_horizon_json_is_the_analyzer_result(growing_db):
     out = json.loads(hotmess("horizon", "--db", str(growing_db), "--groups", "4", "--json").stdout)
     conn = connect(growing_db, create=False)
-    expected = horizon(read_runs(conn), groups=4).to_dict()
+    expected = to_json(horizon(read_runs(conn), groups=4))
     conn.close()
-    assert out == json.loads(json.dumps(expected))
+    assert out == expected and out["schema_version"] == SCHEMA_VERSION
+    with hm.open(growing_db) as db:
+        assert out == to_json(db.horizon(groups=4))
     assert [g["n_tasks"] for g in out["groups"]] == [5, 5, 5, 5]
     assert out["slope"] > 0.1 and set(out["median_split"]) >= {"short", "long"}
     tools = json.loads(hotmess("horizon", "--db", str(growing_db), "--length", "tool_calls", "--json").stdout)
@@ -85,9 +89,11 @@ def test_drift_terminal_flags_the_switch(switch_db):
 def test_drift_json_is_the_analyzer_result(switch_db):
     out = json.loads(hotmess("drift", "--db", str(switch_db), "--json").stdout)
     conn = connect(switch_db, create=False)
-    expected = drift(read_runs(conn)).to_dict()
+    expected = to_json(drift(read_runs(conn)))
     conn.close()
-    assert out == json.loads(json.dumps(expected))
+    assert out == expected
+    with hm.open(switch_db) as db:
+        assert out == to_json(db.drift())
     assert [w["start"] for w in out["windows"] if w["changed"]] == ["2026-01-13T00:00:00Z"]
     assert [c["window"] for c in out["change_points"]] == [12] and out["mix_change_points"] == []
     grouped = json.loads(hotmess("drift", "--db", str(switch_db), "--window", "2d", "--by", "task",

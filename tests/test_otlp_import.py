@@ -442,7 +442,7 @@ def test_cli_terminal_and_json(tmp_path):
     again = json.loads(hotmess_cli("import", "otlp", str(GENAI), "--db", str(db), "--json",
                                    "--task-attr", "app.task", "--agent", "bot").stdout)
     assert again == {
-        "path": str(GENAI), "source": "otlp", "runs": 2, "new": 2, "already_stored": 0, "steps": 5,
+        "schema_version": 1, "path": str(GENAI), "source": "otlp", "runs": 2, "new": 2, "already_stored": 0, "steps": 5,
         "spans": 7, "skipped": 0, "errors": [], "ignored_traces": 1, "hashed_task_ids": 0,
         "merged": 0, "left_out": {"spans": 0, "runs": {}}, "rootless": 0,
         "files": [{"path": str(GENAI), "records": 4, "spans": 8, "skipped": 0, "traces": 3, "empty": False}],
@@ -450,7 +450,7 @@ def test_cli_terminal_and_json(tmp_path):
     repeat = json.loads(hotmess_cli("import", "otlp", str(path), "--db", str(db), "--json").stdout)
     assert (repeat["new"], repeat["already_stored"], repeat["skipped"]) == (0, 2, 2)
     assert repeat["errors"][0].endswith(", line 3: not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)")
-    runs = json.loads(hotmess_cli("runs", "--db", str(db), "--json").stdout)
+    runs = json.loads(hotmess_cli("runs", "--db", str(db), "--json").stdout)["runs"]
     assert len(runs["runs"] if isinstance(runs, dict) else runs) == 4
 
 

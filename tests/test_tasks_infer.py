@@ -121,7 +121,7 @@ def test_traffic_without_task_ids_gets_per_task_figures_after_tasks_infer(tmp_pa
     assert sum(t["n_runs"] for t in listed) == len(texts)
     assert {"task_id", "n_runs", "n_distinct", "example", "tightness", "method", "threshold"} <= set(listed[0])
 
-    runs = json.loads(_cli("runs", "--db", str(db), "--json").stdout)
+    runs = json.loads(_cli("runs", "--db", str(db), "--json").stdout)["runs"]
     assert all(r["inferred_task_id"].startswith("req:") for r in runs)
     assert {r["task_id"] for r in runs} == set(texts)  # the recorded ids are untouched
 

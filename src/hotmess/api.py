@@ -13,17 +13,19 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hotmess.errors import HotmessError
 from hotmess.progress import Progress
+from hotmess.results import Result
 from hotmess.store.database import connect, default_path
 from hotmess.store.readers import read_for_analysis, read_instructions, read_runs, read_steps
 from hotmess.store.tasks import TASK_SOURCES, read_inferred_tasks, save_inferred_tasks
 from hotmess.tables import Table
 
-__all__ = ["Database", "open"]
+__all__ = ["Database", "ImportReport", "ReportResult", "RunDetail", "open"]
 
 
 def _check_tasks(tasks: str) -> str:
@@ -36,15 +38,28 @@ class Database:
     """A hotmess SQLite database, opened for reading and analysis (``hotmess.open(path)``)."""
 
     def __init__(self, db: str | os.PathLike[str] | sqlite3.Connection | None = None, *, create: bool = False):
+        self._conn: sqlite3.Connection | None = None
+        self._create = create
         if isinstance(db, sqlite3.Connection):
-            self.conn, self.path, self._owned = db, "<connection>", False
+            self._conn, self.path, self._owned = db, "<connection>", False
         else:
             self.path = str(db) if db is not None else default_path()
-            self.conn, self._owned = connect(Path(self.path), create=create), True
+            self._owned = True
+            if not create:  # an existing database: opened (and checked) now
+                self._conn = connect(Path(self.path), create=False)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The SQLite connection. A database opened with ``create=True`` is created on first
+        use, so an import whose files cannot be read leaves no empty database behind."""
+        if self._conn is None:
+            self._conn = connect(Path(self.path), create=self._create)
+        return self._conn
 
     def close(self) -> None:
-        if self._owned:
-            self.conn.close()
+        if self._owned and self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def __enter__(self) -> Database:
         return self
@@ -72,8 +87,19 @@ class Database:
         return sorted({str(a) for a in names if a is not None})
 
     def steps(self, run_id: str) -> Table:
-        """One run's steps, in order (``hotmess show``)."""
+        """One run's steps, in order."""
         return read_steps(self.conn, run_ids=[run_id])
+
+    def run(self, run_id: str) -> RunDetail:
+        """One run and its steps as a tree (``hotmess show``); ``run_id`` may be a unique prefix."""
+        from hotmess.store.readers import find_run
+
+        full = find_run(self.conn, run_id)
+        if full is None:
+            raise HotmessError(f"no run {run_id!r} in {self.path} (or the prefix is ambiguous); `hotmess runs` lists them")
+        run = read_runs(self.conn, run_ids=[full]).to_records()[0]
+        steps = read_steps(self.conn, run_ids=[full]).to_records()
+        return RunDetail(run=run, steps=steps)
 
     def load(
         self, *, task: str | None = None, tasks: str = "recorded", with_steps: bool = True,
@@ -119,7 +145,7 @@ class Database:
             return analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
                            correction=correction, interval=interval, incomplete=incomplete,
                            n_boot=n_boot, seed=seed, embed=embed, progress=progress)
-        except ValueError as exc:  # the user's input (an unknown --by): one line naming the database
+        except ValueError as exc:  # the user's input (an unknown by=): one line naming the database
             raise HotmessError(f"{self.path}: {exc}") from exc
 
     # ------------------------------------------------------------------ tasks
@@ -158,8 +184,284 @@ class Database:
         return read_inferred_tasks(self.conn)
 
 
-def open(db: str | os.PathLike[str] | sqlite3.Connection | None = None) -> Database:  # noqa: A001
-    """Open a hotmess database for reading and analysis: a path (default ``$HOTMESS_DB`` or
-    ``./hotmess.db``; it must exist) or an open ``sqlite3`` connection."""
-    return Database(db)
+    # ------------------------------------------------------------------ over time
 
+    def horizon(
+        self,
+        *,
+        length: str = "steps",
+        groups: int = 5,
+        by: str | None = None,
+        outcome: str = "exact",
+        decomposition: str = "brier",
+        correction: bool = True,
+        n_boot: int = 2000,
+        seed: int = 0,
+        tasks: str = "recorded",
+        progress: Progress | None = None,
+    ):
+        """Incoherence against run length (``hotmess horizon``): per length group, the slope per
+        doubling with its interval, failure diversity, and each task's longer runs against its
+        shorter ones; with ``by``, a :class:`~hotmess.analyzers.groups.GroupResults` of one per
+        group. See :func:`hotmess.analyzers.horizon.horizon`."""
+        from hotmess.analyzers.groups import per_group
+        from hotmess.analyzers.horizon import horizon
+
+        runs, steps = self.load(tasks=tasks, with_steps=outcome == "actions", progress=progress)
+        _analyzing(progress)
+
+        def one(r: Table, s: Table | None):
+            return horizon(r, s, length=length, groups=groups, outcome=outcome, decomposition=decomposition,
+                           correction=correction, n_boot=n_boot, seed=seed, progress=progress)
+
+        return self._checked(lambda: one(runs, steps) if by is None else per_group(runs, steps, by, one))
+
+    def goals(
+        self,
+        *,
+        align: str = "index",
+        method: str = "exact",
+        task: str | None = None,
+        tasks: str = "recorded",
+        skip_read_only: bool = False,
+        drift_threshold: float = 0.1,
+        drift_from: str = "first",
+        correction: bool = True,
+        embed: Callable[[list[str]], Any] | None = None,
+        progress: Progress | None = None,
+    ):
+        """Spread of intermediate goals across runs at each step, and each run's drift from its
+        first goal or instruction (``hotmess goals``). See
+        :func:`hotmess.analyzers.goals.goal_coherence`."""
+        from hotmess.analyzers.goals import goal_coherence
+        from hotmess.analyzers.outcomes import DEFAULT_READ_ONLY
+        from hotmess.store.readers import read_goal_steps
+
+        runs = read_runs(self.conn, task_id=task, columns=_GOAL_RUN_COLUMNS, tasks=_check_tasks(tasks),
+                         progress=progress)
+        if len(runs) == 0:
+            raise HotmessError(self._no_runs(task, tasks))
+        steps = read_goal_steps(self.conn, task_id=task, tasks=tasks, progress=progress)
+        instructions = read_instructions(self.conn, task_id=task, tasks=tasks) if drift_from == "instruction" else None
+        _analyzing(progress)
+        result = self._checked(lambda: goal_coherence(
+            runs, steps, align=align, method=method, read_only=DEFAULT_READ_ONLY if skip_read_only else None,
+            drift_threshold=drift_threshold, correction=correction, drift_from=drift_from,
+            instructions=instructions, embed=embed, progress=progress,
+        ))
+        if result.n_goals == 0:
+            raise HotmessError(
+                f"no goal-bearing steps in {self.path}" + (f" for task {task!r}" if task else "")
+                + ": goals come from hotmess.goal(), tool calls"
+                + (" that are not read-only" if skip_read_only else "")
+                + ", or LLM steps stating a plan ('plan: ...')"
+            )
+        return result
+
+    def drift(
+        self,
+        *,
+        window: str = "1d",
+        by: str | None = None,
+        alpha: float = 0.05,
+        baseline: int = 0,
+        n_perm: int = 1000,
+        outcome: str = "exact",
+        seed: int = 0,
+        tasks: str = "recorded",
+        progress: Progress | None = None,
+    ):
+        """Behaviour per window of runs and the change points where it changed (``hotmess
+        drift``). See :func:`hotmess.analyzers.drift.drift`."""
+        from hotmess.analyzers.drift import drift
+
+        runs, steps = self.load(tasks=tasks, with_steps=outcome == "actions", progress=progress)
+        _analyzing(progress)
+        return self._checked(lambda: drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
+                                           n_perm=n_perm, outcome=outcome, seed=seed, progress=progress))
+
+    # ------------------------------------------------------------------ the report
+
+    def report(
+        self,
+        out: str | os.PathLike[str] = "report.html",
+        *,
+        outcome: str = "exact",
+        decomposition: str = "brier",
+        window: str | None = None,
+        max_runs: int = 500,
+        n_boot: int = 2000,
+        seed: int = 0,
+        tasks: str = "recorded",
+        progress: Callable[[], None] | None = None,
+    ) -> ReportResult:
+        """Write the self-contained HTML report (``hotmess report``): verdict, bias and variance
+        per task, clusters, run length, goals, drift and the runs' step trees. ``window`` is the
+        drift window (default: the shortest of 1h, 6h, 1d, 1w that makes at most 30 windows of
+        typically 30 or more runs); ``max_runs`` step trees are listed (0: all). ``progress`` is
+        called once per stage (:data:`hotmess.report.collect.STAGES` of them)."""
+        import numpy as np
+
+        from hotmess.report import build_report, collect
+        from hotmess.tables import STEP_COLUMNS
+
+        advance = progress or (lambda: None)
+        runs, _ = self.load(tasks=tasks, with_steps=False)
+        steps = read_steps(self.conn, columns=[c for c in STEP_COLUMNS if c != "output"])
+        advance()
+        sections = self._checked(lambda: collect.sections(
+            runs, steps, outcome=outcome, decomposition=decomposition, window=window,
+            n_boot=n_boot, seed=seed, advance=advance))
+        shown = runs.take(np.arange(len(runs) if max_runs == 0 else min(max_runs, len(runs))))
+        run_records = shown.to_records()
+        tree_steps: dict[str, list[dict[str, Any]]] = {}
+        for s in read_steps(self.conn, run_ids=[r["run_id"] for r in run_records]).to_records():
+            tree_steps.setdefault(s["run_id"], []).append(s)
+        advance()
+        context = collect.task_context(runs, read_instructions(self.conn, tasks=tasks))
+        page = build_report({
+            "database": self.path, **sections, "runs": run_records, "runs_total": len(runs),
+            "steps": tree_steps, "task_context": context,
+        })
+        advance()
+        Path(out).write_text(page, encoding="utf-8")
+        advance()
+        return ReportResult(
+            path=str(out), bytes=len(page.encode("utf-8")), runs=len(runs), tasks=sections["analysis"]["n_tasks"],
+            agents=sections["agents"], sections=collect.included(sections),
+            step_trees={"shown": len(run_records), "total": len(runs)},
+        )
+
+    # ------------------------------------------------------------------ imports
+
+    def import_taubench(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        agent: str | None = None,
+        redact: bool = True,
+        skip_invalid: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import a tau-bench results file (``hotmess import tau-bench``): one run per task trial.
+        See :func:`hotmess.integrations.taubench.parse_taubench`."""
+        from hotmess.integrations.taubench import parse_taubench
+        from hotmess.store.writer import insert_runs
+
+        _exists(file)
+        batch = parse_taubench(file, agent=agent, redact=redact, skip_invalid=skip_invalid, progress=progress)
+        result = insert_runs(self.conn, batch.runs, batch.steps, source="tau-bench", path=file, progress=progress)
+        return ImportReport(result=result, batch=batch, extra={
+            "flagged": batch.flagged, "skipped": [str(e) for e in batch.skipped]})
+
+    def import_otlp(
+        self,
+        files: str | os.PathLike[str] | list[str | os.PathLike[str]],
+        *,
+        task_attr: str = "hotmess.task.id",
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import OTLP JSON trace files (``hotmess import otlp``) in one transaction: one run per
+        trace, traces stored before merged with their new spans. See
+        :func:`hotmess.integrations.otlp_json.parse_otlp_json`."""
+        from hotmess.integrations.otlp_json import insert_otlp, parse_otlp_json
+
+        paths = [files] if isinstance(files, str | os.PathLike) else list(files)
+        if agent is not None and not agent.strip():
+            raise HotmessError("agent must not be empty")
+        for file in paths:
+            _exists(file)
+        batch = parse_otlp_json(paths, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                progress=progress)
+        result = insert_otlp(self.conn, batch, progress=progress)
+        details = batch.to_dict()
+        return ImportReport(result=result, batch=batch, extra={
+            "spans": details["spans"], "skipped": batch.skipped, "errors": details["errors"][:5],
+            "ignored_traces": result.ignored_traces, "hashed_task_ids": batch.hashed_task_ids,
+            "rootless": batch.rootless, "files": list(result.files),
+        })
+
+    # ------------------------------------------------------------------ helpers
+
+    def _checked(self, compute: Callable[[], Any]) -> Any:
+        """``compute()``, its :class:`AnalysisError` (the data or a parameter cannot give the
+        figure asked for) as one line naming the database. Other errors are bugs and propagate."""
+        try:
+            return compute()
+        except ValueError as exc:
+            raise HotmessError(f"{self.path}: {exc}") from exc
+
+    def _no_runs(self, task: str | None, tasks: str) -> str:
+        if task is None:
+            return f"no runs in {self.path} (record some with @hotmess.trace, `hotmess import`, or `hotmess demo`)"
+        from hotmess.analyzers._common import natural_key
+
+        known = sorted({str(t) for t in read_runs(self.conn, columns=("task_id",), tasks=tasks)["task_id"]},
+                       key=natural_key)
+        shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
+        return f"no task {task!r} in {self.path}" + (f" (its {len(known)} tasks: {shown})" if known else " (it has no runs)")
+
+
+_GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
+
+
+def _analyzing(progress: Progress | None) -> None:
+    if progress is not None:
+        progress("analyzing", 0, None)
+
+
+def _exists(file: str | os.PathLike[str]) -> None:
+    if not Path(file).exists():
+        raise HotmessError(f"{file}: no such file")
+
+
+@dataclass(frozen=True)
+class ImportReport(Result):
+    """What an import stored (:class:`~hotmess.store.writer.ImportResult`: runs in the files,
+    new, already stored, steps) and what it read (``batch``: the parser's batch, with what was
+    skipped and why). Its JSON is the stored counts with the importer's details."""
+
+    result: Any
+    batch: Any = field(repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.result.to_dict(), **self.extra}
+
+
+@dataclass(frozen=True)
+class RunDetail(Result):
+    """One run's row and its step rows in order; in JSON the steps are a forest (each step
+    with its ``children``)."""
+
+    run: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        from hotmess.tables import step_forest
+
+        return {"run": self.run, "steps": step_forest(self.steps)}
+
+
+@dataclass(frozen=True)
+class ReportResult(Result):
+    """The report written: where, its size, what it covers and which sections it holds
+    (``"included"``, or why not)."""
+
+    path: str
+    bytes: int
+    runs: int
+    tasks: int
+    agents: list[str]
+    sections: dict[str, str]
+    step_trees: dict[str, int]
+
+
+def open(db: str | os.PathLike[str] | sqlite3.Connection | None = None, *, create: bool = False) -> Database:  # noqa: A001
+    """Open a hotmess database for reading, analysis and imports: a path (default
+    ``$HOTMESS_DB`` or ``./hotmess.db``; it must exist unless ``create``) or an open ``sqlite3``
+    connection."""
+    return Database(db, create=create)

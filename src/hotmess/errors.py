@@ -27,3 +27,10 @@ class InputError(HotmessError, ValueError):
 
 class StoreError(HotmessError):
     """The database is missing, not a hotmess database, or from a newer hotmess."""
+
+
+class AnalysisError(HotmessError, ValueError):
+    """The data or a parameter cannot give the figure asked for: an unknown option value, a
+    ``by`` that names nothing, too few runs or windows. Raised by the analyzers (pure functions),
+    so a library user gets it as a ``ValueError``; the CLI prints it as one line. Any other
+    exception out of an analyzer is a bug, and is reported as one."""

@@ -10,6 +10,7 @@ from hotmess.cli import render
 from hotmess.cli.app import DbOption, JsonOption, app, db_path, stages
 from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
+from hotmess.results import to_json
 
 
 @app.command("analyze")
@@ -53,7 +54,7 @@ def analyze_command(
                                n_boot=n_boot, seed=seed, progress=progress)
         agents = store.agents(task=task, tasks=tasks) if by is None else []
     if as_json:
-        render.print_json(result.to_dict())
+        render.print_json(to_json(result))
         return
     pooled = agents if by is None and len(agents) > 1 else []
     render.print_analysis(result.to_dict(), db_path(db), pooled_agents=pooled)

@@ -138,16 +138,6 @@ def _count_column() -> type:
     return CountColumn
 
 
-def load_for_analysis(
-    db: Path | None, outcome: str, decomposition: str, task: str | None = None,
-    progress: Progress | None = None, tasks: str = "recorded",
-):
-    from hotmess.api import Database
-
-    needs_steps = outcome == "actions" or decomposition == "checks"
-    return Database(open_db(db)).load(task=task, tasks=tasks, with_steps=needs_steps, progress=progress)
-
-
 # Options of the app itself, accepted anywhere on the line: click takes them only before the command.
 _GLOBAL_FLAGS = frozenset({"--debug", "--quiet", "-q"})
 

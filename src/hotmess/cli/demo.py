@@ -11,12 +11,8 @@ from typing import Annotated
 import typer
 
 from hotmess.cli import render
-from hotmess.cli.app import (
-    JsonOption,
-    app,
-    load_for_analysis,
-    progress,
-)
+from hotmess.cli.app import JsonOption, app, progress
+from hotmess.results import SCHEMA_VERSION, jsonable
 
 
 @app.command("demo")
@@ -50,13 +46,12 @@ def demo_command(
         "from": iso_utc(production["start_ns"]), "to": iso_utc(production["end_ns"]),
         "prompt_update": iso_utc(production["change_ns"]),
     }
-    from hotmess.analyzers import analyze
-
-    runs, _ = load_for_analysis(db, "exact", "brier")
-    verdict = analyze(runs, outcome="exact", decomposition="brier", by="agent").to_dict()
+    with hotmess.open(db) as store:
+        analysis = store.analyze(by="agent")
+    verdict = analysis.to_dict()
     if as_json:
-        render.print_json({"db": str(db), "runs": total, "variants": summary, "production": production,
-                           "analysis": verdict})
+        render.print_json({"schema_version": SCHEMA_VERSION, "db": str(db), "runs": total, "variants": summary,
+                           "production": production, "analysis": jsonable(verdict)})
         return
     render.print_demo(summary, str(db), total, elapsed)
     render.console.print(

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
 import typer
 
 from hotmess.cli import render
-from hotmess.cli.app import DbOption, JsonOption, app, db_path, open_db, stages
+from hotmess.cli.app import DbOption, JsonOption, app, db_path, stages
 from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
-
-GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
+from hotmess.results import SCHEMA_VERSION, jsonable
 
 
 @app.command("goals")
@@ -31,11 +29,8 @@ def goals_command(
 ) -> None:
     """Spread of intermediate goals across runs at each step (variance, bias against reference
     actions, incoherence) and each run's drift from its first goal (or its instruction)."""
-    from hotmess.analyzers._common import natural_key
-    from hotmess.analyzers.goals import ALIGNMENTS, DRIFT_FROM, goal_coherence
-    from hotmess.analyzers.outcomes import DEFAULT_READ_ONLY
+    from hotmess.analyzers.goals import ALIGNMENTS, DRIFT_FROM
     from hotmess.cli import render_goals
-    from hotmess.store.readers import read_goal_steps, read_instructions, read_runs
 
     if align not in ALIGNMENTS:
         raise HotmessError(f"--align must be one of {', '.join(ALIGNMENTS)}, not {align!r}")
@@ -53,47 +48,14 @@ def goals_command(
             "--drift-from instruction needs --method text (an exact goal key never equals an "
             "instruction, so every distance would be 1)"
         )
+    import hotmess
+
     path = db_path(db)
-    with stages("goals") as progress, contextlib.closing(open_db(db)) as conn:
-        runs = read_runs(conn, task_id=task, columns=GOAL_RUN_COLUMNS, tasks=tasks, progress=progress)
-        if len(runs) == 0:
-            if task is None:
-                raise HotmessError(
-                    f"no runs in {path} (record some with @hotmess.trace, `hotmess import`, "
-                    "or `hotmess demo`)"
-                )
-            known = sorted({str(t) for t in read_runs(conn, columns=("task_id",), tasks=tasks)["task_id"]},
-                           key=natural_key)
-            shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
-            raise HotmessError(
-                f"no task {task!r} in {path}"
-                + (f" (its {len(known)} tasks: {shown})" if known else " (it has no runs)")
-            )
-        steps = read_goal_steps(conn, task_id=task, tasks=tasks, progress=progress)
-        instructions = read_instructions(conn, task_id=task, tasks=tasks) if drift_from == "instruction" else None
-        if progress is not None:
-            progress("analyzing", 0, None)
-        result = goal_coherence(
-            runs,
-            steps,
-            align=align,
-            method=method,
-            read_only=DEFAULT_READ_ONLY if skip_read_only else None,
-            drift_threshold=drift_threshold,
-            correction=correction,
-            drift_from=drift_from,
-            instructions=instructions,
-            progress=progress,
-        )
-    if result.n_goals == 0:
-        raise HotmessError(
-            f"no goal-bearing steps in {path}"
-            + (f" for task {task!r}" if task else "")
-            + ": goals come from hotmess.goal(), tool calls"
-            + (" that are not read-only" if skip_read_only else "")
-            + ", or LLM steps stating a plan ('plan: ...')"
-        )
-    data = result.to_dict(drift_limit=limit)
+    with stages("goals") as progress, hotmess.open(path) as store:
+        result = store.goals(align=align, method=method, task=task, tasks=tasks, skip_read_only=skip_read_only,
+                             drift_threshold=drift_threshold, drift_from=drift_from, correction=correction,
+                             progress=progress)
+    data = {"schema_version": SCHEMA_VERSION, **jsonable(result.to_dict(drift_limit=limit))}
     if as_json:
         render.print_json(data)
         return

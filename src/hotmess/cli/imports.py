@@ -16,8 +16,6 @@ from hotmess.cli.app import (
     stages,
 )
 from hotmess.errors import HotmessError
-from hotmess.store.database import connect
-from hotmess.store.writer import insert_runs
 
 
 @import_app.command("tau-bench")
@@ -30,17 +28,17 @@ def import_taubench_command(
     as_json: JsonOption = False,
 ) -> None:
     """Import a tau-bench results file: one run per task trial, steps from its messages."""
-    from hotmess.integrations.taubench import parse_taubench
+    import hotmess
 
-    if not file.exists():
+    if not file.exists():  # before the database is created
         raise HotmessError(f"{file}: no such file")
-    with stages(f"importing {file.name}") as progress:
-        batch = parse_taubench(file, agent=agent, redact=not no_redact, skip_invalid=skip_invalid, progress=progress)
-        conn = connect(db_path(db))
-        result = insert_runs(conn, batch.runs, batch.steps, source="tau-bench", path=file, progress=progress)
+    with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_taubench(file, agent=agent, redact=not no_redact, skip_invalid=skip_invalid,
+                                       progress=progress)
     if as_json:
-        render.print_json({**result.to_dict(), "flagged": batch.flagged, "skipped": [str(e) for e in batch.skipped]})
+        render.print_json(report.to_json())
         return
+    result, batch = report.result, report.batch
     render.print_import(result, db_path(db), flagged=batch.flagged, next_steps=next_steps(batch.runs))
     if batch.skipped:
         render.console.print(f"[yellow]{render.plural(len(batch.skipped), 'malformed record')} left out:[/]")
@@ -68,27 +66,21 @@ def import_otlp_command(
     that gets more spans is merged: its run is rebuilt from all its spans. Malformed lines are
     skipped and reported; the command fails only when nothing can be imported.
     """
-    from hotmess.integrations.otlp_json import insert_otlp, parse_otlp_json
+    import hotmess
 
     if agent is not None and not agent.strip():
         raise typer.BadParameter("must not be empty", param_hint="--agent")
     for file in files:
-        if not file.exists():
+        if not file.exists():  # before the database is created
             raise HotmessError(f"{file}: no such file")
     label = files[0].name if len(files) == 1 else f"{len(files)} files"
-    with stages(f"importing {label}") as progress:
-        batch = parse_otlp_json(files, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
-                                progress=progress)
-        conn = connect(db_path(db))
-        result = insert_otlp(conn, batch, progress=progress)
-    details = batch.to_dict()
+    with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_otlp(files, task_attr=task_attr, agent=agent, redact=not no_redact,
+                                   max_chars=max_chars, progress=progress)
     if as_json:
-        render.print_json({
-            **result.to_dict(), "spans": details["spans"], "skipped": batch.skipped,
-            "errors": details["errors"][:_SHOWN_ERRORS], "ignored_traces": result.ignored_traces,
-            "hashed_task_ids": batch.hashed_task_ids, "rootless": batch.rootless, "files": list(result.files),
-        })
+        render.print_json(report.to_json())
         return
+    result, batch = report.result, report.batch
     render.print_import(result, db_path(db), source=None if len(result.files) == 1 else f"{len(result.files)} files")
     _print_otlp_notes(batch, result)
     render.print_next_steps(next_steps(batch.runs, production=True), db_path(db))

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from hotmess.cli import render, render_overtime
-from hotmess.cli.app import DbOption, JsonOption, app, db_path, load_for_analysis, stages
+from hotmess.cli.app import DbOption, JsonOption, app, db_path, stages
 from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
-from hotmess.progress import Progress
+from hotmess.results import to_json
 
 _OUTCOMES_HELP = "How outcomes are compared: exact, actions, text."
 
@@ -23,24 +23,11 @@ def _check_outcome(outcome: str) -> None:
         raise HotmessError(f"--outcome must be one of {', '.join(allowed)}, not {outcome!r}")
 
 
-def _show(db: Path | None, as_json: bool, print_terminal: Callable[[dict[str, Any], str], None],
-          outcome: str, name: str, compute: Callable[[Any, Any, Progress | None], Any],
-          tasks: str = "recorded") -> None:
-    """Read the runs, run the analyzer ``compute(runs, steps, progress)`` under a progress bar
-    (its ValueErrors are the user's input: one line naming the database) and print its
-    ``to_dict()`` as JSON or through ``print_terminal``."""
-    with stages(name) as progress:
-        runs, steps = load_for_analysis(db, outcome, "brier", progress=progress, tasks=tasks)
-        if progress is not None:
-            progress("analyzing", 0, None)
-        try:
-            result = compute(runs, steps, progress)
-        except ValueError as exc:
-            raise HotmessError(f"{db_path(db)}: {exc}") from exc
+def _show(result: object, as_json: bool, print_terminal: Callable[[dict[str, Any], str], None], db: Path | None) -> None:
     if as_json:
-        render.print_json(result.to_dict())
+        render.print_json(to_json(result))
         return
-    print_terminal(result.to_dict(), db_path(db))
+    print_terminal(to_json(result), db_path(db))
 
 
 @app.command("horizon")
@@ -58,7 +45,7 @@ def horizon_command(
 ) -> None:
     """Incoherence against run length: per length group, a log-log power-law fit, and each
     task's longer-than-median runs against its shorter ones (with --by, per agent or other group)."""
-    from hotmess.analyzers.horizon import LENGTHS, horizon
+    from hotmess.analyzers.horizon import LENGTHS
 
     if length not in LENGTHS:
         raise HotmessError(f"--length must be one of {', '.join(LENGTHS)}, not {length!r}")
@@ -66,44 +53,12 @@ def horizon_command(
         raise HotmessError(f"--groups must be at least 1, not {groups}")
     _check_outcome(outcome)
 
-    def one(runs: Any, steps: Any, progress: Progress | None) -> Any:
-        return horizon(runs, steps, length=length, groups=groups, outcome=outcome, correction=correction,
-                       n_boot=n_boot, seed=seed, progress=progress)
+    import hotmess
 
-    if by is None:
-        _show(db, as_json, render_overtime.print_horizon, outcome, "horizon", one, tasks)
-        return
-    _show(db, as_json, render_overtime.print_horizon_groups, outcome, "horizon",
-          lambda runs, steps, progress: _HorizonGroups(by, _per_group(runs, steps, by, one, progress)), tasks)
-
-
-class _HorizonGroups:
-    """``horizon`` per group: ``{"by", "groups": {name: result or {"note": why not}}}``."""
-
-    def __init__(self, by: str, groups: dict[str, dict[str, Any]]) -> None:
-        self.by, self.groups = by, groups
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"by": self.by, "groups": self.groups}
-
-
-def _per_group(runs: Any, steps: Any, by: str, compute: Callable[..., Any],
-               progress: Progress | None) -> dict[str, dict[str, Any]]:
-    """``compute(runs, steps, progress).to_dict()`` on each group's runs (in natural order of the
-    group names); a group it cannot measure gets a note, and if none can, its first error is raised."""
-    from hotmess.analyzers import split_runs
-
-    out: dict[str, dict[str, Any]] = {}
-    errors: list[ValueError] = []
-    for name, (group_runs, group_steps) in split_runs(runs, steps, by).items():
-        try:
-            out[name] = compute(group_runs, group_steps, progress).to_dict()
-        except ValueError as exc:
-            errors.append(exc)
-            out[name] = {"note": str(exc)}
-    if errors and len(errors) == len(out):
-        raise errors[0]
-    return out
+    with stages("horizon") as progress, hotmess.open(db_path(db)) as store:
+        result = store.horizon(length=length, groups=groups, by=by, outcome=outcome, correction=correction,
+                               n_boot=n_boot, seed=seed, tasks=tasks, progress=progress)
+    _show(result, as_json, render_overtime.print_horizon if by is None else render_overtime.print_horizon_groups, db)
 
 
 @app.command("drift")
@@ -126,7 +81,7 @@ def drift_command(
     changed. A shift in the mix of tasks is reported apart, never as a behaviour change. Every
     flag shares one false-alarm level --alpha. Each window's Jensen-Shannon divergence from the
     one before and from the baseline, with its permutation p-value, is descriptive."""
-    from hotmess.analyzers.drift import drift, parse_window
+    from hotmess.analyzers.drift import parse_window
 
     try:
         parse_window(window)
@@ -135,7 +90,9 @@ def drift_command(
     if not 1e-6 <= alpha <= 0.5:
         raise HotmessError(f"--alpha must be between 1e-6 and 0.5 (a false-alarm level), not {alpha}")
     _check_outcome(outcome)
-    _show(db, as_json, render_overtime.print_drift, outcome, "drift",
-          lambda runs, steps, progress: drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
-                                              n_perm=n_perm, outcome=outcome, seed=seed, progress=progress),
-          tasks)
+    import hotmess
+
+    with stages("drift") as progress, hotmess.open(db_path(db)) as store:
+        result = store.drift(window=window, by=by, baseline=baseline, alpha=alpha, n_perm=n_perm, outcome=outcome,
+                             seed=seed, tasks=tasks, progress=progress)
+    _show(result, as_json, render_overtime.print_drift, db)

@@ -7,16 +7,9 @@ from typing import Annotated
 import typer
 
 from hotmess.cli import render
-from hotmess.cli.app import (
-    DbOption,
-    JsonOption,
-    app,
-    db_path,
-    open_db,
-)
+from hotmess.cli.app import DbOption, JsonOption, app, db_path
 from hotmess.errors import HotmessError
-from hotmess.store.readers import DERIVED_RUN_COLUMNS, find_run, read_runs, read_steps
-from hotmess.tables import RUN_COLUMNS, step_forest
+from hotmess.results import SCHEMA_VERSION, jsonable
 
 
 @app.command("runs")
@@ -28,8 +21,10 @@ def runs_command(
     as_json: JsonOption = False,
 ) -> None:
     """List recorded runs: task, agent, status, success, steps, duration, outcome."""
-    conn = open_db(db)
-    table = read_runs(conn, task_id=task, agent=agent, columns=[*RUN_COLUMNS, *DERIVED_RUN_COLUMNS])
+    import hotmess
+
+    with hotmess.open(db_path(db)) as store:
+        table = store.runs(task=task, agent=agent)
     rows = table.to_records()
     if task is not None and not rows:
         raise HotmessError(f"no runs for task {task!r} in {db_path(db)} (`hotmess runs` lists the tasks)")
@@ -39,7 +34,7 @@ def runs_command(
     if limit:
         rows = rows[:limit]
     if as_json:
-        render.print_json(rows)
+        render.print_json({"schema_version": SCHEMA_VERSION, "db": db_path(db), "total": total, "runs": jsonable(rows)})
         return
     if not rows:
         render.console.print(f"No runs in {db_path(db)} yet. Trace an agent with @hotmess.trace, or `hotmess demo`.")
@@ -56,13 +51,11 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show one run's steps as a tree: goals, tool calls with arguments, errors, timings."""
-    conn = open_db(db)
-    full = find_run(conn, run_id)
-    if full is None:
-        raise HotmessError(f"no run {run_id!r} in {db_path(db)} (or the prefix is ambiguous); `hotmess runs` lists them")
-    run = read_runs(conn, run_ids=[full]).to_records()[0]
-    steps = read_steps(conn, run_ids=[full]).to_records()
+    import hotmess
+
+    with hotmess.open(db_path(db)) as store:
+        detail = store.run(run_id)
     if as_json:
-        render.print_json({"run": run, "steps": step_forest(steps)})
+        render.print_json(detail.to_json())
         return
-    render.console.print(render.run_tree(run, steps))
+    render.console.print(render.run_tree(detail.run, detail.steps))

@@ -12,6 +12,7 @@ from rich.table import Table as RichTable
 from hotmess.cli import render
 from hotmess.cli.app import DbOption, JsonOption, app, db_path
 from hotmess.errors import HotmessError
+from hotmess.results import SCHEMA_VERSION, jsonable, to_json
 
 tasks_app = typer.Typer(
     help="Tasks inferred from the requests, for traffic without task ids: `hotmess tasks infer`, then "
@@ -45,7 +46,7 @@ def tasks_command(
     with _open(db) as store:
         rows = store.tasks()
     if as_json:
-        render.print_json({"db": db_path(db), "tasks": rows})
+        render.print_json({"schema_version": SCHEMA_VERSION, "db": db_path(db), "tasks": jsonable(rows)})
         return
     if not rows:
         render.console.print(
@@ -75,7 +76,7 @@ def infer_command(
         result = store.infer_tasks(threshold=threshold, method=method, mask=mask)
         rows = store.tasks()
     if as_json:
-        render.print_json(result.to_dict())
+        render.print_json(to_json(result))
         return
     n_runs = result.n_requests
     render.console.print(
