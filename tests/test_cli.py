@@ -140,6 +140,25 @@ def test_runs_at_80_columns_tell_the_agents_and_outcomes_apart(demo_db):
     assert "support-bot-coherent" in alone and "…" not in alone.splitlines()[0]
 
 
+def test_analyze_at_80_columns_keeps_task_ids_whole(demo_db):
+    db, _ = demo_db
+    out = hotmess("analyze", "--db", str(db), columns=80).stdout
+    tasks = json.loads(hotmess("analyze", "--db", str(db), "--json").stdout)["tasks"]
+    per_task = out[out.index("per task"):].splitlines()
+    assert max(len(line) for line in per_task) <= 80
+    for t in tasks:  # every id whole at the start of its row (the figures give way)
+        assert any(line.startswith(t["task_id"] + " ") for line in per_task), t["task_id"]
+
+
+def test_drift_in_one_window_points_to_a_count_window(demo_db):
+    db, _ = demo_db
+    out = hotmess("drift", "--db", str(db), "--window", "1w", "--by", "agent", columns=80).stdout
+    assert "--window 16runs makes 10 of these" in " ".join(out.split())
+    counted = hotmess("drift", "--db", str(db), "--window", "40runs", "--by", "agent", columns=80).stdout
+    header = next(line for line in counted.splitlines() if line.startswith("#"))
+    assert header.split()[:3] == ["#", "runs", "#"] and len(header) <= 80
+
+
 def test_analyze_json_has_the_documented_shape(demo_db):
     db, _ = demo_db
     out = json.loads(hotmess("analyze", "--db", str(db), "--json").stdout)

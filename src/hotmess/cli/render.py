@@ -416,9 +416,13 @@ def print_analysis(
     for note in _reading_notes(groups):
         indented(f"[dim]{escape(note)}[/]")
     if show_tasks and not grouped:
-        table = RichTable(title="per task", title_justify="left", header_style="bold")
-        for col in ("task", "n", "succ", "bias²", "variance", "error", "incoh.", "clusters", "fail. cons."):
-            table.add_column(col, justify="left" if col == "task" else "right")
+        # Task ids stay whole at 80 columns (up to 24 characters); the figures give way.
+        table = RichTable(title="per task", title_justify="left", header_style="bold",
+                          box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        longest = max((len(str(t["task_id"])) for t in result["tasks"]), default=4)
+        table.add_column("task", no_wrap=True, min_width=min(24, max(4, longest)))
+        for col in ("n", "succ", "bias²", "var.", "error", "incoh.", "clust.", "fail. cons."):
+            table.add_column(col, justify="right")
         for t in result["tasks"]:
             successes = "–" if t["successes"] is None else str(t["successes"])
             table.add_row(escape(short(t["task_id"], 24)), str(t["n"]), successes,

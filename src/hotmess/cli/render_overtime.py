@@ -125,7 +125,11 @@ def drift_verdict(series: dict[str, Any], alpha: float) -> list[str]:
     """What the change points say about one series of windows, a line each."""
     windows = series["windows"]
     if len(windows) < 2:
-        return ["one window: nothing to compare (choose a shorter --window)"]
+        runs = sum(int(w.get("n_runs") or 0) for w in windows)
+        # runs recorded within minutes (a test session, a harness) fit any time window:
+        # a count window is what cuts them
+        return [f"one window: nothing to compare; windows of a run count cut any time span "
+                f"(--window {max(2, runs // 10)}runs makes 10 of these)"]
     points, mix = series.get("change_points", []), series.get("mix_change_points", [])
     lines = []
     if not points:
@@ -155,12 +159,15 @@ def _short(text: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _when(iso: str, dates_only: bool) -> str:
+def _when(iso: str, dates_only: bool, one_day: bool = False) -> str:
     """Compact UTC time for a table cell: the date alone when every window starts at midnight,
-    else to the minute."""
+    the time of day alone (to the second) when every window starts on one day, else the date
+    and time to the minute."""
     text = iso.replace("T", " ").removesuffix("Z")
     if dates_only:
         return text[:10]
+    if one_day:
+        return text[11:19]
     return text[:16]
 
 
@@ -169,12 +176,16 @@ def _drift_table(windows: list[dict[str, Any]], count_windows: bool) -> RichTabl
     no run has a start time that is all they can say, so the 1970 dates are left out."""
     timeless = all(w["start"].startswith("1970-01-01") for w in windows)
     table = RichTable(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
-    table.add_column("#", justify="right", no_wrap=True)  # the window index change points name
+    # the window index change points name, and the runs a count window holds: never cut
+    table.add_column("#", justify="right", no_wrap=True, min_width=len(str(max(len(windows) - 1, 0))))
     if count_windows:
-        table.add_column("runs #", no_wrap=True)
+        total = sum(w["n_runs"] for w in windows)
+        table.add_column("runs #", no_wrap=True, min_width=2 * len(str(total)) + 1)
+    one_day = len(windows) > 1 and len({w["start"][:10] for w in windows}) == 1
     if not (count_windows and timeless):
         table.add_column("from (UTC)", no_wrap=True)
-    for col in ("runs", "succ.", "incoh.", "clust.", "JS", "p"):
+    # a count window's run range says how many runs it holds
+    for col in ("succ.", "incoh.", "clust.", "JS", "p") if count_windows else ("runs", "succ.", "incoh.", "clust.", "JS", "p"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("flag", no_wrap=True)
     table.add_column("base: JS (p)", justify="right", no_wrap=True)
@@ -193,10 +204,10 @@ def _drift_table(windows: list[dict[str, Any]], count_windows: bool) -> RichTabl
         if count_windows:
             where.append(f"{first}–{first + w['n_runs'] - 1}")
         if not (count_windows and timeless):
-            where.append(escape(_when(w["start"], dates_only)))
+            where.append(escape(_when(w["start"], dates_only, one_day)))
         first += w["n_runs"]
         table.add_row(
-            str(i), *where, str(w["n_runs"]), fmt_float(w["success_rate"]),
+            str(i), *where, *([] if count_windows else [str(w["n_runs"])]), fmt_float(w["success_rate"]),
             fmt_float(w["incoherence"]), str(w.get("n_clusters", "")),
             fmt_float(w["js_divergence"]), fmt_float(w["p_value"]), flag, base,
         )
