@@ -79,9 +79,37 @@ def _mark_truncated(span: Span, key: str) -> None:
         span.set_attribute(A.TRUNCATED, (*names, key))
 
 
+def warn_bad_argument(what: str, problem: str) -> None:
+    """A recorder given something it cannot record as asked records what it can (the
+    agent is never interrupted for it), and says so once per recorder and problem."""
+    key = f"{what}: {problem}"
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(f"hotmess.{what}(): {problem}", RuntimeWarning, stacklevel=3)
+
+
+def text_of(value: Any, what: str) -> str:
+    """``str(value)``; a value whose ``__str__`` raises is ``<unprintable TYPE>``, not an error
+    in the agent."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - the agent's object, any exception
+        warn_bad_argument(what, f"str() of a {type(value).__name__} failed; recorded as <unprintable>")
+        return f"<unprintable {type(value).__name__}>"
+
+
 def mark_error(span: Span, exc: BaseException) -> None:
-    span.record_exception(exc, escaped=True)
-    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    """Record ``exc`` on the span (an ``exception`` event and an error status). An exception
+    whose ``__str__`` raises is recorded by its type: the agent's own exception must pass
+    through unchanged, never replaced by one from recording it."""
+    message = text_of(exc, "trace")
+    try:
+        span.record_exception(exc, escaped=True)
+    except Exception:  # noqa: BLE001 - the SDK formats the exception: its __str__ may raise
+        span.add_event("exception", {
+            "exception.type": type(exc).__qualname__, "exception.message": message, "exception.escaped": True,
+        })
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}" if message else type(exc).__name__))
 
 
 class Activation:

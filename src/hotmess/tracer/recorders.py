@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from hotmess.tracer.context import (
     set_json,
     set_text,
     start_step_span,
+    text_of,
+    warn_bad_argument,
     warn_outside_run,
 )
 from hotmess.vocab import attributes as A
@@ -117,7 +120,7 @@ def goal(text: str) -> None:
     if run is None:
         warn_outside_run("goal")
         return
-    text = str(text)
+    text = text_of(text, "goal")
     run.goal = text
     span = start_step_span("goal", run, "goal")
     set_text(span, A.GOAL, text)
@@ -134,7 +137,8 @@ def action(tool: str, args: Any = None, result: Any = None, error: Any = None) -
     if run is None:
         warn_outside_run("action")
         return
-    span = start_step_span(f"{A.OP_TOOL} {tool}", run, "tool", {A.TOOL_NAME: str(tool)})
+    name = text_of(tool, "action")
+    span = start_step_span(f"{A.OP_TOOL} {name}", run, "tool", {A.TOOL_NAME: name})
     if args is not None:
         set_json(span, A.TOOL_ARGUMENTS, args)
     if result is not None:
@@ -145,7 +149,7 @@ def action(tool: str, args: Any = None, result: Any = None, error: Any = None) -
         else:
             from opentelemetry.trace import Status, StatusCode
 
-            span.set_status(Status(StatusCode.ERROR, str(error)))
+            span.set_status(Status(StatusCode.ERROR, text_of(error, "action")))
     span.end()
 
 
@@ -159,8 +163,13 @@ def outcome(value: Any, success: bool | None = None, reference: Any = None) -> N
     set_json(run.span, A.OUTCOME, value)
     run.outcome_recorded = True
     if success is not None:
-        run.span.set_attribute(A.SUCCESS, bool(success))
-        run.success_recorded = True
+        verdict = _as_bool(success)
+        if verdict is None:
+            warn_bad_argument("outcome", f"success must be true or false, not a {type(success).__name__}; "
+                                         "success left unrecorded")
+        else:
+            run.span.set_attribute(A.SUCCESS, verdict)
+            run.success_recorded = True
     if reference is not None:
         set_json(run.span, A.REFERENCE, reference)
 
@@ -171,4 +180,32 @@ def score(value: float) -> None:
     if run is None:
         warn_outside_run("score")
         return
-    run.span.set_attribute(A.SCORE, float(value))
+    number = _as_number(value)
+    if number is None:
+        # kept as text beside the score, so what the agent passed is not lost
+        warn_bad_argument("score", f"{type(value).__name__} is not a finite number; recorded as {A.SCORE}.raw")
+        set_text(run.span, f"{A.SCORE}.raw", text_of(value, "score"))
+        return
+    run.span.set_attribute(A.SCORE, number)
+
+
+def _as_bool(value: Any) -> bool | None:
+    """A success verdict: bool, numpy bool, 0 or 1; None for anything else (an array, text)."""
+    if isinstance(value, bool):
+        return value
+    if (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")) or (
+        isinstance(value, int | float) and value in (0, 1)
+    ):
+        return bool(value)
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    """A finite float from a number (numpy's included); None for text, None, overflow, NaN."""
+    if isinstance(value, bool) or not hasattr(value, "__float__"):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
