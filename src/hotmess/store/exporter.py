@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Sequence
 from itertools import chain
 from typing import NamedTuple
@@ -29,6 +30,8 @@ from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS, as_text, storab
 logger = logging.getLogger("hotmess")
 
 _CHUNK_SIZES = (1024, 256, 64, 16, 4, 1)  # rows per INSERT, largest first
+#: Connections a forked child inherited: never used, never closed (see after_fork_in_child).
+_INHERITED_CONNECTIONS: list[sqlite3.Connection] = []
 
 
 def _insert_many(conn: sqlite3.Connection, sql: str, rows_: Sequence[tuple]) -> None:
@@ -121,11 +124,34 @@ class SQLiteSpanExporter(SpanExporter):
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # A fork waits for the write in progress: a thread inside SQLite at the fork may hold
+        # SQLite's own mutexes, which the child would then wait on forever.
+        ref = weakref.ref(self)
+        os.register_at_fork(
+            before=lambda: (e := ref()) is not None and e._lock.acquire(),
+            after_in_parent=lambda: (e := ref()) is not None and e._lock.release(),
+            after_in_child=lambda: (e := ref()) is not None and e.after_fork_in_child(),
+        )
         self.last_error: str | None = None  # why the last span left out could not be stored
         self._warned_lost = False
         # id(resource) -> (resource, its scrubbed JSON): every span of a provider shares one
         # Resource, so it is redacted and encoded once rather than once per span.
         self._resources: dict[int, tuple[Resource | None, str]] = {}
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new lock (the parent's writer thread may have held this one at
+        the fork) and a connection of its own on first write. The inherited connection is kept
+        open and unused: SQLite connections must not cross a fork, and closing it here could
+        checkpoint or unlink the WAL under the parent. Runs once per child."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        if self._conn is not None:
+            _INHERITED_CONNECTIONS.append(self._conn)
+        self._conn = None
+        self._file_id = None
 
     def open(self) -> None:
         """Open (and create, or migrate) the database now, raising on a bad path or a file that

@@ -28,7 +28,7 @@ The agent never waits on a writer that cannot make progress: not when the writer
 (database locked past its retries, disk full: the batch is dropped and counted, as before),
 not once a wait of ``lag_timeout`` saw no batch finish (the writer is stuck, on a lock held
 elsewhere say: logged once, and the agent stops waiting until a write succeeds again), not on
-the writer's own thread, not after a fork (the writer thread does not exist in the child), at
+the writer's own thread, not in a forked child before its own writer has started, at
 interpreter shutdown, or after ``shutdown()``. Then spans queue and, past ``max_queue_size``,
 are dropped and counted, as without backpressure. ``max_lag=None`` (or 0) turns it off.
 The agent never writes to SQLite itself, nor flushes per span; its waits are counted in
@@ -146,6 +146,30 @@ class RunSpanProcessor(SpanProcessor):
         # Flush at exit even when the provider we were added to does not shut down.
         ref = weakref.ref(self)
         atexit.register(lambda: (p := ref()) is not None and p.shutdown())
+        os.register_at_fork(after_in_child=lambda: (p := ref()) is not None and p._after_fork_in_child())
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child starts afresh: new locks (the parent's writer may have held one at the
+        fork, and would never release it here), empty queues (what the parent queued, the parent
+        writes), its own writer thread and database connection. Runs open at the fork belong to
+        the parent: the child records only the runs that begin in it, so it never writes over
+        the parent's copy of a run (a child leaving through ``sys.exit`` inside one, say)."""
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._started.clear()
+        self._ended.clear()
+        self._runs.clear()
+        self._recent.clear()
+        self._pending = self._inflight_since_ns = 0
+        self._failing = self._stalled = False
+        self.stats = ProcessorStats()
+        self._pid = os.getpid()
+        after_fork = getattr(self._writer, "after_fork_in_child", None)
+        if after_fork is not None:
+            after_fork()
+        if not self._shutdown:
+            self._thread = threading.Thread(target=self._work, name="hotmess-writer", daemon=True)
+            self._thread.start()
 
     # --- the agent's thread: only dictionary and deque operations here ---
 
