@@ -262,3 +262,22 @@ def test_import_suggests_the_analysis_that_fits_what_was_imported(capsys, tmp_pa
     actions = '[{"name": "book", "kwargs": {"id": 1}}]'
     assert [a for a, _ in next_steps([{"reference": actions}], production=True)] == [
         "analyze --outcome actions", "drift --window 1d"]
+
+
+@pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
+def test_markup_in_imported_ids_is_printed_as_text(capsys, tmp_path):
+    records = json.loads(TAU.read_text(encoding="utf-8"))
+    ungraded = next(r for r in records if r["info"]["reward_info"] is None)
+    ungraded["task_id"] = "x[/]y[bold]"
+    path = tmp_path / "markup.json"
+    path.write_text(json.dumps([ungraded]))
+    code, out, err = run(capsys, tmp_path, "import", "tau-bench", str(path), "--db", str(tmp_path / "m.db"))
+    assert code == 0, err
+    assert "task x[/]y[bold] trial" in " ".join(out.split())
+    code, out, err = run(capsys, tmp_path, "runs", "--db", str(tmp_path / "m.db"))
+    assert code == 0 and "x[/]y[bold]" in out
+
+
+def test_negative_limits_are_refused_by_name(capsys, tmp_path, demo):
+    code, _, err = run(capsys, tmp_path, "runs", "--db", str(demo), "--limit", "-5")
+    assert code == 2 and "--limit" in err

@@ -184,11 +184,12 @@ def runs_table(
         texts["agent"] = ["(none)" if r["agent"] is None else str(r["agent"]) for r in rows]
     texts["outcome"] = [compact_outcome(r["outcome"]) for r in rows]
 
-    def natural(name: str, values: list[str]) -> int:
-        return max([len(name)] + [Text.from_markup(v).cell_len for v in values])
+    def natural(name: str, values: list[str], markup: bool = False) -> int:
+        """Widest cell: data (ids, tasks, agents, outcomes) as plain text, our cells as markup."""
+        return max([len(name)] + [(Text.from_markup(v) if markup else Text(v)).cell_len for v in values])
 
     used = natural("run", ids) + sum(
-        natural(name, [cells[i] for cells in fixed_cells]) for i, (name, _) in enumerate(fixed_columns)
+        natural(name, [cells[i] for cells in fixed_cells], markup=True) for i, (name, _) in enumerate(fixed_columns)
     )
     n_columns = 1 + len(fixed_columns) + len(texts)
     room = max(8 * len(texts), console.width - used - 2 * (n_columns - 1))  # the gaps between columns
@@ -300,7 +301,7 @@ def print_import(
     if flagged:
         console.print(
             f"[yellow]{plural(len(flagged), 'run')} not graded (step limit), counted as failed:[/] "
-            + ", ".join(f"task {f['task_id']} trial {f['trial']}" for f in flagged[:10])
+            + ", ".join(escape(f"task {f['task_id']} trial {f['trial']}") for f in flagged[:10])
             + (" …" if len(flagged) > 10 else "")
         )
     print_next_steps(next_steps, db)

@@ -17,7 +17,7 @@ def runs_command(
     db: DbOption = None,
     task: Annotated[str | None, typer.Option("--task", help="Only this task's runs.")] = None,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Rows to show (default 100 in the terminal, all with --json; 0 = all).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Rows to show (default 100 in the terminal, all with --json; 0 = all).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List recorded runs: task, agent, status, success, steps, duration, outcome."""
