@@ -12,49 +12,75 @@ from collections.abc import Callable, Iterable
 
 REDACTED = "[REDACTED]"
 
-#: Patterns whose whole match is a secret.
+#: A key starts where no ASCII letter, digit or underscore is right before it: after CJK text
+#: too, which ``\b`` would not allow (CJK letters are word characters).
+_START = r"(?<![A-Za-z0-9_])"
+#: Patterns whose whole match is a secret, prefixes as their issuers publish them. None has a
+#: nested quantifier: each runs in time linear in the text (tests/test_secrets.py times them
+#: against adversarial inputs).
 SECRET_PATTERNS: tuple[str, ...] = (
-    r"\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic, Stripe style
-    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
-    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
-    r"\bgithub_pat_[A-Za-z0-9_]{30,}\b",
-    r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack
-    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API key
-    r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face
-    r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    _START + r"sk-(?:ant-|proj-|live-|test-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic
+    _START + r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe secret and restricted keys
+    _START + r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])",  # AWS access key ids (ASIA: session keys)
+    _START + r"gh[pousr]_[A-Za-z0-9]{30,}",  # GitHub tokens
+    _START + r"github_pat_[A-Za-z0-9_]{30,}",
+    _START + r"xox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack bot, user, ... tokens
+    _START + r"xapp-[A-Za-z0-9\-]{10,}",  # Slack app-level tokens
+    _START + r"AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_])",  # Google API key (may end in "-")
+    _START + r"hf_[A-Za-z0-9]{30,}",  # Hugging Face
+    _START + r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
+    # a PEM private key, to its END line, or to the end of the value when that was cut off
+    r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----(?:[^-]|-(?!----END ))*(?:-----END [A-Z ]{0,40}PRIVATE KEY-----)?",
 )
 
-#: ``Bearer <token>`` and ``key=value`` / ``"key": "value"`` pairs: the value is the secret.
+#: ``Bearer <token>``, ``Authorization: Basic|Token <credentials>``: the token is the secret.
 # A token holds a digit, or is long: "Bearer of bad news" and "Basic Economy" are prose.
-# "Basic" counts only after "Authorization:" (HTTP basic auth); "Bearer" anywhere.
+# "Basic" and "Token" count only after "Authorization:"; "Bearer" anywhere.
 _BEARER = (
-    r"(?i)\b(?:(bearer\s+)(?:(?=[A-Za-z._~+/\-]*\d)[A-Za-z0-9._~+/\-]{8,}|[A-Za-z0-9._~+/\-]{20,})"
-    r"|(authorization[\"']?\s*[:=]\s*[\"']?basic\s+)[A-Za-z0-9._~+/\-]{8,})=*"
+    r"(?i)\b(?:(bearer[ \t]+)(?:(?=[A-Za-z._~+/\-]{0,200}\d)[A-Za-z0-9._~+/\-]{8,}|[A-Za-z0-9._~+/\-]{20,})"
+    r"|(authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:basic|token)[ \t]+)[A-Za-z0-9._~+/\-]{8,})=*"
 )
-# The key may carry a prefix (DB_PASSWORD=, "github_token":, aws_secret_access_key=) and its
-# quotes may be escaped (JSON text inside a JSON string: \"password\": \"...\"). A quoted
-# value is redacted up to its closing quote, spaces included; a bare one up to a separator.
+#: A URL's password: ``postgres://user:PASSWORD@host``.
+_URL_PASSWORD = r"(?i)(\b[a-z][a-z0-9+.\-]{0,30}://[^/\s:@\"']{1,200}:)([^@\s/\"']{1,200})(?=@)"
+# ``key=value`` / ``"key": "value"`` pairs: the value is the secret. The match starts at the key
+# word itself, whatever comes before it (DB_PASSWORD, clientSecret, "github_token"), so no
+# prefix is ever scanned; the key's quotes may be escaped (JSON text inside a JSON string). A
+# quoted value is redacted to its closing quote (of the same kind, escapes included), a list
+# to its closing bracket, a bare value to a separator.
+_KEY_WORDS = (
+    r"password|passwd|passphrase|pwd|secret(?:[_\-]?access[_\-]?key)?|api[_\-]?key|access[_\-]?key|"
+    r"access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|session[_\-]?token|id[_\-]?token|token|"
+    r"private[_\-]?key|credentials?"
+)
 _PAIR = (
-    r"(?i)(\\*[\"']?\b(?:[a-z0-9]+[_\-.])*(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|"
-    r"apikey|access[_\-]?key|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|"
-    r"private[_\-]?key)\\*[\"']?\s*[:=]\s*)"
-    r"(?:(\\*[\"'])([^\"'\\\r\n]+)|([^\"'\s,;&}\\]{4,}))"
+    r"(?i)((?:" + _KEY_WORDS + r")\\*[\"']?[ \t]*[:=][ \t]*)"
+    r"(?:\"((?:[^\"\\\r\n]|\\.)*)"  # "value", \" and other escapes inside
+    r"|'((?:[^'\\\r\n]|\\.)*)"  # 'value'
+    r"|(\\+[\"'])((?:[^\"'\\\r\n]|\\+[^\"'\\\r\n])*)"  # \"value\" (JSON inside a JSON string)
+    r"|\[(?!REDACTED\])([^\]\r\n]*)"  # [values] (not a value already redacted)
+    r"|([^\"'\s,;&}\[\]\\]{4,}))"  # bare: to the next separator
 )
 _JSON_LITERALS = ("null", "true", "false")
-_OPENING_QUOTE = re.compile(r'\\*"')
+_QUOTE_OF_KEY = re.compile(r'\\*"')
 
 
 def _redact_pair(m: re.Match) -> str:
-    prefix, quote, quoted, bare = m.groups()
-    if quoted is not None:
-        return prefix + quote + REDACTED
+    key, double, single, escaped_quote, escaped, listed, bare = m.groups()
+    if double is not None:
+        return key + '"' + REDACTED
+    if single is not None:
+        return key + "'" + REDACTED
+    if escaped_quote is not None:
+        return key + escaped_quote + REDACTED
+    if listed is not None:
+        return key + "[" + (f'"{REDACTED}"' if listed.strip() else "")
     if bare.lower() in _JSON_LITERALS:
         return m.group(0)
-    opening = _OPENING_QUOTE.match(prefix)
-    if opening is not None and ":" in prefix:  # a JSON number or literal: keep the JSON valid
-        return prefix + opening.group(0) + REDACTED + opening.group(0)
-    return prefix + REDACTED
+    if key.rstrip().endswith(":") and '"' in key:  # a JSON number or literal: keep the JSON valid
+        quote = _QUOTE_OF_KEY.search(key).group(0)
+        return key + quote + REDACTED + quote
+    return key + REDACTED
+
 
 # Every match of a default pattern contains one of its markers (case-sensitive for
 # SECRET_PATTERNS, in the lower-cased text for _BEARER and _PAIR). Before each of the three
@@ -62,9 +88,9 @@ def _redact_pair(m: re.Match) -> str:
 # the same redaction, several times faster on ordinary values.
 # ASCII only: under re.IGNORECASE a few non-ASCII letters match ASCII ones (the Kelvin sign
 # matches "k"), which str.lower() would not show.
-_SECRET_MARKERS = re.compile(r"sk-|AKIA|gh[pousr]_|github_pat_|xox|AIza|hf_|eyJ|-----BEGIN")
-_BEARER_MARKERS = re.compile(r"bearer|authorization")
-_PAIR_MARKERS = re.compile(r"passw|pwd|secret|key|token")
+_SECRET_MARKERS = re.compile(r"sk-|k_live_|k_test_|AKIA|ASIA|gh[pousr]_|github_pat_|xox|xapp-|AIza|hf_|eyJ|-----BEGIN")
+_BEARER_MARKERS = re.compile(r"bearer|authorization|://")
+_PAIR_MARKERS = re.compile(r"passw|passp|pwd|secret|key|token|credential")
 # All of them at once, in the lower-cased text (a superset of the case-sensitive ones): most
 # values hold none, and then one search replaces three (and two str.lower()). Built from the
 # three, so a marker added to one is never missing here (none of them holds an escape).
@@ -90,6 +116,7 @@ class Redactor:
         whole = list(SECRET_PATTERNS if defaults else ()) + list(patterns)
         self._whole = re.compile("|".join(f"(?:{p})" for p in whole)) if whole else None
         self._bearer = re.compile(_BEARER) if defaults else None
+        self._url = re.compile(_URL_PASSWORD) if defaults else None
         self._pair = re.compile(_PAIR) if defaults else None
         self._function = function
         # The markers only cover the default patterns; extra ones always run their regexes.
@@ -107,6 +134,8 @@ class Redactor:
             text = self._whole.sub(REDACTED, text)
         if self._bearer is not None and not (check and _BEARER_MARKERS.search(text.lower()) is None):
             text = self._bearer.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
+            if "://" in text:
+                text = self._url.sub(lambda m: m.group(1) + REDACTED, text)
         if self._pair is not None and not (check and _PAIR_MARKERS.search(text.lower()) is None):
             text = self._pair.sub(_redact_pair, text)
         if self._function is not None:
