@@ -37,9 +37,10 @@ when the handler started it (callbacks cannot enter the tool's context): put the
 under ``@hotmess.trace`` to use them, or grade with the handler's ``reference=``/``success=``.
 
 Task id when none is given: ``"msg:"`` + the first 16 hex digits of the SHA-256 of the first
-user message's text, whitespace-stripped (the OTLP importer's rule, so the same agent recorded
-live or imported from its logs groups alike); ``"input:"`` + the same of the inputs' canonical
-JSON when there is no user message. So repeats of one prompt are repeats of one task.
+user message's text, whitespace-stripped (:func:`hotmess.vocab.instructions.message_task_id`,
+the OTLP importer's rule, so the same agent recorded live or imported from its logs groups
+alike); ``"input:"`` + the same of the inputs' canonical JSON when there is no user message.
+So repeats of one prompt are repeats of one task.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ from hotmess.tracer.context import (
     start_step_span,
 )
 from hotmess.vocab import attributes as A
+from hotmess.vocab.instructions import first_user_message, message_task_id
 from hotmess.vocab.serialize import to_json
 
 logger = logging.getLogger("hotmess")
@@ -611,41 +613,37 @@ def _failure(span: Span, error: BaseException | None) -> BaseException | None:
 
 
 def default_task_id(inputs: Any) -> str:
-    """``"msg:"`` + 16 hex digits of the SHA-256 of the first user message's stripped text,
-    else ``"input:"`` + the same of the inputs' canonical JSON."""
-    text = _first_user_text(inputs)
-    prefix = "msg:"
-    if text is None:
-        prefix = "input:"
-        try:
-            text = canonical_json(_jsonable(inputs))
-        except (TypeError, ValueError):
-            text = to_json(_jsonable(inputs))
-    return prefix + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
+    """The task id of an invocation given none: :func:`~hotmess.vocab.instructions.message_task_id`
+    of its first user message (``"msg:"`` + 16 hex digits of the SHA-256 of the stripped text,
+    the OTLP importer's rule), else ``"input:"`` + the same of the inputs' canonical JSON."""
+    value = _jsonable(inputs)
+    text = _first_user_text(value)
+    if text is not None:
+        return message_task_id(text)
+    try:
+        text = canonical_json(value)
+    except (TypeError, ValueError):
+        text = to_json(value)
+    return "input:" + hashlib.sha256(text.strip().encode("utf-8", "backslashreplace")).hexdigest()[:16]
 
 
-def _first_user_text(inputs: Any) -> str | None:
-    if isinstance(inputs, str):
-        return inputs
-    if isinstance(inputs, BaseMessage):
-        return _content_text(inputs.content) if inputs.type == "human" else None
-    if isinstance(inputs, Mapping):
-        if "messages" in inputs:
-            return _first_user_text(inputs["messages"])
+def _first_user_text(value: Any) -> str | None:
+    """The first user message of an invocation's inputs in their JSON form (:func:`_jsonable`):
+    by the shared rule, :func:`~hotmess.vocab.instructions.first_user_message` (``{"messages":
+    [...]}``, a message, a ``(role, text)`` pair); else a prompt string (a model called with a
+    string, or the first of an LLM's prompts), else a chain's ``input`` / ``question`` /
+    ``query`` string."""
+    text = first_user_message(value)
+    if text is not None:
+        return text
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return value[0]
+    if isinstance(value, Mapping):
         for key in ("input", "question", "query"):
-            if isinstance(inputs.get(key), str):
-                return inputs[key]
-        role = inputs.get("role") or inputs.get("type")
-        if role in ("user", "human") and "content" in inputs:
-            return _content_text(inputs["content"])
-        return None
-    if isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], str):
-        return _content_text(inputs[1]) if inputs[0] in ("user", "human") else None
-    if isinstance(inputs, list):
-        for item in inputs:
-            text = _first_user_text(item)
-            if text is not None:
-                return text
+            if isinstance(value.get(key), str):
+                return value[key]
     return None
 
 

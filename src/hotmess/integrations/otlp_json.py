@@ -54,11 +54,12 @@ from a collector file are one run, and importing a file twice adds nothing.
 - Task id: the attribute named by ``task_attr`` (default ``hotmess.task.id``; a dotted name
   reaches into a JSON attribute) on the root, else on the resource, else on any span in start
   order; with the default, also ``metadata.task_id`` and OpenLLMetry's association property.
-  Failing that, ``"msg:"`` + the first 16 hex
-  digits of sha256 of the first user message (whitespace-stripped UTF-8): the first ``user``
+  Failing that, :func:`~hotmess.vocab.instructions.message_task_id` of the first user message
+  (``"msg:"`` + 16 hex digits of its sha256, the LangChain handler's rule): the first ``user``
   message of ``gen_ai.input.messages`` or of OpenInference's ``llm.input_messages.N.message.*``
-  on the spans in start order (root first), else of a ``gen_ai.user.message`` event, else the
-  root's ``input.value``. So repeats of one prompt group into one task. With no user message
+  on the spans in start order (root first; :func:`~hotmess.vocab.instructions.attributes_user_message`),
+  else of a ``gen_ai.user.message`` event, else the root's ``input.value``. So repeats of one
+  prompt group into one task. With no user message
   either, ``"span:"`` + the root span's name.
 - Traces without a single ``hotmess.*``, ``gen_ai.*``, ``llm.*`` or ``openinference.*``
   attribute (HTTP or database spans of the same service), and traces that only built an agent
@@ -91,8 +92,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
-import json
 import os
 import sqlite3
 from collections import Counter
@@ -119,6 +118,7 @@ from hotmess.store.writer import (
 )
 from hotmess.vocab import attributes as A
 from hotmess.vocab import conventions
+from hotmess.vocab.instructions import attributes_user_message, message_task_id
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
@@ -243,45 +243,13 @@ def _depths(spans: list[SpanRecord], root: SpanRecord | None) -> dict[str, int]:
     return depth
 
 
-def _message_text(message: Any) -> str | None:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    parts = message.get("parts", content)
-    if isinstance(parts, list):
-        texts = [p.get("content", p.get("text")) for p in parts if isinstance(p, dict)]
-        text = "".join(t for t in texts if isinstance(t, str))
-        return text or None
-    return None
-
-
-def _first_user_in(attrs: dict[str, Any]) -> str | None:
-    messages = attrs.get(A.INPUT_MESSAGES)
-    if isinstance(messages, str):
-        try:
-            messages = json.loads(messages)
-        except (ValueError, RecursionError):
-            messages = None
-    if isinstance(messages, list):
-        for m in messages:
-            if isinstance(m, dict) and m.get("role") == "user":
-                text = _message_text(m)
-                if text:
-                    return text
-    i = 0
-    while (role := attrs.get(f"llm.input_messages.{i}.message.role")) is not None:
-        if role == "user":
-            text = attrs.get(f"llm.input_messages.{i}.message.content")
-            if isinstance(text, str) and text:
-                return text
-        i += 1
-    return None
-
-
 def _first_user_message(root: SpanRecord | None, ordered: list[SpanRecord]) -> str | None:
+    """The trace's first user message: in the spans' attributes (root first, then in start
+    order; :func:`~hotmess.vocab.instructions.attributes_user_message`), else in a
+    ``gen_ai.user.message`` event, else the root's ``input.value``."""
     everyone = ordered if root is None else (root, *ordered)
     for rec in everyone:
-        text = _first_user_in(rec.attributes)
+        text = attributes_user_message(rec.attributes)
         if text:
             return text
     for rec in everyone:
@@ -312,8 +280,7 @@ def _task_id(
                 return str(value), False
     text = _first_user_message(root, ordered)
     if text is not None:
-        digest = hashlib.sha256(text.strip().encode("utf-8", "backslashreplace")).hexdigest()
-        return "msg:" + digest[:16], True
+        return message_task_id(text), True
     return ("" if root is None else "span:" + root.name), False
 
 
