@@ -64,7 +64,8 @@ from a collector file are one run, and importing a file twice adds nothing.
 - Traces without a single ``hotmess.*``, ``gen_ai.*``, ``llm.*`` or ``openinference.*``
   attribute (HTTP or database spans of the same service), and traces that only built an agent
   (``create_agent``) without running it, are not agent runs: they are counted
-  in :attr:`OtlpBatch.ignored_traces` and not imported.
+  in :attr:`OtlpBatch.ignored_traces` and not imported, unless their trace is a run stored
+  by an earlier import (then their spans are merged into it, see below).
 - A span repeated in the files (same trace and span id, e.g. a collector retry) counts once;
   the last copy wins, except that an ended copy wins over one not ended.
 - A trace stored before by an OTLP import that gets new spans is merged with them
@@ -80,10 +81,12 @@ mistyped field or an integer beyond 64 bits is skipped whole and recorded as an
 (``item 3``) and where in it (``resourceSpans[0].scopeSpans[0].spans[2]: missing traceId``);
 every other line is kept. A trace cut by a skipped line is imported with the spans that
 remain. :func:`parse_otlp_json` raises only when nothing can be imported: an unreadable,
-empty or non-JSON file, a pretty-printed whole file that does not parse, or no agent trace in
-any good line (the error then quotes the first problems); with several files, when any one
-cannot be read or parsed at all (an empty one among them is passed over). ``hotmess import
-otlp`` follows ``import tau-bench``: an error is one line and exit code 1, and the database is
+empty or non-JSON file, a pretty-printed whole file that does not parse, or no span in any good
+line (the error then quotes the first problems); with several files, when any one cannot be
+read or parsed at all (an empty one among them is passed over). Files with spans but no agent
+trace are decided by :func:`insert_otlp`: their spans are merged into the stored runs of their
+traces, and when no trace of theirs is a stored run it raises the same "nothing to import"
+error, naming the files. ``hotmess import otlp`` follows ``import tau-bench``: an error is one line and exit code 1, and the database is
 not touched; otherwise it imports what is good from all its files (one transaction), lists the
 skipped lines, and exits 0.
 """
@@ -405,9 +408,10 @@ def parse_otlp_json(
     traces already stored by an earlier import.
 
     Raises :class:`~hotmess.errors.InputError` naming the file when nothing can be imported
-    (unreadable, empty, not JSON, no agent trace) or when one of several files cannot be read
-    at all (an empty one among several is passed over); see the module docstring for the
-    mapping and the error rules.
+    (unreadable, empty, not JSON, no span) or when one of several files cannot be read at all
+    (an empty one among several is passed over); see the module docstring for the mapping and
+    the error rules. Spans of no agent trace are kept (``unmapped``) for :func:`insert_otlp`:
+    they may belong to a run stored by an earlier import, so a batch may hold no run.
     """
     if isinstance(paths, str | PathLike):
         paths = [paths]
@@ -506,11 +510,11 @@ def _parse(
         if redactor is not None or max_chars > 0:
             _scrub(spans, redactor, max_chars, resources)
         _run(batch, spans, task_attr, agent)
-    if not batch.runs:
+    if not batch.runs and not batch.unmapped:
         if batch.skipped == 1 and batch.records == 1:
             raise batch.errors[0]
         raise InputError(where, None, _nothing_message(batch, len(traces)))
-    return batch
+    return batch  # with no run, but traces that may be stored runs' (insert_otlp decides)
 
 
 def _nothing_message(batch: OtlpBatch, n_traces: int) -> str:
@@ -563,6 +567,11 @@ def insert_otlp(
     from another source (recorded live, ``trace``; ``tau-bench``) are never merged into it:
     the new ones are left out and counted (``left_out_spans``). A run of another source also
     is left alone when an OTLP run has no spans stored (nothing to merge with).
+
+    Spans of traces with no agent at work (``batch.unmapped``: HTTP or database calls) are merged
+    like any others when their trace is a stored run, and counted in ``ignored_traces`` when not.
+    A batch with no run none of whose traces is stored raises :class:`~hotmess.errors.InputError`
+    naming its files ("nothing to import"), and nothing is written.
     """
     with import_transaction(conn, batch.path):
         return _store(conn, batch, progress)
@@ -572,6 +581,8 @@ def _store(conn: sqlite3.Connection, batch: OtlpBatch, progress: Progress | None
     runs, steps, spans = batch.runs, batch.steps, batch.spans
     ids = [r["run_id"] for r in runs]
     stored = stored_runs(conn, ids + list(batch.unmapped))
+    if not runs and stored.keys().isdisjoint(batch.unmapped):
+        raise InputError(batch.path, None, _nothing_message(batch, len(batch.unmapped)))
     ignored = sum(1 for t in batch.unmapped if t not in stored)
     touched = {r["run_id"] for r in runs} | (stored.keys() & batch.unmapped.keys())
     merged: list[str] = []
