@@ -30,7 +30,7 @@ from test_otlp_import import (
 )
 
 from hotmess.errors import InputError
-from hotmess.integrations import otlp_json
+from hotmess.store import merge
 from hotmess.store.database import connect
 from hotmess.store.writer import insert_runs
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
@@ -313,7 +313,7 @@ def test_a_failed_merge_leaves_the_database_as_it_was(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise sqlite3.IntegrityError("disk says no")
 
-    monkeypatch.setattr(otlp_json, "write_rows", broken)  # after the merged run's rows were deleted
+    monkeypatch.setattr(merge, "write_rows", broken)  # after the merged run's rows were deleted
     with pytest.raises(Exception, match="nothing imported.*disk says no"):
         import_file(tail, db)
     assert (runs_of(db), steps_of(db), table(db, "spans", "trace_id, span_id"), table(db, "imports", "rowid")) == before
