@@ -30,7 +30,8 @@ _OPENINFERENCE_KIND = {
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=repr)
 
 
-def _json(value: Any) -> str | None:
+def json_column(value: Any) -> str | None:
+    """A JSON column's text (attributes, events, links, resource): None stays NULL."""
     if value is None:
         return None
     if not value and type(value) is list:  # most spans have no events and no links
@@ -51,10 +52,10 @@ def span_row(rec: SpanRecord, *, resource_json: str | None = None) -> tuple:
         rec.end_ns,
         rec.status_code,
         rec.status_message,
-        _json(rec.attributes),
-        _json(rec.events),
-        _json(rec.links),
-        resource_json if resource_json is not None else _json(rec.resource),
+        json_column(rec.attributes),
+        json_column(rec.events),
+        json_column(rec.links),
+        resource_json if resource_json is not None else json_column(rec.resource),
         rec.scope,
     )
 
@@ -145,7 +146,7 @@ def run_row(rec: SpanRecord, *, task_id: str | None = None, source: str = "trace
         "reference": column_text(a.get(A.REFERENCE)),
         "score": score,
         "error": _error(rec),
-        "attributes": _json(extra) if extra else None,
+        "attributes": json_column(extra) if extra else None,
     }
 
 
