@@ -299,12 +299,12 @@ def _parse(
 def _nothing_message(batch: OtlpBatch, n_traces: int) -> str:
     if batch.skipped:
         first = "; ".join(f"{e.record}: {e.message}" for e in batch.errors[:3])
-        rest = "" if batch.skipped == batch.records else ", the others hold no agent trace"
+        rest = "" if batch.skipped == batch.records else ", the others hold no agent trace nor spans of a stored run"
         return f"nothing to import: {batch.skipped} of {batch.records} records are malformed{rest} (first: {first})"
     if n_traces:
         return (
             f"nothing to import: none of its {n_traces} traces has a hotmess.*, gen_ai.*, llm.* or "
-            "openinference.* attribute (not an agent's traces)"
+            "openinference.* attribute (not an agent's traces), nor is a run stored before"
         )
     return "nothing to import: no spans in the file"
 
@@ -336,16 +336,12 @@ def insert_otlp(
 ) -> OtlpImportResult:
     """Store a batch in one transaction (an error anywhere leaves the database as it was).
 
-    A trace not stored yet becomes a new run. A trace stored before by an OTLP import (source
-    ``otlp``) that the batch brings new spans to (span ids not stored, or the ended copy of a
-    span stored unended) is merged: its stored spans are read back from the ``spans`` table,
-    combined with the new ones (a span stored before keeps its stored copy), mapped again as one
-    trace, and its run, steps and spans rows replaced; the result is the run that importing all
-    its spans from one file makes. A trace whose spans are all stored already is a duplicate
-    and changes nothing (importing a file twice adds nothing). Spans of a trace stored as a run
-    from another source (recorded live, ``trace``; ``tau-bench``) are never merged into it:
-    the new ones are left out and counted (``left_out_spans``). A run of another source also
-    is left alone when an OTLP run has no spans stored (nothing to merge with).
+    A trace not stored yet becomes a new run. A trace stored before is merged as
+    :mod:`hotmess.store.merge` says: a run of an earlier OTLP import that the batch brings new
+    spans to is mapped again from all its spans (the run that importing them from one file
+    makes); a trace whose spans are all stored already changes nothing (importing a file twice
+    adds nothing); new spans of a run from another source (recorded live, ``trace``;
+    ``tau-bench``) are left out and counted (``left_out_spans``), never merged into it.
 
     Spans of traces with no agent at work (``batch.unmapped``: HTTP or database calls) are merged
     like any others when their trace is a stored run, and counted in ``ignored_traces`` when not.
