@@ -9,8 +9,11 @@ column) and the spans rows must come out equal.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,7 @@ from test_otlp_import import (
 )
 
 from hotmess.errors import InputError
-from hotmess.integrations import otlp_json
+from hotmess.store import merge
 from hotmess.store.database import connect
 from hotmess.store.writer import insert_runs
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
@@ -194,15 +197,17 @@ def test_a_root_stored_unended_is_completed_by_its_ended_copy(tmp_path):
     assert_same_rows(both, reference)
 
 
+HTTP_SPAN = {  # a plain HTTP call under the split trace's tool call: no agent attribute
+    "traceId": SPLIT, "spanId": "00f067aa0ba902bc", "parentSpanId": "00f067aa0ba902b9", "name": "GET /orders/1042",
+    "kind": 3, "startTimeUnixNano": "1718000000950000000", "endTimeUnixNano": "1718000000990000000",
+    "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}}],
+}
+
+
 def test_spans_without_agent_attributes_join_the_stored_run_they_belong_to(tmp_path):
     """A plain HTTP span under a tool call, in a later file whose own trace is another's: it
     is no agent trace by itself, but it is a step of the stored run, as in one file."""
-    http = {
-        "traceId": SPLIT, "spanId": "00f067aa0ba902bc", "parentSpanId": "00f067aa0ba902b9", "name": "GET /orders/1042",
-        "kind": 3, "startTimeUnixNano": "1718000000950000000", "endTimeUnixNano": "1718000000990000000",
-        "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}}],
-    }
-    plain = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [http]}]}]})
+    plain = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [HTTP_SPAN]}]}]})
     src = lines(GENAI)
     head = tmp_path / "head.jsonl"
     head.write_text(src[0] + "\n" + src[2] + "\n")
@@ -216,6 +221,48 @@ def test_spans_without_agent_attributes_join_the_stored_run_they_belong_to(tmp_p
     _, result = import_file(tail, db)
     assert (result.new, result.merged, result.ignored_traces) == (1, 1, 0)
     assert_same_rows(db, reference)
+
+
+def test_a_file_of_only_non_agent_spans_of_a_stored_run_is_merged_into_it(tmp_path):
+    """A later file holding nothing but a plain HTTP span of a trace imported before: no agent
+    trace by itself, yet a step of the stored run, as in one import. (It failed with "nothing
+    to import", raised before the database was looked at.) Such a file whose traces are no
+    stored run still fails, naming the file."""
+    src = lines(GENAI)
+    head = tmp_path / "head.jsonl"
+    head.write_text(src[0] + "\n" + src[2] + "\n")
+    tail = tmp_path / "http-only.jsonl"
+    tail.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [HTTP_SPAN]}]}]}) + "\n")
+    reference = tmp_path / "reference.db"
+    import_file([head, tail], reference)
+    db = tmp_path / "runs.db"
+    import_file(head, db)
+    batch, result = import_file(tail, db)
+    assert (batch.runs, batch.ignored_traces) == ([], 1)
+    assert (result.runs, result.new, result.merged, result.ignored_traces) == (1, 0, 1, 0)
+    assert result.to_dict()["already_stored"] == 0
+    assert_same_rows(db, reference)
+    assert [(r["path"], r["n_runs"], r["n_new"]) for r in table(db, "imports", "rowid")][-1] == (str(tail), 1, 0)
+
+    # the command says so (run on this source tree: the environment is passed on)
+    cli = tmp_path / "cli.db"
+    import_file(head, cli)
+    proc = subprocess.run([sys.executable, "-c", "from hotmess.cli import main; main()", "import", "otlp", str(tail),
+                           "--db", str(cli)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "Imported 0 new runs (5 steps)" in out and "1 stored before got new spans and were rebuilt" in out
+    assert_same_rows(cli, reference)
+
+    # spans of traces no stored run has: nothing to import, the database as it was
+    before = runs_of(db), steps_of(db), table(db, "spans", "trace_id, span_id"), table(db, "imports", "rowid")
+    stray = tmp_path / "stray.jsonl"
+    stray.write_text(tail.read_text().replace(SPLIT, "9" * 32))
+    for target in (db, tmp_path / "fresh.db"):
+        with pytest.raises(InputError, match=f"^{stray}: nothing to import: none of its 1 traces has a hotmess"):
+            import_file(stray, target)
+    assert (runs_of(db), steps_of(db), table(db, "spans", "trace_id, span_id"), table(db, "imports", "rowid")) == before
 
 
 def test_spans_of_a_run_from_another_source_are_left_out_and_counted(recorded, tmp_path):
@@ -266,7 +313,7 @@ def test_a_failed_merge_leaves_the_database_as_it_was(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise sqlite3.IntegrityError("disk says no")
 
-    monkeypatch.setattr(otlp_json, "write_rows", broken)  # after the merged run's rows were deleted
+    monkeypatch.setattr(merge, "write_rows", broken)  # after the merged run's rows were deleted
     with pytest.raises(Exception, match="nothing imported.*disk says no"):
         import_file(tail, db)
     assert (runs_of(db), steps_of(db), table(db, "spans", "trace_id, span_id"), table(db, "imports", "rowid")) == before

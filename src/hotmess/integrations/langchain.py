@@ -37,14 +37,17 @@ when the handler started it (callbacks cannot enter the tool's context): put the
 under ``@hotmess.trace`` to use them, or grade with the handler's ``reference=``/``success=``.
 
 Task id when none is given: ``"msg:"`` + the first 16 hex digits of the SHA-256 of the first
-user message's text, whitespace-stripped (the OTLP importer's rule, so the same agent recorded
-live or imported from its logs groups alike); ``"input:"`` + the same of the inputs' canonical
-JSON when there is no user message. So repeats of one prompt are repeats of one task.
+user message's text, whitespace-stripped (:func:`hotmess.vocab.instructions.message_task_id`,
+the OTLP importer's rule, so the same agent recorded live or imported from its logs groups
+alike); ``"input:"`` + the same of the inputs' canonical JSON when there is no user message.
+So repeats of one prompt are repeats of one task.
+
+LangChain's values (messages, documents, model results, outputs) are turned into hotmess's
+forms by :mod:`hotmess.integrations.langchain_messages`; this module holds the handler.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -73,7 +76,17 @@ except ImportError:  # pragma: no cover - langchain-core without langgraph
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from hotmess.tools import canonical_json
+from hotmess.integrations.langchain_messages import (
+    call_goal,
+    default_task_id,
+    genai_message,
+    jsonable,
+    message_text,
+    model_reply,
+    run_outcome,
+    serialized_name,
+    tool_messages,
+)
 from hotmess.tracer.context import (
     RunState,
     current_run,
@@ -96,10 +109,6 @@ __all__ = [
     "langchain_handler",
     "uninstrument_langchain",
 ]
-
-# LangChain message types -> GenAI roles
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
-
 
 class _Run:
     """One LangChain tree inside one hotmess run: the run, the model's tool calls not yet
@@ -216,10 +225,10 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         root = state.span
         for key, value in self.attributes.items():
             root.set_attribute(key, value)
-        set_json(root, A.INPUT, _jsonable(inputs))
+        set_json(root, A.INPUT, jsonable(inputs))
         reference = _user_call("reference", self.reference, inputs)
         if reference is not None:
-            set_json(root, A.REFERENCE, _jsonable(reference))
+            set_json(root, A.REFERENCE, jsonable(reference))
         run = _Run(state, inputs if self.success is not None else None)
         if kind == "chain":
             root.set_attribute(A.LANGCHAIN_RUN_ID, str(run_id))
@@ -265,13 +274,13 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        name = kwargs.get("name") or _serialized_name(serialized) or "chain"
+        name = kwargs.get("name") or serialized_name(serialized) or "chain"
         span = self._open(run_id, parent_run_id, "chain", name, {}, inputs)
         # A LangGraph node's input is the whole graph state (every message so far, which its
         # model step records anyway): copying it onto every node step was most of the
         # handler's cost. Its output (what the node changed) is kept.
         if span is not None and (metadata or {}).get("langgraph_node") != name:
-            set_json(span, A.INPUT, _jsonable(inputs))
+            set_json(span, A.INPUT, jsonable(inputs))
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.pop(run_id, None)
@@ -280,16 +289,16 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         if node.run.tool_calls:
             self._record_refused_calls(node, outputs)
         if node.span is node.run.state.span:
-            self._end_run(node.run, _outcome(outputs), None)
+            self._end_run(node.run, run_outcome(outputs), None)
         else:
-            result = _outcome(outputs) if node.kind == "agent" else _jsonable(outputs)
+            result = run_outcome(outputs) if node.kind == "agent" else jsonable(outputs)
             end_span(node.span, node.run.state, result)
 
     @staticmethod
     def _record_refused_calls(node: _Node, outputs: Any) -> None:
         """Tool calls the model made that no tool ran (LangGraph answers an unknown tool name
         or bad arguments with an error message): still the agent's actions, as failed steps."""
-        for message in _tool_messages(outputs):
+        for message in tool_messages(outputs):
             if message.status != "error":
                 continue
             planned = node.run.tool_calls.pop(message.tool_call_id, None)
@@ -324,14 +333,14 @@ class HotmessCallbackHandler(BaseCallbackHandler):
             "agent_action",
             {
                 A.TOOL_NAME: str(getattr(action, "tool", "")),
-                A.TOOL_ARGUMENTS: to_json(_jsonable(getattr(action, "tool_input", None))),
+                A.TOOL_ARGUMENTS: to_json(jsonable(getattr(action, "tool_input", None))),
             },
         )
 
     def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
         node = self._nodes.get(run_id)
         if node is not None:
-            values = _jsonable(getattr(finish, "return_values", None))
+            values = jsonable(getattr(finish, "return_values", None))
             node.span.add_event("agent_finish", {A.OUTPUT: to_json(values)})
 
     # ---------------------------------------------------------------- models
@@ -346,7 +355,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        prompts = [[_message(m) for m in batch] for batch in messages]
+        prompts = [[genai_message(m) for m in batch] for batch in messages]
         self._start_model(serialized, prompts, run_id, parent_run_id, metadata, kwargs, messages)
 
     def on_llm_start(
@@ -385,7 +394,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
             attrs[A.REQUEST_MODEL] = str(model)
         if metadata.get("ls_provider"):
             attrs[A.PROVIDER] = str(metadata["ls_provider"])
-        label = kwargs.get("name") or _serialized_name(serialized) or "model"
+        label = kwargs.get("name") or serialized_name(serialized) or "model"
         span = self._open(
             run_id, parent_run_id, "llm", f"{A.OP_CHAT} {model or label}", attrs, raw_inputs, label
         )
@@ -397,48 +406,16 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         if node is None:
             return
         span = node.span
-        outputs: list[dict] = []
-        input_tokens = output_tokens = 0
-        has_usage = False
-        model = None
-        for generation in response.generations[0] if response.generations else ():
-            message = getattr(generation, "message", None)
-            if message is None:
-                outputs.append({"role": "assistant", "parts": [{"type": "text", "content": generation.text}]})
-                continue
-            out = _message(message)
-            finish = (message.response_metadata or {}).get("finish_reason") or (
-                generation.generation_info or {}
-            ).get("finish_reason")
-            if finish:
-                out["finish_reason"] = finish
-            outputs.append(out)
-            usage = getattr(message, "usage_metadata", None)
-            if usage:
-                has_usage = True
-                input_tokens += int(usage.get("input_tokens") or 0)
-                output_tokens += int(usage.get("output_tokens") or 0)
-            model = model or (message.response_metadata or {}).get("model_name") or (
-                message.response_metadata or {}
-            ).get("model")
-            for call in getattr(message, "tool_calls", None) or ():
-                if call.get("id"):
-                    node.run.tool_calls[call["id"]] = (call.get("name"), call.get("args"))
-        llm_output = response.llm_output or {}
-        if not has_usage:
-            usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
-            if isinstance(usage, Mapping) and usage:
-                has_usage = True
-                input_tokens = int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
-                output_tokens = int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
-        model = model or llm_output.get("model_name") or llm_output.get("model")
-        if has_usage:
-            span.set_attribute(A.INPUT_TOKENS, input_tokens)
-            span.set_attribute(A.OUTPUT_TOKENS, output_tokens)
-        if model:
-            span.set_attribute(A.RESPONSE_MODEL, str(model))
+        reply = model_reply(response)
+        node.run.tool_calls.update(reply.tool_calls)
+        if reply.usage is not None:
+            span.set_attribute(A.INPUT_TOKENS, reply.usage[0])
+            span.set_attribute(A.OUTPUT_TOKENS, reply.usage[1])
+        if reply.model:
+            span.set_attribute(A.RESPONSE_MODEL, reply.model)
+        outputs = reply.outputs
         set_json(span, A.OUTPUT_MESSAGES, outputs)
-        self._close(run_id, result=_message_text(outputs[0]) if len(outputs) == 1 else outputs)
+        self._close(run_id, result=message_text(outputs[0]) if len(outputs) == 1 else outputs)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._close(run_id, error=error)
@@ -455,7 +432,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        tool = str(kwargs.get("name") or _serialized_name(serialized) or "tool")
+        tool = str(kwargs.get("name") or serialized_name(serialized) or "tool")
         call_id = kwargs.get("tool_call_id")
         parent = self._nodes.get(parent_run_id) if parent_run_id is not None else None
         planned = parent.run.tool_calls.pop(call_id, None) if parent is not None and call_id else None
@@ -475,7 +452,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         node = self._nodes.get(run_id)
         if node is None:
             return
-        result = output.content if isinstance(output, ToolMessage) else _jsonable(output)
+        result = output.content if isinstance(output, ToolMessage) else jsonable(output)
         set_json(node.span, A.TOOL_RESULT, result)
         if isinstance(output, ToolMessage) and output.status == "error":
             # the tool caught its own error (handle_tool_error) and told the model
@@ -496,7 +473,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        name = kwargs.get("name") or _serialized_name(serialized) or "retriever"
+        name = kwargs.get("name") or serialized_name(serialized) or "retriever"
         span = self._open(run_id, parent_run_id, "retriever", str(name), {}, query)
         if span is not None:
             set_json(span, A.INPUT, query)
@@ -505,7 +482,7 @@ class HotmessCallbackHandler(BaseCallbackHandler):
         node = self._nodes.get(run_id)
         if node is None:
             return
-        result = _jsonable(list(documents))
+        result = jsonable(list(documents))
         set_json(node.span, A.OUTPUT, result)
         self._close(run_id, result=result)
 
@@ -610,167 +587,8 @@ def _failure(span: Span, error: BaseException | None) -> BaseException | None:
     return error
 
 
-def default_task_id(inputs: Any) -> str:
-    """``"msg:"`` + 16 hex digits of the SHA-256 of the first user message's stripped text,
-    else ``"input:"`` + the same of the inputs' canonical JSON."""
-    text = _first_user_text(inputs)
-    prefix = "msg:"
-    if text is None:
-        prefix = "input:"
-        try:
-            text = canonical_json(_jsonable(inputs))
-        except (TypeError, ValueError):
-            text = to_json(_jsonable(inputs))
-    return prefix + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
-
-
-def _first_user_text(inputs: Any) -> str | None:
-    if isinstance(inputs, str):
-        return inputs
-    if isinstance(inputs, BaseMessage):
-        return _content_text(inputs.content) if inputs.type == "human" else None
-    if isinstance(inputs, Mapping):
-        if "messages" in inputs:
-            return _first_user_text(inputs["messages"])
-        for key in ("input", "question", "query"):
-            if isinstance(inputs.get(key), str):
-                return inputs[key]
-        role = inputs.get("role") or inputs.get("type")
-        if role in ("user", "human") and "content" in inputs:
-            return _content_text(inputs["content"])
-        return None
-    if isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], str):
-        return _content_text(inputs[1]) if inputs[0] in ("user", "human") else None
-    if isinstance(inputs, list):
-        for item in inputs:
-            text = _first_user_text(item)
-            if text is not None:
-                return text
-    return None
-
-
-def _serialized_name(serialized: Mapping[str, Any] | None) -> str | None:
-    if not serialized:
-        return None
-    name = serialized.get("name")
-    if name:
-        return str(name)
-    ids = serialized.get("id")
-    return str(ids[-1]) if isinstance(ids, list) and ids else None
-
-
-def _content_text(content: Any) -> str:
-    """A message's text: its content string, or its text blocks joined."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            b if isinstance(b, str) else str(b.get("text", "")) if isinstance(b, Mapping) else ""
-            for b in content
-        )
-    return str(content)
-
-
-def _parts(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}] if content else []
-    parts = []
-    for block in content if isinstance(content, list) else [content]:
-        if isinstance(block, str):
-            parts.append({"type": "text", "content": block})
-        elif isinstance(block, Mapping) and block.get("type") == "text":
-            parts.append({"type": "text", "content": block.get("text", "")})
-        else:
-            parts.append(_jsonable(block))
-    return parts
-
-
-def _message(m: Any) -> Any:
-    """A LangChain message in the GenAI semantic conventions' form: role and parts."""
-    if not isinstance(m, BaseMessage):
-        if isinstance(m, tuple) and len(m) == 2 and isinstance(m[0], str):
-            return {"role": _ROLES.get(m[0], m[0]), "parts": _parts(m[1])}
-        return _jsonable(m)
-    if isinstance(m, ToolMessage):
-        return {
-            "role": "tool",
-            "parts": [{"type": "tool_call_response", "id": m.tool_call_id, "response": m.content}],
-        }
-    out: dict[str, Any] = {"role": _ROLES.get(m.type) or getattr(m, "role", m.type), "parts": _parts(m.content)}
-    for call in getattr(m, "tool_calls", None) or ():
-        out["parts"].append(
-            {"type": "tool_call", "id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")}
-        )
-    return out
-
-
-def _message_text(message: Mapping[str, Any]) -> str:
-    return "".join(p.get("content", "") for p in message.get("parts", ()) if p.get("type") == "text")
-
-
-def _jsonable(value: Any) -> Any:
-    """Inputs and outputs with LangChain's messages and documents in their compact forms."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, BaseMessage):
-        return _message(value)
-    if isinstance(value, Document):
-        return {"page_content": value.page_content, "metadata": value.metadata}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    update = getattr(value, "update", None)  # LangGraph's Command
-    if type(value).__name__ == "Command" and update is not None:
-        return {"update": _jsonable(update), "goto": _jsonable(getattr(value, "goto", None))}
-    return value  # to_json's fallbacks handle the rest (pydantic models, dataclasses, repr)
-
-
-def _outcome(outputs: Any) -> Any:
-    """A run's outcome from its final output: a structured response, else the last message's
-    text (an agent's final answer), else the single output value, else the output."""
-    if isinstance(outputs, Mapping):
-        if outputs.get("structured_response") is not None:
-            return _jsonable(outputs["structured_response"])
-        messages = outputs.get("messages")
-        if isinstance(messages, list) and messages and isinstance(messages[-1], BaseMessage):
-            return _content_text(messages[-1].content)
-        if len(outputs) == 1:
-            return _jsonable(next(iter(outputs.values())))
-    if isinstance(outputs, BaseMessage):
-        return _content_text(outputs.content)
-    return _jsonable(outputs)
-
-
-def _tool_messages(outputs: Any) -> list[ToolMessage]:
-    """The tool messages in a chain's output: a LangGraph tools node returns them in
-    ``{"messages": [...]}``, a list, or commands' updates."""
-    found: list[ToolMessage] = []
-    stack = [outputs]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, ToolMessage):
-            found.append(value)
-        elif isinstance(value, Mapping):
-            if "messages" in value:
-                stack.append(value["messages"])
-        elif isinstance(value, list | tuple):
-            stack.extend(value)
-        elif type(value).__name__ == "Command":
-            stack.append(getattr(value, "update", None))
-    return found
-
-
 def _describe_call(span: Span, run: _Run, tool: str, arguments: Any) -> None:
     """A tool step's arguments, and its goal: the call itself, unless hotmess.goal() set one."""
     set_json(span, A.TOOL_ARGUMENTS, arguments)
     if run.state.goal is None:
-        set_text(span, A.GOAL, _call_goal(tool, arguments))
-
-
-def _call_goal(tool: str, arguments: Any) -> str:
-    """The goal of a tool step: the call as canonical JSON ``[tool, arguments]``."""
-    try:
-        return canonical_json([tool, _jsonable(arguments)])
-    except (TypeError, ValueError):
-        return to_json([tool, _jsonable(arguments)])
+        set_text(span, A.GOAL, call_goal(tool, arguments))

@@ -1,4 +1,4 @@
-"""OTLP JSON trace files → hotmess runs, steps and spans (the parsing half of ``import otlp``).
+"""OTLP JSON trace files → hotmess runs, steps and spans: ``import otlp`` reads them, then stores them.
 
 Formats
 -------
@@ -26,49 +26,18 @@ over many lines, and over two files when it rotates them). **One trace is one ru
 ``run_id`` = the trace id, so a trace recorded live by hotmess and the same trace imported
 from a collector file are one run, and importing a file twice adds nothing.
 
-- The root: the span carrying ``hotmess.run``; else the span without a parent. With several
-  such spans the earliest to start is the root and the others are steps at depth 1, as are
-  spans whose parent is missing. When every span has a parent and some parents are missing,
-  the root has not arrived (it was still running when the file was written; it comes in a
-  later file): the run is ``incomplete`` (no end, outcome or success; the task id from the
-  attribute or the first user message if the spans there are have one, else ``""``) and every
-  span is a step, until an import brings the root (see :func:`insert_otlp`). Except for an
-  agent called from another service (its caller's spans went to that service's collector):
-  a span whose parent is missing and that is an agent invocation (``invoke_agent``, or
-  OpenInference ``AGENT``) is the root. A trace whose only orphans are other kinds of span
-  (a tool call, an LLM call) waits for its root.
-- Every other span of the trace is a step: ``step_index`` in start order (a parent before a
-  child that starts in the same nanosecond), ``depth`` 1 under the root and one more per level,
-  exactly as the live exporter numbers them. Rows come from :mod:`hotmess.store.rows` (the
-  live exporter's mapping): the step kind from ``hotmess.step.kind``, else
-  ``gen_ai.operation.name`` (chat → llm, execute_tool → tool, invoke_agent → agent), else
-  ``openinference.span.kind`` (LLM, TOOL, AGENT, CHAIN, RETRIEVER/EMBEDDING/RERANKER); tool
-  names, arguments, results, messages, ``input.value`` / ``output.value``, token counts and
-  models from the GenAI and OpenInference attributes.
-- The run: :func:`hotmess.store.rows.run_row` of the root, ``source`` ``"otlp"``. For a trace
-  that hotmess recorded (its root has ``hotmess.run``) that is all, so it round-trips exactly.
-  For other traces the outcome (the agent's final answer; none for a crash), the agent, the
-  task id and the tool arguments are read by the rules of :mod:`hotmess.vocab.conventions`;
-  ``success`` is ``hotmess.success`` when present, else unknown. ``--agent`` overrides the
-  agent of every run.
-- Task id: the attribute named by ``task_attr`` (default ``hotmess.task.id``; a dotted name
-  reaches into a JSON attribute) on the root, else on the resource, else on any span in start
-  order; with the default, also ``metadata.task_id`` and OpenLLMetry's association property.
-  Failing that, ``"msg:"`` + the first 16 hex
-  digits of sha256 of the first user message (whitespace-stripped UTF-8): the first ``user``
-  message of ``gen_ai.input.messages`` or of OpenInference's ``llm.input_messages.N.message.*``
-  on the spans in start order (root first), else of a ``gen_ai.user.message`` event, else the
-  root's ``input.value``. So repeats of one prompt group into one task. With no user message
-  either, ``"span:"`` + the root span's name.
-- Traces without a single ``hotmess.*``, ``gen_ai.*``, ``llm.*`` or ``openinference.*``
-  attribute (HTTP or database spans of the same service), and traces that only built an agent
-  (``create_agent``) without running it, are not agent runs: they are counted
-  in :attr:`OtlpBatch.ignored_traces` and not imported.
+- Each trace's run and steps are mapped by :func:`hotmess.integrations.otlp_traces.trace_rows`
+  (the root, step order and depth, kinds, outcome, agent, task id). Traces with no agent at
+  work (:func:`~hotmess.integrations.otlp_traces.is_agent_trace`: no ``hotmess.*``,
+  ``gen_ai.*``, ``llm.*`` or ``openinference.*`` attribute, e.g. HTTP or database spans of the
+  same service; or only an agent being built) are counted in :attr:`OtlpBatch.ignored_traces`
+  and not imported, unless their trace is a run stored by an earlier import (then their spans
+  are merged into it, see below).
 - A span repeated in the files (same trace and span id, e.g. a collector retry) counts once;
   the last copy wins, except that an ended copy wins over one not ended.
 - A trace stored before by an OTLP import that gets new spans is merged with them
-  (:func:`insert_otlp`): the run and steps are mapped again from all its spans, exactly as if
-  they had come in one file.
+  (:func:`insert_otlp`, :mod:`hotmess.store.merge`): the run and steps are mapped again from
+  all its spans, exactly as if they had come in one file.
 
 Errors
 ------
@@ -79,23 +48,22 @@ mistyped field or an integer beyond 64 bits is skipped whole and recorded as an
 (``item 3``) and where in it (``resourceSpans[0].scopeSpans[0].spans[2]: missing traceId``);
 every other line is kept. A trace cut by a skipped line is imported with the spans that
 remain. :func:`parse_otlp_json` raises only when nothing can be imported: an unreadable,
-empty or non-JSON file, a pretty-printed whole file that does not parse, or no agent trace in
-any good line (the error then quotes the first problems); with several files, when any one
-cannot be read or parsed at all (an empty one among them is passed over). ``hotmess import
-otlp`` follows ``import tau-bench``: an error is one line and exit code 1, and the database is
-not touched; otherwise it imports what is good from all its files (one transaction), lists the
-skipped lines, and exits 0.
+empty or non-JSON file, a pretty-printed whole file that does not parse, or no span in any good
+line (the error then quotes the first problems); with several files, when any one cannot be
+read or parsed at all (an empty one among them is passed over). Files with spans but no agent
+trace are decided by :func:`insert_otlp`: their spans are merged into the stored runs of their
+traces, and when no trace of theirs is a stored run it raises the same "nothing to import"
+error, naming the files. ``hotmess import otlp`` follows ``import tau-bench``: an error is
+one line and exit code 1, and the database is left as it was; otherwise it imports what is
+good from all its files (one transaction), lists the skipped lines, and exits 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
-import json
 import os
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from os import PathLike
@@ -103,22 +71,19 @@ from pathlib import Path
 from typing import Any
 
 from hotmess.errors import InputError
+from hotmess.integrations.otlp_traces import (
+    DEFAULT_TASK_ATTR,
+    SOURCE,
+    is_agent_trace,
+    scrub,
+    trace_rows,
+)
 from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records, request_spans
 from hotmess.progress import Progress, counted
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
-from hotmess.store.rows import SPAN_END, SPAN_ID, step_kind
-from hotmess.store.writer import (
-    ImportResult,
-    delete_runs,
-    import_transaction,
-    log_import,
-    stored_runs,
-    stored_spans,
-    write_rows,
-)
-from hotmess.vocab import attributes as A
-from hotmess.vocab import conventions
+from hotmess.store.merge import write_traces
+from hotmess.store.writer import ImportResult, import_transaction, log_import, stored_runs
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
@@ -127,12 +92,8 @@ __all__ = [
     "parse_otlp_json",
 ]
 
-SOURCE = "otlp"
-DEFAULT_TASK_ATTR = A.TASK_ID
 #: Errors kept in the batch; the rest are only counted.
 MAX_ERRORS = 100
-
-_AGENT_PREFIXES = ("hotmess.", "gen_ai.", "llm.", "openinference.")
 
 
 @dataclass
@@ -191,223 +152,11 @@ class OtlpBatch:
 
 
 # ---------------------------------------------------------------------------------------------
-# traces → runs
-
-
-def _is_agent_trace(spans: list[SpanRecord]) -> bool:
-    """Whether a trace records an agent at work: some span has an agent attribute, and it is
-    more than the agent being built (OpenLLMetry traces each ``create_agent`` call on its own)."""
-    if all(rec.attributes.get(A.OPERATION) == "create_agent" for rec in spans):
-        return False
-    return any(k.startswith(_AGENT_PREFIXES) for rec in spans for k in rec.attributes)
-
-
-def _root(spans: list[SpanRecord], ids: set[str]) -> SpanRecord | None:
-    """The run's root span; None when it has not arrived (every span has a parent, and some
-    parents are in none of the files read: the root was still running when they were written)."""
-    marked = [s for s in spans if s.attributes.get(A.RUN)]
-    if not marked:
-        marked = [s for s in spans if s.parent_span_id is None]
-    if not marked:
-        orphans = [s for s in spans if s.parent_span_id not in ids]
-        if not orphans:
-            marked = spans  # every span has a parent in the trace: a cycle; take the earliest
-        else:
-            # An agent called from another service: its parent is the caller's span, which
-            # went to that service's collector. A child that lost its parent is no agent (a
-            # hotmess step, kind "agent" or not, never roots a run: hotmess marks its roots).
-            marked = [
-                s for s in orphans
-                if A.STEP_KIND not in s.attributes and step_kind(s.attributes) == "agent"
-            ]
-            if not marked:
-                return None
-    return min(marked, key=lambda s: s.start_ns)
-
-
-def _depths(spans: list[SpanRecord], root: SpanRecord | None) -> dict[str, int]:
-    """Depth of each span: 0 for the root, 1 under it (or with a missing parent), +1 per level."""
-    parent_of = {s.span_id: s.parent_span_id for s in spans}
-    depth: dict[str, int] = {} if root is None else {root.span_id: 0}
-    for s in spans:
-        chain: list[str] = []
-        node: str | None = s.span_id
-        while node is not None and node not in depth:
-            if node in chain or node not in parent_of:  # a cycle, or above the spans we have
-                break
-            chain.append(node)
-            node = parent_of[node]
-        base = depth.get(node, 0) if node is not None else 0
-        for i, span_id in enumerate(reversed(chain)):
-            depth[span_id] = base + i + 1
-    return depth
-
-
-def _message_text(message: Any) -> str | None:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    parts = message.get("parts", content)
-    if isinstance(parts, list):
-        texts = [p.get("content", p.get("text")) for p in parts if isinstance(p, dict)]
-        text = "".join(t for t in texts if isinstance(t, str))
-        return text or None
-    return None
-
-
-def _first_user_in(attrs: dict[str, Any]) -> str | None:
-    messages = attrs.get(A.INPUT_MESSAGES)
-    if isinstance(messages, str):
-        try:
-            messages = json.loads(messages)
-        except (ValueError, RecursionError):
-            messages = None
-    if isinstance(messages, list):
-        for m in messages:
-            if isinstance(m, dict) and m.get("role") == "user":
-                text = _message_text(m)
-                if text:
-                    return text
-    i = 0
-    while (role := attrs.get(f"llm.input_messages.{i}.message.role")) is not None:
-        if role == "user":
-            text = attrs.get(f"llm.input_messages.{i}.message.content")
-            if isinstance(text, str) and text:
-                return text
-        i += 1
-    return None
-
-
-def _first_user_message(root: SpanRecord | None, ordered: list[SpanRecord]) -> str | None:
-    everyone = ordered if root is None else (root, *ordered)
-    for rec in everyone:
-        text = _first_user_in(rec.attributes)
-        if text:
-            return text
-    for rec in everyone:
-        for event in rec.events:
-            if event["name"] == "gen_ai.user.message":
-                content = event["attributes"].get("content")
-                if isinstance(content, str) and content:
-                    return content
-    value = None if root is None else root.attributes.get("input.value")
-    return value if isinstance(value, str) and value else None
-
-
-def _task_id(
-    root: SpanRecord | None, ordered: list[SpanRecord], task_attr: str
-) -> tuple[str, bool]:
-    """The run's task id, and whether it is the hash of the first user message. Without the
-    root (not arrived yet) the same search over the spans there are, and failing it ``""``
-    (unknown, as for a live run without one) rather than a step's name."""
-    top = ordered[0] if root is None else root
-    first = () if root is None else (root.attributes,)
-    # the named attribute (a dotted path reaches into JSON objects), then with the default the
-    # places instrumentors keep a task id the user set in the run's metadata
-    names = (task_attr, *conventions.METADATA_TASK_KEYS) if task_attr == A.TASK_ID else (task_attr,)
-    for name in names:
-        for attrs in (*first, top.resource, *(s.attributes for s in ordered)):
-            value = conventions.lookup(attrs, name)
-            if value is not None and value != "" and not isinstance(value, (dict, list)):
-                return str(value), False
-    text = _first_user_message(root, ordered)
-    if text is not None:
-        digest = hashlib.sha256(text.strip().encode("utf-8", "backslashreplace")).hexdigest()
-        return "msg:" + digest[:16], True
-    return ("" if root is None else "span:" + root.name), False
-
-
-def _agent(root: SpanRecord | None, ordered: list[SpanRecord]) -> str | None:
-    name = conventions.agent_name(
-        None if root is None else root.attributes, (s.attributes for s in ordered),
-        None if root is None else root.name,
-    )
-    if name:
-        return name
-    name = (ordered[0] if root is None else root).resource.get("service.name")
-    return None if name is None else str(name)
-
-
-def _outcome(root: SpanRecord, steps: list[dict[str, Any]]) -> Any:
-    """The run's outcome: ``hotmess.outcome``, else the final answer as the conventions give it."""
-    if root.attributes.get(A.OUTCOME) is not None:
-        return rows._text(root.attributes[A.OUTCOME])
-    finals = sorted((s for s in steps if s["kind"] == "llm" and s["output"] is not None),
-                    key=lambda s: (s["end_ns"] or 0, s["step_index"]), reverse=True)
-    outcome = conventions.run_outcome(root.attributes, root.status_code == "ERROR", (s["output"] for s in finals))
-    return rows._text(outcome)
-
-
-_COUNTED = ("n_steps", "n_tool_calls", "n_llm_calls", "n_errors", "input_tokens", "output_tokens")
-
-
-def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:
-    """The per-run counts, as :data:`hotmess.store.rows.RUN_COUNTS` computes them in SQL."""
-    n_steps = n_tools = n_llm = n_errors = tokens_in = tokens_out = 0
-    for s in steps:
-        kind = s["kind"]
-        if kind not in rows.UNCOUNTED_KINDS:
-            n_steps += 1
-        if kind == "tool":
-            n_tools += 1
-        elif kind == "llm":
-            n_llm += 1
-        if s["error"] is not None:
-            n_errors += 1
-        tokens_in += s["input_tokens"]
-        tokens_out += s["output_tokens"]
-    return dict(zip(_COUNTED, (n_steps, n_tools, n_llm, n_errors, tokens_in, tokens_out), strict=True))
-
-
-def _scrub(
-    spans: list[SpanRecord], redactor: Redactor | None, max_chars: int,
-    resources: dict[int, tuple[dict[str, Any], dict[str, Any]]],
-) -> None:
-    """Redact and cut, as the live exporter does; each resource (shared by all the spans of
-    a resourceSpans entry) once, not once per span."""
-    for s in spans:
-        resource = s.resource
-        s.resource = {}
-        s.redacted(redactor, max_chars)
-        seen = resources.get(id(resource))
-        if seen is None:  # the original is kept in the value, so its id is never reused
-            clean = SpanRecord("", "", None, "", resource=resource).redacted(redactor, max_chars).resource
-            seen = resources[id(resource)] = (resource, clean)
-        s.resource = seen[1]
-
-
-def _build(
-    spans: list[SpanRecord], task_attr: str, agent: str | None,
-) -> tuple[dict[str, Any], list[dict[str, Any]], bool, bool]:
-    """One trace's run and steps rows; whether its task id is a hash of the first user
-    message; whether its root is missing. Without a root span (not arrived yet) every span is
-    a step and the run is ``incomplete``, as a run recorded live is until its root ends."""
-    ids = {s.span_id for s in spans}
-    root = _root(spans, ids)
-    depth = _depths(spans, root)
-    # start order, a parent before a child started in the same nanosecond (sort is stable)
-    ordered = sorted((s for s in spans if s is not root), key=lambda s: (s.start_ns, depth[s.span_id]))
-    run_id = spans[0].trace_id
-    steps = [rows.step_row(s, run_id, i, depth[s.span_id]) for i, s in enumerate(ordered)]
-    conventions.name_tool_arguments(steps, [conventions.tool_call_id(s.attributes) for s in ordered])
-    task_id, hashed = _task_id(root, ordered, task_attr)
-    if root is None:
-        run = dict.fromkeys(rows.RUN_FIELDS)
-        run.update(run_id=run_id, task_id=task_id, agent=_agent(None, ordered), source=SOURCE,
-                   status="incomplete", start_ns=ordered[0].start_ns)
-    else:
-        run = rows.run_row(root, task_id=task_id, source=SOURCE)
-        if not root.attributes.get(A.RUN):  # not recorded by hotmess: read the other conventions
-            run["outcome"] = _outcome(root, steps)
-            run["agent"] = _agent(root, ordered)
-    if agent is not None:
-        run["agent"] = agent
-    run.update(_counts(steps))
-    return run, steps, hashed, root is None
+# files → traces → runs
 
 
 def _run(batch: OtlpBatch, spans: list[SpanRecord], task_attr: str, agent: str | None) -> None:
-    run, steps, hashed, rootless = _build(spans, task_attr, agent)
+    run, steps, hashed, rootless = trace_rows(spans, task_attr, agent)
     batch.hashed_task_ids += hashed
     batch.rootless += rootless
     batch.runs.append(run)
@@ -438,9 +187,10 @@ def parse_otlp_json(
     traces already stored by an earlier import.
 
     Raises :class:`~hotmess.errors.InputError` naming the file when nothing can be imported
-    (unreadable, empty, not JSON, no agent trace) or when one of several files cannot be read
-    at all (an empty one among several is passed over); see the module docstring for the
-    mapping and the error rules.
+    (unreadable, empty, not JSON, no span) or when one of several files cannot be read at all
+    (an empty one among several is passed over); see the module docstring for the mapping and
+    the error rules. Spans of no agent trace are kept (``unmapped``) for :func:`insert_otlp`:
+    they may belong to a run stored by an earlier import, so a batch may hold no run.
     """
     if isinstance(paths, str | PathLike):
         paths = [paths]
@@ -532,29 +282,29 @@ def _parse(
     resources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     for trace_id, trace in counted(traces.items(), progress, "traces", len(traces)):
         spans = list(trace.values())
-        if not _is_agent_trace(spans):
+        if not is_agent_trace(spans):
             batch.ignored_traces += 1
             batch.unmapped[trace_id] = spans  # unless a stored run is this trace (insert_otlp)
             continue
         if redactor is not None or max_chars > 0:
-            _scrub(spans, redactor, max_chars, resources)
+            scrub(spans, redactor, max_chars, resources)
         _run(batch, spans, task_attr, agent)
-    if not batch.runs:
+    if not batch.runs and not batch.unmapped:
         if batch.skipped == 1 and batch.records == 1:
             raise batch.errors[0]
         raise InputError(where, None, _nothing_message(batch, len(traces)))
-    return batch
+    return batch  # with no run, but traces that may be stored runs' (insert_otlp decides)
 
 
 def _nothing_message(batch: OtlpBatch, n_traces: int) -> str:
     if batch.skipped:
         first = "; ".join(f"{e.record}: {e.message}" for e in batch.errors[:3])
-        rest = "" if batch.skipped == batch.records else ", the others hold no agent trace"
+        rest = "" if batch.skipped == batch.records else ", the others hold no agent trace nor spans of a stored run"
         return f"nothing to import: {batch.skipped} of {batch.records} records are malformed{rest} (first: {first})"
     if n_traces:
         return (
             f"nothing to import: none of its {n_traces} traces has a hotmess.*, gen_ai.*, llm.* or "
-            "openinference.* attribute (not an agent's traces)"
+            "openinference.* attribute (not an agent's traces), nor is a run stored before"
         )
     return "nothing to import: no spans in the file"
 
@@ -586,77 +336,49 @@ def insert_otlp(
 ) -> OtlpImportResult:
     """Store a batch in one transaction (an error anywhere leaves the database as it was).
 
-    A trace not stored yet becomes a new run. A trace stored before by an OTLP import (source
-    ``otlp``) that the batch brings new spans to (span ids not stored, or the ended copy of a
-    span stored unended) is merged: its stored spans are read back from the ``spans`` table,
-    combined with the new ones (a span stored before keeps its stored copy), mapped again as one
-    trace, and its run, steps and spans rows replaced; the result is the run that importing all
-    its spans from one file makes. A trace whose spans are all stored already is a duplicate
-    and changes nothing (importing a file twice adds nothing). Spans of a trace stored as a run
-    from another source (recorded live, ``trace``; ``tau-bench``) are never merged into it:
-    the new ones are left out and counted (``left_out_spans``). A run of another source also
-    is left alone when an OTLP run has no spans stored (nothing to merge with).
+    A trace not stored yet becomes a new run. A trace stored before is merged as
+    :mod:`hotmess.store.merge` says: a run of an earlier OTLP import that the batch brings new
+    spans to is mapped again from all its spans (the run that importing them from one file
+    makes); a trace whose spans are all stored already changes nothing (importing a file twice
+    adds nothing); new spans of a run from another source (recorded live, ``trace``;
+    ``tau-bench``) are left out and counted (``left_out_spans``), never merged into it.
+
+    Spans of traces with no agent at work (``batch.unmapped``: HTTP or database calls) are merged
+    like any others when their trace is a stored run, and counted in ``ignored_traces`` when not.
+    A batch with no run none of whose traces is stored raises :class:`~hotmess.errors.InputError`
+    naming its files ("nothing to import"), and nothing is written.
     """
     with import_transaction(conn, batch.path):
-        return _store(conn, batch, progress)
-
-
-def _store(conn: sqlite3.Connection, batch: OtlpBatch, progress: Progress | None) -> OtlpImportResult:
-    runs, steps, spans = batch.runs, batch.steps, batch.spans
-    ids = [r["run_id"] for r in runs]
-    stored = stored_runs(conn, ids + list(batch.unmapped))
-    ignored = sum(1 for t in batch.unmapped if t not in stored)
-    touched = {r["run_id"] for r in runs} | (stored.keys() & batch.unmapped.keys())
-    merged: list[str] = []
-    left_out_spans, left_out_runs = 0, Counter[str]()
-    if stored:
-        rebuilt_runs, rebuilt_steps, rebuilt_spans = [], [], []
-        incoming = _incoming_spans(batch, stored)
-        existing = stored_spans(conn, list(stored))
+        stored = stored_runs(conn, [r["run_id"] for r in batch.runs] + list(batch.unmapped))
+        if not batch.runs and stored.keys().isdisjoint(batch.unmapped):
+            raise InputError(batch.path, None, _nothing_message(batch, len(batch.unmapped)))
         task_attr, agent = batch.options[:2]
-        for trace_id, source in stored.items():
-            old = {row[SPAN_ID]: row for row in existing[trace_id]}
-            fresh = [row for row in incoming[trace_id]
-                     if (o := old.get(row[SPAN_ID])) is None or (o[SPAN_END] is None and row[SPAN_END] is not None)]
-            if not fresh:
-                continue  # a duplicate: every span is stored already
-            if source != SOURCE or not old:
-                left_out_spans += len(fresh)
-                left_out_runs[source] += 1
-                continue
-            old.update((row[SPAN_ID], row) for row in fresh)
-            run, run_steps, _, _ = _build([rows.record_from_row(r) for r in old.values()], task_attr, agent)
-            rebuilt_runs.append(run)
-            rebuilt_steps.extend(run_steps)
-            rebuilt_spans.extend(sorted(old.values(), key=lambda r: r[SPAN_ID]))
-            merged.append(trace_id)
-        runs = [r for r in runs if r["run_id"] not in stored] + rebuilt_runs
-        steps = [s for s in steps if s["run_id"] not in stored] + rebuilt_steps
-        spans = [s for s in spans if s[0] not in stored] + rebuilt_spans
-        delete_runs(conn, merged)
-    write_rows(conn, runs, steps, spans, progress=progress)
-    new = len(runs) - len(merged)
-    for info in batch.files:  # the import log: one row per file
-        mine = touched if len(batch.files) == 1 else touched & info.trace_ids
-        log_import(conn, SOURCE, info.path, len(mine), sum(1 for t in mine if t not in stored))
+        written = write_traces(
+            conn, batch.runs, batch.steps, batch.spans, stored=stored, source=SOURCE,
+            rebuild=lambda spans: trace_rows(spans, task_attr, agent)[:2],
+            more_spans=_late_spans(batch, stored), progress=progress,
+        )
+        touched = {r["run_id"] for r in batch.runs} | (stored.keys() & batch.unmapped.keys())
+        for info in batch.files:  # the import log: one row per file
+            mine = touched if len(batch.files) == 1 else touched & info.trace_ids
+            log_import(conn, SOURCE, info.path, len(mine), sum(1 for t in mine if t not in stored))
     return OtlpImportResult(
-        batch.path, SOURCE, len(touched), new, len(steps), len(merged), left_out_spans, dict(left_out_runs),
-        ignored, tuple(f.to_dict() for f in batch.files),
+        batch.path, SOURCE, len(touched), written.new, written.steps, len(written.merged), written.left_out_spans,
+        written.left_out_runs, sum(1 for t in batch.unmapped if t not in stored),
+        tuple(f.to_dict() for f in batch.files),
     )
 
 
-def _incoming_spans(batch: OtlpBatch, stored: dict[str, str]) -> dict[str, list[tuple]]:
-    """The batch's ``spans`` rows of each stored trace; for a trace the batch left out as not an
-    agent's (its agent spans were in an earlier import) its spans redacted and cut now."""
-    incoming: dict[str, list[tuple]] = {t: [] for t in stored}
-    for row in batch.spans:
-        if row[0] in incoming:
-            incoming[row[0]].append(row)
+def _late_spans(batch: OtlpBatch, stored: dict[str, str]) -> dict[str, list[tuple]]:
+    """The ``spans`` rows of each stored trace the batch left out as not an agent's (its agent
+    spans were in an earlier import), redacted and cut now (only those: most such traces are
+    health checks that are never stored)."""
+    late: dict[str, list[tuple]] = {}
     _, _, redactor, max_chars = batch.options
     resources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     for trace_id, spans in batch.unmapped.items():
-        if trace_id in incoming:
+        if trace_id in stored:
             if redactor is not None or max_chars > 0:
-                _scrub(spans, redactor, max_chars, resources)
-            incoming[trace_id].extend(rows.span_row(s) for s in spans)
-    return incoming
+                scrub(spans, redactor, max_chars, resources)
+            late[trace_id] = [rows.span_row(s) for s in spans]
+    return late

@@ -12,7 +12,8 @@ Sierra's tau-bench repository) is a JSON list of records, one per (task, trial):
 :func:`parse_taubench` reads the whole file, validates it and returns rows keyed exactly by
 :data:`hotmess.tables.RUN_COLUMNS` and :data:`hotmess.tables.STEP_COLUMNS`. It writes nothing:
 the first malformed record raises :class:`~hotmess.errors.InputError` and the caller stores
-nothing.
+nothing. Reading the file and checking each field are
+:mod:`hotmess.integrations.taubench_records`' job; this module maps the checked records to rows.
 
 Mapping
 -------
@@ -66,23 +67,36 @@ calls with the wrong results.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from hotmess.errors import InputError
+from hotmess.integrations.taubench_records import (
+    INT_OR_STR,
+    ROLES,
+    Record,
+    checked_actions,
+    is_dict,
+    is_id,
+    is_list,
+    is_nonempty_str,
+    is_number,
+    is_str,
+    message_text,
+    parse_arguments,
+    read_records,
+    type_name,
+)
 from hotmess.progress import Progress, counted
 from hotmess.redact import Redactor, make_redactor
 from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS
-from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, canonical_json, is_read_only
+from hotmess.tools import canonical_json, is_read_only
 
 __all__ = [
-    "READ_ONLY_PREFIXES",
-    "READ_ONLY_TOOLS",
     "SOURCE",
     "STEP_LIMIT_FLAG",
     "TauBenchBatch",
@@ -94,9 +108,6 @@ __all__ = [
 SOURCE = "tau-bench"
 STEP_LIMIT_FLAG = "step_limit"
 
-#: Kept under these names for callers of this module; the rule lives in hotmess.tools.
-READ_ONLY_TOOLS = READ_ONLY_NAMES
-_ROLES = ("system", "user", "assistant", "tool")
 # Ids and fixed labels: never user text, and a run id must stay the record's hash.
 _NOT_REDACTED = frozenset({"run_id", "span_id", "parent_span_id", "source", "status", "kind"})
 
@@ -152,181 +163,6 @@ class TauBenchBatch:
 
 
 # ---------------------------------------------------------------------------------------------
-# reading and validation
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {shown!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (only finite numbers are)")
-
-
-def _strict_loads(text: str) -> Any:
-    """json.loads that refuses NaN / Infinity, which Python's json accepts by default."""
-    return json.loads(text, parse_constant=_reject_constant)
-
-
-def _read_records(path: Path) -> list[Any]:
-    where = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(where, None, f"cannot read the file: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            where,
-            None,
-            f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}) "
-            "cannot be decoded; tau-bench files are UTF-8 JSON",
-        ) from None
-    try:
-        records = _strict_loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(where, None, f"not valid JSON: {exc}") from None
-    except ValueError as exc:
-        raise InputError(where, None, f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InputError(where, None, "not valid JSON: nested too deeply") from None
-    if not isinstance(records, list):
-        raise InputError(
-            where, None, f"expected a JSON list of tau-bench records, got {_type_name(records)}"
-        )
-    return records
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _is_nonempty_str(value: Any) -> bool:
-    return isinstance(value, str) and value != ""
-
-
-def _is_dict(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def _is_list(value: Any) -> bool:
-    return isinstance(value, list)
-
-
-def _is_id(value: Any) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and value != ""
-    )
-
-
-class _Record:
-    """Validation context for one record: raises InputError naming the file and the record."""
-
-    def __init__(self, path: str, index: int, record: Any):
-        self.path = path
-        self.index = index
-        self.label: str | int = index
-        if not isinstance(record, dict):
-            self.fail(f"expected a record object, got {_type_name(record)}")
-        self.record: dict[str, Any] = record
-        task_id, trial = record.get("task_id"), record.get("trial")
-        if _is_id(task_id) and _is_id(trial):
-            self.label = f"{index} (task {task_id} trial {trial})"
-
-    def fail(self, message: str) -> NoReturn:
-        raise InputError(self.path, self.label, message)
-
-    def require(
-        self, obj: dict[str, Any], key: str, dotted: str, expected: str, ok: Callable[[Any], bool]
-    ) -> Any:
-        if key not in obj:
-            self.fail(f"missing key {dotted!r} (expected {expected})")
-        value = obj[key]
-        if not ok(value):
-            self.fail(f"{dotted!r} must be {expected}, got {_type_name(value)}")
-        return value
-
-    def optional(
-        self, obj: dict[str, Any], key: str, dotted: str, expected: str, ok: Callable[[Any], bool]
-    ) -> Any:
-        value = obj.get(key)
-        if value is not None and not ok(value):
-            self.fail(f"{dotted!r} must be {expected} or null, got {_type_name(value)}")
-        return value
-
-
-_INT_OR_STR = "an integer or a non-empty string"
-
-
-def _text(rec: _Record, content: Any, where: str) -> str | None:
-    """Message content as text: a string, null, or a list of ``{"type": "text", "text": ...}``."""
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for i, part in enumerate(content):
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            else:
-                rec.fail(f"'{where}[{i}]' must be a text part, got {_type_name(part)}")
-        return "".join(parts)
-    rec.fail(f"'{where}' must be a string, a list of text parts or null, got {_type_name(content)}")
-
-
-def _parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
-    """Tool-call arguments as a dict, and an error message when they did not parse."""
-    if isinstance(raw, dict):
-        return raw, None
-    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        return {}, None
-    if not isinstance(raw, str):
-        return {"_raw": raw}, f"tool-call arguments are {_type_name(raw)}, not a JSON object"
-    try:
-        parsed = _strict_loads(raw)
-    except (ValueError, RecursionError) as exc:
-        return {"_raw": raw}, f"tool-call arguments did not parse as JSON: {exc}"
-    if not isinstance(parsed, dict):
-        return {"_raw": raw}, f"tool-call arguments are {_type_name(parsed)}, not a JSON object"
-    return parsed, None
-
-
-def _actions(rec: _Record, actions: list[Any], dotted: str) -> list[dict[str, Any]]:
-    out = []
-    for i, action in enumerate(actions):
-        if not isinstance(action, dict):
-            rec.fail(f"'{dotted}[{i}]' must be an object, got {_type_name(action)}")
-        name = rec.require(action, "name", f"{dotted}[{i}].name", "a string", _is_str)
-        kwargs = action.get("kwargs", action.get("arguments", {}))
-        if kwargs is None:
-            kwargs = {}
-        if not isinstance(kwargs, dict):
-            rec.fail(f"'{dotted}[{i}].kwargs' must be an object, got {_type_name(kwargs)}")
-        out.append({"name": name, "kwargs": kwargs})
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # building rows
 
 
@@ -356,7 +192,7 @@ def _step_row(run_id: str, index: int, **values: Any) -> dict[str, Any]:
 
 
 def _steps(
-    rec: _Record, run_id: str, traj: list[Any]
+    rec: Record, run_id: str, traj: list[Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Step rows, the effective state-changing calls, and the number of assistant turns."""
     # validate every message first, so the tool results are known when the calls are met
@@ -364,13 +200,13 @@ def _steps(
     for mi, msg in enumerate(traj):
         where = f"traj[{mi}]"
         if not isinstance(msg, dict):
-            rec.fail(f"'{where}' must be a message object, got {_type_name(msg)}")
+            rec.fail(f"'{where}' must be a message object, got {type_name(msg)}")
         role = rec.require(
-            msg, "role", f"{where}.role", f"one of {', '.join(_ROLES)}", lambda v: v in _ROLES
+            msg, "role", f"{where}.role", f"one of {', '.join(ROLES)}", lambda v: v in ROLES
         )
         if role == "tool":
-            rec.require(msg, "tool_call_id", f"{where}.tool_call_id", "a string", _is_str)
-        messages.append((role, msg, _text(rec, msg.get("content"), f"{where}.content")))
+            rec.require(msg, "tool_call_id", f"{where}.tool_call_id", "a string", is_str)
+        messages.append((role, msg, message_text(rec, msg.get("content"), f"{where}.content")))
 
     steps: list[dict[str, Any]] = []
     outcome: list[dict[str, Any]] = []
@@ -387,18 +223,18 @@ def _steps(
         where = f"traj[{mi}]"
         raw_calls = msg.get("tool_calls")
         if raw_calls is not None and not isinstance(raw_calls, list):
-            rec.fail(f"'{where}.tool_calls' must be a list or null, got {_type_name(raw_calls)}")
+            rec.fail(f"'{where}.tool_calls' must be a list or null, got {type_name(raw_calls)}")
         calls = []
         for ci, call in enumerate(raw_calls or []):
             cwhere = f"{where}.tool_calls[{ci}]"
             if not isinstance(call, dict):
-                rec.fail(f"'{cwhere}' must be an object, got {_type_name(call)}")
-            function = rec.require(call, "function", f"{cwhere}.function", "an object", _is_dict)
+                rec.fail(f"'{cwhere}' must be an object, got {type_name(call)}")
+            function = rec.require(call, "function", f"{cwhere}.function", "an object", is_dict)
             name = rec.require(
-                function, "name", f"{cwhere}.function.name", "a non-empty string", _is_nonempty_str
+                function, "name", f"{cwhere}.function.name", "a non-empty string", is_nonempty_str
             )
-            call_id = rec.optional(call, "id", f"{cwhere}.id", "a string", _is_str)
-            kwargs, arg_error = _parse_arguments(function.get("arguments"))
+            call_id = rec.optional(call, "id", f"{cwhere}.id", "a string", is_str)
+            kwargs, arg_error = parse_arguments(function.get("arguments"))
             calls.append((name, call_id, kwargs, arg_error))
 
         if pending_user:
@@ -503,7 +339,7 @@ def parse_taubench(
         agent = file.stem
     if not isinstance(agent, str) or not agent.strip():
         raise ValueError(f"agent must be a non-empty string, got {agent!r}")
-    records = _read_records(file)
+    records = read_records(file)
 
     runs: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
@@ -550,7 +386,7 @@ def _checked_run(
     duplicates: list[dict[str, Any]],
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """:func:`_run`, with what Python raises on hostile data turned into an InputError."""
-    rec = _Record(where, index, record)
+    rec = Record(where, index, record)
     try:
         return _run(rec, agent, seen, flagged, duplicates)
     except InputError:
@@ -568,7 +404,7 @@ def _checked_run(
 
 
 def _run(
-    rec: _Record,
+    rec: Record,
     agent: str,
     seen: dict[tuple[str, str], tuple[int, str]],
     flagged: list[dict[str, Any]],
@@ -576,21 +412,21 @@ def _run(
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """One record's run row and step rows; (None, []) for an exact repeat of an earlier record."""
     record, index = rec.record, rec.index
-    task_id = rec.require(record, "task_id", "task_id", _INT_OR_STR, _is_id)
-    trial = rec.require(record, "trial", "trial", _INT_OR_STR, _is_id)
-    reward = rec.require(record, "reward", "reward", "a number", _is_number)
+    task_id = rec.require(record, "task_id", "task_id", INT_OR_STR, is_id)
+    trial = rec.require(record, "trial", "trial", INT_OR_STR, is_id)
+    reward = rec.require(record, "reward", "reward", "a number", is_number)
     if not math.isfinite(reward):
         rec.fail(f"'reward' must be a finite number, got {reward!r}")
-    traj = rec.require(record, "traj", "traj", "a list of chat messages", _is_list)
-    info = rec.require(record, "info", "info", "an object", _is_dict)
-    task = rec.require(info, "task", "info.task", "an object", _is_dict)
-    actions = rec.require(task, "actions", "info.task.actions", "a list of actions", _is_list)
-    reference = _actions(rec, actions, "info.task.actions")
+    traj = rec.require(record, "traj", "traj", "a list of chat messages", is_list)
+    info = rec.require(record, "info", "info", "an object", is_dict)
+    task = rec.require(info, "task", "info.task", "an object", is_dict)
+    actions = rec.require(task, "actions", "info.task.actions", "a list of actions", is_list)
+    reference = checked_actions(rec, actions, "info.task.actions")
     instruction = rec.optional(
-        task, "instruction", "info.task.instruction", "a string", _is_str
+        task, "instruction", "info.task.instruction", "a string", is_str
     )
-    user_id = rec.optional(task, "user_id", "info.task.user_id", "a string", _is_str)
-    reward_info = rec.optional(info, "reward_info", "info.reward_info", "an object", _is_dict)
+    user_id = rec.optional(task, "user_id", "info.task.user_id", "a string", is_str)
+    reward_info = rec.optional(info, "reward_info", "info.reward_info", "an object", is_dict)
 
     record_json = canonical_json(record)
     key = (str(task_id), str(trial))

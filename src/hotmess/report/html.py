@@ -33,7 +33,6 @@ MAX_CONTEXT_CHARS = 2000  # a task's instruction or reference, shown folded besi
 MAX_CLUSTERS_PER_TASK = 5
 OUTCOME_CHARS = 120
 
-SECTIONS = ("verdict", "bias-variance", "clusters", "horizon", "goals", "drift", "runs", "steps")
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0 auto;max-width:1100px;padding:1rem 1.5rem;color:#222}

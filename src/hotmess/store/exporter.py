@@ -291,7 +291,7 @@ class SQLiteSpanExporter(SpanExporter):
         if cached is None or cached[0] is not resource:
             attrs = storable_attributes(resource.attributes) if resource is not None else {}
             probe = SpanRecord(trace_id="", span_id="", parent_span_id=None, name="", resource=attrs)
-            cached = (resource, rows._json(probe.redacted(self._redactor, self._max_chars).resource))
+            cached = (resource, rows.json_column(probe.redacted(self._redactor, self._max_chars).resource))
             if len(self._resources) >= 64:  # providers come and go in tests; keep it bounded
                 self._resources.clear()
             self._resources[id(resource)] = cached

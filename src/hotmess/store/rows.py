@@ -30,7 +30,8 @@ _OPENINFERENCE_KIND = {
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=repr)
 
 
-def _json(value: Any) -> str | None:
+def json_column(value: Any) -> str | None:
+    """A JSON column's text (attributes, events, links, resource): None stays NULL."""
     if value is None:
         return None
     if not value and type(value) is list:  # most spans have no events and no links
@@ -51,10 +52,10 @@ def span_row(rec: SpanRecord, *, resource_json: str | None = None) -> tuple:
         rec.end_ns,
         rec.status_code,
         rec.status_message,
-        _json(rec.attributes),
-        _json(rec.events),
-        _json(rec.links),
-        resource_json if resource_json is not None else _json(rec.resource),
+        json_column(rec.attributes),
+        json_column(rec.events),
+        json_column(rec.links),
+        resource_json if resource_json is not None else json_column(rec.resource),
         rec.scope,
     )
 
@@ -88,7 +89,7 @@ def _error(rec: SpanRecord) -> str | None:
             message = attrs.get("exception.message", "")
             return f"{kind}: {message}" if message else str(kind)
     if rec.status_code == "ERROR":
-        return _text(rec.status_message) or "error"
+        return column_text(rec.status_message) or "error"
     return None
 
 
@@ -134,18 +135,18 @@ def run_row(rec: SpanRecord, *, task_id: str | None = None, source: str = "trace
     return {
         "run_id": rec.trace_id,
         "task_id": str(task_id if task_id is not None else a.get(A.TASK_ID, "")),
-        "agent": _text(a.get(A.AGENT_NAME)),
+        "agent": column_text(a.get(A.AGENT_NAME)),
         "instance": None if a.get(A.INSTANCE) is None else str(a.get(A.INSTANCE)),
         "source": source,
         "status": status,
         "start_ns": rec.start_ns,
         "end_ns": rec.end_ns,
-        "outcome": _text(a.get(A.OUTCOME)),
+        "outcome": column_text(a.get(A.OUTCOME)),
         "success": _as_bool(a.get(A.SUCCESS)),
-        "reference": _text(a.get(A.REFERENCE)),
+        "reference": column_text(a.get(A.REFERENCE)),
         "score": score,
         "error": _error(rec),
-        "attributes": _json(extra) if extra else None,
+        "attributes": json_column(extra) if extra else None,
     }
 
 
@@ -183,7 +184,7 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def _text(value: Any) -> str | None:
+def column_text(value: Any) -> str | None:
     """A column's text: a string as it is, anything else (a list-valued model, a kvlist
     outcome) as its JSON, so one odd value is stored as what it is, never failing its row."""
     if value is None or isinstance(value, str):
@@ -215,17 +216,17 @@ def step_row(rec: SpanRecord, run_id: str, step_index: int, depth: int) -> dict[
         "step_index": step_index,
         "depth": depth,
         "kind": kind,
-        "name": _text(rec.name),
-        "tool": _text(_first(a, A.TOOL_NAME, "tool.name")) if kind == "tool" else None,
-        "input": _text(step_input),
-        "output": _text(step_output),
-        "goal": _text(a.get(A.GOAL)),
+        "name": column_text(rec.name),
+        "tool": column_text(_first(a, A.TOOL_NAME, "tool.name")) if kind == "tool" else None,
+        "input": column_text(step_input),
+        "output": column_text(step_output),
+        "goal": column_text(a.get(A.GOAL)),
         "error": error,
         "start_ns": rec.start_ns,
         "end_ns": rec.end_ns,
         "input_tokens": _as_int(_first(a, A.INPUT_TOKENS, "llm.token_count.prompt")),
         "output_tokens": _as_int(_first(a, A.OUTPUT_TOKENS, "llm.token_count.completion")),
-        "model": _text(_first(a, A.RESPONSE_MODEL, A.REQUEST_MODEL, "llm.model_name")),
+        "model": column_text(_first(a, A.RESPONSE_MODEL, A.REQUEST_MODEL, "llm.model_name")),
     }
 
 

@@ -25,10 +25,17 @@ LangChain handler — rule 2 (the first user message of the root's inputs, the t
 :func:`~hotmess.integrations.langchain.default_task_id` hashes); OTLP JSON imports — rules 2–5
 on the root, else the first LLM step (the importer's task-id hash also looks at later spans and
 ``gen_ai.user.message`` events, which are not read here).
+
+The first user message is found by one rule, :func:`first_user_message` (a JSON value: a
+message list, a chain's inputs) and :func:`attributes_user_message` (a span's attributes), for
+the instruction here, for the LangChain handler's task id and for the OTLP importer's; the
+task id made of it is :func:`message_task_id`, so the same prompt recorded live or imported
+from a collector's file is the same task.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -105,6 +112,36 @@ def first_user_message(value: Any, depth: int = 0) -> str | None:
     return None
 
 
+def attributes_user_message(attributes: Mapping[str, Any]) -> str | None:
+    """The first user message in a span's attributes: that of ``gen_ai.input.messages`` (JSON
+    text or a list; :func:`first_user_message`), else the first ``user`` (or ``human``) one of
+    OpenInference's flattened ``llm.input_messages.N.message.role`` / ``.content``."""
+    if attributes.get(A.INPUT_MESSAGES) is not None:
+        text = first_user_message(_loads(attributes[A.INPUT_MESSAGES]))
+        if text is not None:
+            return text
+    i = 0
+    while (role := attributes.get(f"llm.input_messages.{i}.message.role")) is not None:
+        content = attributes.get(f"llm.input_messages.{i}.message.content")
+        if role in _USER_ROLES and not _blank(content):
+            return content
+        i += 1
+    return None
+
+
+def message_task_id(text: str) -> str:
+    """The task id of a run known only by its first user message: ``"msg:"`` + the first 16
+    hex digits of the SHA-256 of the whitespace-stripped text in UTF-8. A lone surrogate (which
+    UTF-8 cannot encode) is hashed as its ``\\udXXX`` escape, so any text has a task id.
+
+    >>> message_task_id("  Refund order 7  ") == message_task_id("Refund order 7")
+    True
+    >>> message_task_id("Refund order 7")
+    'msg:56aec068e3dfa51b'
+    """
+    return "msg:" + hashlib.sha256(text.strip().encode("utf-8", "backslashreplace")).hexdigest()[:16]
+
+
 def _keyed_text(value: Any) -> str | None:
     """The string under the first of :data:`INSTRUCTION_KEYS`, level by level from the top."""
     level = [value]
@@ -153,18 +190,13 @@ def run_instruction(attributes: Mapping[str, Any] | None) -> str | None:
     text = attributes.get(A.INSTRUCTION)
     if not _blank(text):
         return text
-    for key in (A.INPUT, A.INPUT_MESSAGES):
-        if attributes.get(key) is not None:
-            value = _loads(attributes[key])
-            text = instruction_text(value) if key == A.INPUT else first_user_message(value)
-            if text is not None:
-                return text
-    i = 0
-    while (role := attributes.get(f"llm.input_messages.{i}.message.role")) is not None:
-        content = attributes.get(f"llm.input_messages.{i}.message.content")
-        if role in _USER_ROLES and not _blank(content):
-            return content
-        i += 1
+    if attributes.get(A.INPUT) is not None:
+        text = instruction_text(_loads(attributes[A.INPUT]))
+        if text is not None:
+            return text
+    text = attributes_user_message(attributes)
+    if text is not None:
+        return text
     return instruction_text(_loads(attributes.get("input.value")))
 
 
