@@ -342,3 +342,93 @@ def test_a_private_key_straddling_the_cut_of_a_huge_value_is_redacted():
     cut, was_cut = truncate(text, 1000, Redactor())
     assert was_cut and "MIIJKAIBAAKCAgEA7x" not in cut and cut.startswith(f"config:\n{REDACTED}")
     assert cut.endswith(f"[truncated {len(text) - len(pem) + len(REDACTED) - 1000} chars]")
+
+
+# --- the formats added, and what must stay prose --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"password": "it\'s \\"mine\\" ok"}', '{"password": "[REDACTED]"}'),
+        ("{'password': 'it\"s mine'}", "{'password': '[REDACTED]'}"),
+        ('{"clientSecret": "abcd1234"}', '{"clientSecret": "[REDACTED]"}'),
+        ("dbPassword=hunter22", "dbPassword=[REDACTED]"),
+        ("CLIENT-SECRET: s3cr3tvalue", "CLIENT-SECRET: [REDACTED]"),
+        ('{"token": ["abc123456", "def7890123"]}', '{"token": ["[REDACTED]"]}'),
+        ('{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"}', '{"SecretAccessKey": "[REDACTED]"}'),
+        ("stripe sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "stripe [REDACTED]"),
+        ("restricted rk_test_" + "4eC39HqLyjWDarjtT1zdp7dc", "restricted [REDACTED]"),
+        ("aws ASIA" + "Q3ZR8LMPW2XC7VB5 session", "aws [REDACTED] session"),
+        ("slack xapp-" + "1-A0123456789-1234567890123", "slack [REDACTED]"),
+        ("google AIza" + "SyD3xQ9mP2vR7tY4uW8zK1nL5oJ6hG0fE3-", "google [REDACTED]"),
+        ("postgres://admin:" + "Sup3rS3cret" + "@db.internal:5432/app", "postgres://admin:[REDACTED]@db.internal:5432/app"),
+        ("Authorization: Token " + "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "Authorization: Token [REDACTED]"),
+        ("密钥sk-proj-" + "Zq8xW3vB7nM2kL9pR4tY6uI1oE5aS0dF", "密钥[REDACTED]"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7", "[REDACTED]"),
+        # prose and counts stay
+        ('{"max_tokens": 100, "input_tokens": 57}', '{"max_tokens": 100, "input_tokens": 57}'),
+        ("passwordless login; the secret of a good plan", "passwordless login; the secret of a good plan"),
+        ("token counts: 1500 tokens", "token counts: 1500 tokens"),
+    ],
+)
+def test_wider_formats_and_prose(text, expected):
+    assert Redactor()(text) == expected
+
+
+def test_redacting_twice_changes_nothing():
+    redactor = Redactor()
+    for text in ('{"token": ["a1234567"]}', "api_key=[REDACTED]", '{"password": "x y z"}', "GET ?api_key=abcd1234"):
+        once = redactor(text)
+        assert redactor(once) == once
+
+
+def _seconds(redactor: Redactor, text: str) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        redactor(text)
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+ADVERSARIAL = {
+    # each once made a pattern backtrack for seconds (issue: 3.5-14 s on such values)
+    "dotted numbers after a key word": lambda n: "tokens: " + ".".join(str(i) for i in range(n // 5)),
+    "dotted letters before a key word": lambda n: "a." * (n // 2) + "password",
+    "prose full of key words": lambda n: "the key to this token is a secret we keep. " * (n // 43),
+    "key words without values": lambda n: "token=" * (n // 6),
+    "an unclosed quoted value": lambda n: 'password: "' + "\\x" * (n // 2),
+    "bearer without a token": lambda n: "bearer " * (n // 7),
+    "a private key without END": lambda n: "-----BEGIN RSA PRIVATE KEY-----" + "-" * n,
+    "URL schemes without a password": lambda n: ("postgres://" + "u" * 100 + ":") * (n // 112),
+}
+
+
+@pytest.mark.parametrize("family", sorted(ADVERSARIAL))
+def test_redaction_is_linear_on_adversarial_text(family):
+    """Ten times the text costs about ten times the time (quadratic would be a hundred), and
+    the worst family stays within a small multiple of plain text."""
+    redactor = Redactor()
+    make = ADVERSARIAL[family]
+    small, large = make(20_000), make(200_000)
+    ratio = _seconds(redactor, large) / max(_seconds(redactor, small), 1e-6)
+    assert ratio < 30, f"{family}: 10x the text took {ratio:.0f}x the time"
+    plain = _seconds(redactor, "lorem ipsum dolor sit amet " * (200_000 // 27))
+    assert _seconds(redactor, large) < 100 * plain + 0.05
+
+
+def test_a_secret_at_the_window_edge_is_never_kept_when_redaction_shrinks_the_window():
+    keys = "\n".join(f"key{i}: {KEYS['openai']}{i:04d}" for i in range(250))  # ~13k of keys
+    pem = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join("MIIEow" + "A" * 58 for _ in range(25))
+    pem += "\n-----END RSA PRIVATE KEY-----"
+    redactor = Redactor()
+    for cap in (500, 1000, 4000):
+        head, _ = truncate(keys + "\n" + pem + "\nend", cap, redactor)
+        assert "sk-proj" not in head and "MIIEow" not in head
+        from hotmess.vocab.serialize import scrub_text
+
+        tail, _ = scrub_text(pem + "\n" + keys, cap, redactor, keep_end=True)
+        assert "sk-proj" not in tail and "MIIEow" not in tail

@@ -57,7 +57,7 @@ _PAIR = (
     r"(?:\"((?:[^\"\\\r\n]|\\.)*)"  # "value", \" and other escapes inside
     r"|'((?:[^'\\\r\n]|\\.)*)"  # 'value'
     r"|(\\+[\"'])((?:[^\"'\\\r\n]|\\+[^\"'\\\r\n])*)"  # \"value\" (JSON inside a JSON string)
-    r"|\[(?!REDACTED\])([^\]\r\n]*)"  # [values] (not a value already redacted)
+    r"|\[(?!REDACTED\]|\"\[REDACTED\]\"\])([^\]\r\n]*)"  # [values], unless already redacted
     r"|([^\"'\s,;&}\[\]\\]{4,}))"  # bare: to the next separator
 )
 _JSON_LITERALS = ("null", "true", "false")

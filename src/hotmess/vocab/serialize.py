@@ -114,6 +114,24 @@ def to_json(value: Any) -> str:
         return json.dumps(_safe_repr(value), ensure_ascii=False)
 
 
+def _redacted_window(text: str, max_chars: int, redactor: Redactor, *, from_end: bool) -> tuple[str, str]:
+    """The part of ``text`` a cut to ``max_chars`` keeps (its start, or its end), with room for
+    a secret straddling the window's edge, and that part redacted.
+
+    Redaction shrinks text (a key becomes ``[REDACTED]``), which would pull the window's edge,
+    where a secret may be cut in two and so not recognised, into what is kept. So the window
+    grows until, redacted, it still reaches ``_STRADDLE`` characters past what is kept, or holds
+    the whole text. Redaction is linear in what it reads, so this costs at most a few times the
+    window, and the whole text only when the text is nearly all secrets."""
+    size = max_chars + _STRADDLE
+    while True:
+        window = text[-size:] if from_end else text[:size]
+        redacted = redactor(window)
+        if size >= len(text) or len(redacted) >= max_chars + _STRADDLE:
+            return window, redacted
+        size = min(len(text), 2 * size)
+
+
 def truncate(text: str, max_chars: int, redactor: Redactor | None = None) -> tuple[str, bool]:
     """Cut ``text`` to ``max_chars`` plus a visible mark saying how much went.
 
@@ -126,8 +144,7 @@ def truncate(text: str, max_chars: int, redactor: Redactor | None = None) -> tup
     if redactor is not None:
         # Only what may be kept needs redacting, plus room for a secret that straddles the
         # cut: the agent's thread pays for max_chars + _STRADDLE characters, not for all.
-        window = text[: max_chars + _STRADDLE]
-        head = redactor(window)
+        window, head = _redacted_window(text, max_chars, redactor, from_end=False)
         beyond = len(text) - len(window)
         if beyond == 0 and len(head) <= max_chars:
             return head, False
@@ -148,8 +165,10 @@ def scrub_text(
     """Redact, then cut: what is stored or sent of one string. ``keep_end`` keeps the last
     ``max_chars`` instead of the first (a traceback's last frames are the ones that matter)."""
     if keep_end and 0 < max_chars < len(text):
-        window = text[-(max_chars + _STRADDLE) :]
-        tail = redactor(window) if redactor is not None else window
+        if redactor is None:
+            window = tail = text[-(max_chars + _STRADDLE) :]
+        else:
+            window, tail = _redacted_window(text, max_chars, redactor, from_end=True)
         kept = tail[-max_chars:]
         return TRUNCATION_MARK.format(n=len(text) - len(window) + len(tail) - len(kept)) + kept, True
     if 0 < max_chars < len(text):
