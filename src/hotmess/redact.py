@@ -60,6 +60,10 @@ _PAIR = (
     r"|\[(?!REDACTED\]|\"\[REDACTED\]\"\])([^\]\r\n]*)"  # [values], unless already redacted
     r"|([^\"'\s,;&}\[\]\\]{4,}))"  # bare: to the next separator
 )
+#: A field whose name is one of the key words (at its end: ``db.password``, ``clientSecret``,
+#: ``x-api-key``; not ``max_tokens``): its whole value is the secret, in a structured value
+#: (an OTLP kvlist, a span attribute) as in text.
+_SECRET_FIELD = re.compile(r"(?i)(?:" + _KEY_WORDS + r")$")
 _JSON_LITERALS = ("null", "true", "false")
 _QUOTE_OF_KEY = re.compile(r'\\*"')
 
@@ -122,6 +126,10 @@ class Redactor:
         # The markers only cover the default patterns; extra ones always run their regexes.
         self._whole_markers = _SECRET_MARKERS if defaults and not whole[len(SECRET_PATTERNS):] else None
         self._prefilter = True
+
+    def secret_field(self, name: str) -> bool:
+        """Whether a field named ``name`` holds a secret as a whole (with the default patterns)."""
+        return self._pair is not None and len(name) <= 200 and _SECRET_FIELD.search(name) is not None
 
     def __call__(self, text: str) -> str:
         check = self._prefilter and text.isascii()  # stays ASCII: REDACTED is

@@ -7,6 +7,7 @@ a slow endpoint never slows the agent or the SQLite writer. Secrets are redacted
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -50,12 +51,12 @@ class RedactingSpanExporter(SpanExporter):
             resource=resource,
             attributes=scrub_attributes(span.attributes or {}, n, r),
             events=[
-                Event(e.name, scrub_attributes(e.attributes or {}, n, r), e.timestamp)
+                Event(scrub_text(e.name, n, r)[0], scrub_attributes(e.attributes or {}, n, r), e.timestamp)
                 for e in span.events
             ],
             links=[Link(link.context, scrub_attributes(link.attributes or {}, n, r)) for link in span.links],
             kind=span.kind,
-            instrumentation_scope=span.instrumentation_scope,
+            instrumentation_scope=_scope(span.instrumentation_scope, n, r),
             status=status,
             start_time=span.start_time,
             end_time=span.end_time,
@@ -85,3 +86,16 @@ def otlp_processor(
         ) from None
     url = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
     return BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter(endpoint=url), redactor, max_chars), max_queue_size=65536)
+
+
+def _scope(scope: Any, max_chars: int, redactor: Redactor | None) -> Any:
+    """The instrumentation scope with its name and version scrubbed (any library may name it)."""
+    if scope is None:
+        return None
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    name = scrub_text(scope.name, max_chars, redactor)[0] if scope.name else scope.name
+    version = scrub_text(scope.version, max_chars, redactor)[0] if scope.version else scope.version
+    if name == scope.name and version == scope.version:
+        return scope
+    return InstrumentationScope(name, version, scope.schema_url)

@@ -39,7 +39,8 @@ class SpanRecord:
         self.name = scrub_text(self.name, max_chars, redactor)[0]
         self.attributes = scrub_attributes(self.attributes, max_chars, redactor)
         self.events = [
-            {**e, "attributes": scrub_attributes(e.get("attributes", {}), max_chars, redactor)}
+            {**e, "name": scrub_text(e["name"], max_chars, redactor)[0] if isinstance(e.get("name"), str) else e.get("name"),
+             "attributes": scrub_attributes(e.get("attributes", {}), max_chars, redactor)}
             for e in self.events
         ]
         self.links = [
@@ -47,6 +48,8 @@ class SpanRecord:
             for link in self.links
         ]
         self.resource = scrub_attributes(self.resource, max_chars, redactor)
+        if isinstance(self.scope, str) and self.scope:
+            self.scope = scrub_text(self.scope, max_chars, redactor)[0]
         if self.status_message:
             self.status_message = scrub_text(self.status_message, max_chars, redactor)[0]
         return self

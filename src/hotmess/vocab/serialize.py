@@ -7,10 +7,12 @@ prefix too short for the redaction patterns to recognise, and that prefix would 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from hotmess.redact import REDACTED
 from hotmess.vocab import attributes as A
 
 if TYPE_CHECKING:
@@ -180,48 +182,96 @@ def scrub_text(
 KEEP_END = frozenset({"exception.stacktrace"})
 
 
+def _redacted_whole(value: Any) -> Any:
+    """The value of a secret field: every string and number in it is the secret."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return REDACTED
+    if isinstance(value, tuple | list):
+        return type(value)(_redacted_whole(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _redacted_whole(v) for k, v in value.items()}
+    return value
+
+
+@functools.lru_cache(maxsize=8192)
+def _secret_field(key: str, redactor: Redactor) -> bool:
+    return redactor.secret_field(key)
+
+
+@functools.lru_cache(maxsize=8192)
+def _scrubbed_key(key: str, max_chars: int, redactor: Redactor | None) -> str:
+    """An attribute key redacted and cut like a value. Keys repeat on every span (the same few
+    names), so each is scrubbed once."""
+    return scrub_text(key, max_chars, redactor)[0]
+
+
+#: How much longer than the cap a value already cut by the tracer may be: its truncation mark.
+_MARK_ROOM = len(TRUNCATION_MARK.format(n=10**15))
+
+
 def scrub_value(
     value: Any, max_chars: int, redactor: Redactor | None, keep_end: bool = False
 ) -> tuple[Any, bool]:
-    """``scrub_text`` on an attribute value: a string, or each string of a sequence."""
+    """``scrub_text`` on an attribute value, however nested: a string; each string of a list or
+    tuple; each key and value of a mapping (an OTLP ``kvlist``, an array of them, as GenAI
+    messages arrive). Other values (numbers, booleans, None) are kept."""
     if isinstance(value, str):
         return scrub_text(value, max_chars, redactor, keep_end)
     if isinstance(value, tuple | list):
         out, cut = [], False
         for item in value:
-            if isinstance(item, str):
-                item, item_cut = scrub_text(item, max_chars, redactor)
-                cut = cut or item_cut
+            item, item_cut = scrub_value(item, max_chars, redactor)
+            cut = cut or item_cut
             out.append(item)
         return type(value)(out), cut
+    if isinstance(value, Mapping):
+        mapped, cut = {}, False
+        for key, item in value.items():
+            key_text, key_cut = scrub_value(key, max_chars, redactor) if isinstance(key, str) else (key, False)
+            if redactor is not None and isinstance(key, str) and _secret_field(key, redactor):
+                item = _redacted_whole(item)
+            item, item_cut = scrub_value(item, max_chars, redactor)
+            mapped[key_text] = item
+            cut = cut or key_cut or item_cut
+        return mapped, cut
     return value, False
 
 
 def scrub_attributes(
     attributes: Mapping[str, Any], max_chars: int, redactor: Redactor | None
 ) -> dict[str, Any]:
-    """Every value redacted then cut to ``max_chars``; cut keys are added to ``hotmess.truncated``.
+    """Every key and value redacted then cut to ``max_chars`` (nested values too); the keys of
+    values cut are added to ``hotmess.truncated``.
 
-    Values the tracer already cut (named in ``hotmess.truncated``) are redacted, not cut again.
+    A value the tracer already cut (its key named in ``hotmess.truncated``) carries a truncation
+    mark, so it may be that much longer than the cap; nothing more. ``hotmess.truncated`` is
+    scrubbed like any attribute: one from outside (an imported span) is input, not trusted.
     """
     if redactor is None and max_chars <= 0:
         return dict(attributes)
-    already = attributes.get(A.TRUNCATED, ())
-    already = (already,) if isinstance(already, str) else tuple(already)
+    listed = attributes.get(A.TRUNCATED, ())
+    if isinstance(listed, str):
+        already: tuple[str, ...] = (listed,)
+    elif isinstance(listed, tuple | list):
+        already = tuple(k for k in listed if isinstance(k, str))
+    else:
+        already = ()
     out: dict[str, Any] = {}
     cut_now: list[str] = []
     for key, value in attributes.items():
-        if type(value) is str and not 0 < max_chars < len(value) and key != A.TRUNCATED:
+        if type(key) is str:
+            key = _scrubbed_key(key, max_chars, redactor)
+        if redactor is not None and type(key) is str and _secret_field(key, redactor):
+            value = _redacted_whole(value)
+        if type(value) is str and not 0 < max_chars < len(value):
             # the common case inline: a string that is not cut (scrub_value's answer)
             out[key] = value if redactor is None else redactor(value)
             continue
-        if key == A.TRUNCATED:
-            out[key] = value
-            continue
-        value, cut = scrub_value(value, 0 if key in already else max_chars, redactor, key in KEEP_END)
+        cap = max_chars + _MARK_ROOM if key in already and max_chars > 0 else max_chars
+        value, cut = scrub_value(value, cap, redactor, key in KEEP_END)
         out[key] = value
-        if cut:
+        if cut and key != A.TRUNCATED:
             cut_now.append(key)
     if cut_now:
-        out[A.TRUNCATED] = (*already, *cut_now)
+        out[A.TRUNCATED] = (*[k for k in already if k not in cut_now], *cut_now)
     return out
