@@ -43,7 +43,7 @@ import numpy as np
 from hotmess.progress import Progress
 from hotmess.tables import Table
 
-from ._common import check_confidence, check_n_boot, factorize, json_float, natural_key
+from .common import check_confidence, check_n_boot, factorize, json_float, natural_key
 from .decompose import (
     TaskDecompositions,
     brier_by_task,

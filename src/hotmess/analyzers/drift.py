@@ -62,7 +62,6 @@ import numpy as np
 from hotmess.progress import Progress, counted
 from hotmess.tables import Table
 
-from ._common import factorize, json_float, natural_key
 from .analysis import (
     BY_COLUMNS,
     Analysis,
@@ -73,6 +72,7 @@ from .analysis import (
     analyze,
 )
 from .changepoints import MIN_SIZE, ChangePoint, behaviour_change_points, mix_change_points
+from .common import factorize, json_float, natural_key
 from .outcomes import (
     DEFAULT_READ_ONLY,
     ReadOnly,

@@ -108,8 +108,8 @@ import numpy as np
 from hotmess.progress import Progress
 from hotmess.tables import Table
 
-from ._common import factorize, json_float, natural_key
 from .analysis import _task_references
+from .common import factorize, json_float, natural_key
 from .decompose import brier_by_task
 from .outcomes import (
     ReadOnly,

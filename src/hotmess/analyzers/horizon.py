@@ -63,8 +63,8 @@ import numpy as np
 
 from hotmess.tables import Table
 
-from ._common import json_float
 from .analysis import Analysis, analyze
+from .common import json_float
 from .incoherence import Incoherence, IncoherenceDifference, incoherence, incoherence_difference
 
 __all__ = ["LENGTHS", "MIN_SPLIT_RUNS", "Horizon", "HorizonGroup", "MedianSplit", "horizon", "run_lengths"]

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ._common import check_confidence, check_n_boot, json_float
+from .common import check_confidence, check_n_boot, json_float
 
 __all__ = [
     "INTERVALS",

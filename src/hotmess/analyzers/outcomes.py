@@ -26,7 +26,7 @@ from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
 from hotmess.tools import canonical_json as _canonical_json
 from hotmess.tools import canonical_value as _canonical_value
 
-from ._common import factorize
+from .common import factorize
 
 __all__ = [
     "DEFAULT_READ_ONLY",

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import factorize, json_safe
+from .common import factorize, json_safe
 from .outcomes import agglomerate, pairwise_cosine_distances
 
 __all__ = ["DEFAULT_THRESHOLD", "METHODS", "InferredTask", "TaskInference", "infer_tasks", "mask_request"]

@@ -31,7 +31,7 @@ def goals_command(
 ) -> None:
     """Spread of intermediate goals across runs at each step (variance, bias against reference
     actions, incoherence) and each run's drift from its first goal (or its instruction)."""
-    from hotmess.analyzers._common import natural_key
+    from hotmess.analyzers.common import natural_key
     from hotmess.analyzers.goals import ALIGNMENTS, DRIFT_FROM, goal_coherence
     from hotmess.analyzers.outcomes import DEFAULT_READ_ONLY
     from hotmess.cli import render_goals

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -47,13 +47,6 @@ def natural_key(value: str) -> tuple[int, int, str]:
         return (1, 0, str(value))
 
 
-def as_1d(values: Any, name: str, dtype: Any = None) -> np.ndarray:
-    array = np.asarray(values, dtype=dtype)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
-    return array
-
-
 def as_codes(values: Any, name: str) -> tuple[np.ndarray, int]:
     """Integer codes 0..K-1 for ``values``: non-negative integers are kept, anything else factorised."""
     array = np.asarray(values)
@@ -67,14 +60,6 @@ def as_codes(values: Any, name: str) -> tuple[np.ndarray, int]:
         return np.zeros(0, dtype=np.int64), 0
     codes, uniques = factorize(array.tolist())
     return codes, len(uniques)
-
-
-def check_same_length(**arrays: Sequence[Any] | np.ndarray) -> int:
-    lengths = {name: len(a) for name, a in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{name} has {n}" for name, n in lengths.items())
-        raise ValueError(f"inputs must have the same length: {detail}")
-    return next(iter(lengths.values())) if lengths else 0
 
 
 def check_confidence(confidence: float) -> float:
