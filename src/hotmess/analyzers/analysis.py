@@ -63,7 +63,7 @@ from .incoherence import (
 from .outcomes import (
     DEFAULT_READ_ONLY,
     ReadOnly,
-    _piece,
+    action_piece,
     canonical_action,
     canonical_value,
     embedding_clusters,
@@ -676,7 +676,7 @@ def _collect_actions(
     def code_of(name: str, arguments: Any, cache_key: Any) -> int:
         code = piece_code.get(cache_key) if cache_key is not None else None
         if code is None:
-            piece = _piece(name, arguments)
+            piece = action_piece(name, arguments)
             code = piece_code.get(piece)
             if code is None:
                 code = piece_code[piece] = len(pieces)
@@ -773,9 +773,9 @@ def _reference_actions(
     if actions is None:
         return None
     state = [(n, a) for n, a in actions if not is_read_only(n)]
-    key = "[" + ",".join(_piece(n, a) for n, a in state) + "]"
+    key = "[" + ",".join(action_piece(n, a) for n, a in state) + "]"
     expected = state if state else actions  # all read-only: check them all
-    return key, [_piece(n, a) for n, a in expected]
+    return key, [action_piece(n, a) for n, a in expected]
 
 
 # ---------------------------------------------------------------------------- one group

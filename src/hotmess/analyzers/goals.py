@@ -113,8 +113,9 @@ from .common import factorize, json_float, natural_key
 from .decompose import brier_by_task
 from .outcomes import (
     ReadOnly,
-    _piece,
+    action_piece,
     canonical_action,
+    cosine_distances,
     embedding_clusters,
     normalize_text,
     parse_actions,
@@ -375,7 +376,7 @@ def step_goals(steps: Table, *, read_only: ReadOnly = None) -> np.ndarray:
                 ro = ro_cache.get(tool_name)
                 if ro is None:
                     ro = ro_cache[tool_name] = bool(is_ro(tool_name))
-                key = None if ro else TOOL_PREFIX + _piece(*canonical_action((tool_name, text)))
+                key = None if ro else TOOL_PREFIX + action_piece(*canonical_action((tool_name, text)))
                 if cache_key is not None:
                     tool_cache[cache_key] = key
             tool_keys.append(key)
@@ -468,7 +469,7 @@ def goal_bearing(steps: Table, goals: np.ndarray) -> np.ndarray:
 def _expected_key(item: Any) -> str:
     if isinstance(item, str):
         return GOAL_PREFIX + normalize_text(item)
-    return TOOL_PREFIX + _piece(*canonical_action(item))
+    return TOOL_PREFIX + action_piece(*canonical_action(item))
 
 
 def _expected_goals(
@@ -498,7 +499,7 @@ def _expected_goals(
         actions = parse_actions(ref)
         if not actions:
             continue
-        out[t] = [TOOL_PREFIX + _piece(name, args) for name, args in actions if not is_ro(name)]
+        out[t] = [TOOL_PREFIX + action_piece(name, args) for name, args in actions if not is_ro(name)]
         out[t] = out[t] or None
     return out
 
@@ -911,7 +912,7 @@ def _drift(
                         f"embed returned vectors of {targets.shape[1]} dimensions for the "
                         f"instructions and {vectors.shape[1]} for the goals"
                     )
-                dist[has] = _cosine_distances(vectors[rows[has]], targets[anchor[has]])
+                dist[has] = cosine_distances(vectors[rows[has]], targets[anchor[has]])
         without = int(np.count_nonzero((lengths >= 3) & (anchor_of_run < 0)))
     slopes = _slopes(goal_run, ordinal.astype(np.float64), dist, lengths)
     if anchors is not None:
@@ -1029,14 +1030,6 @@ def _embedding_distances(vectors: np.ndarray, codes: np.ndarray, first: np.ndarr
     first goal's."""
     if not len(codes):
         return np.zeros(0)
-    dist = _cosine_distances(vectors[codes], vectors[codes[first]])
+    dist = cosine_distances(vectors[codes], vectors[codes[first]])
     dist[codes == codes[first]] = 0.0
     return dist
-
-
-def _cosine_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``1 − cos`` of rows ``x[i]`` and ``y[i]`` (a zero vector is at distance 1)."""
-    nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
-    cosine = np.einsum("ij,ij->i", x, y) / (np.where(nx > 0, nx, 1.0) * np.where(ny > 0, ny, 1.0))
-    return np.clip(1.0 - cosine, 0.0, 2.0)
-

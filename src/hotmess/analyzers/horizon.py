@@ -79,9 +79,6 @@ LENGTHS: dict[str, tuple[str, ...]] = {
 MIN_SPLIT_RUNS = 2
 
 
-TRENDS = ("rises", "falls", "none")
-
-
 def _trend(low: float, high: float) -> str | None:
     """``rises`` / ``falls`` when the interval excludes 0, ``none`` when it holds it; None without one."""
     if not (math.isfinite(low) and math.isfinite(high)):
