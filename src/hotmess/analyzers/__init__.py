@@ -8,17 +8,8 @@ the pipeline :func:`analyze` (:mod:`.analysis`). Nothing here touches SQLite or 
 
 from __future__ import annotations
 
-from .analysis import (
-    CHECKS_ATTRIBUTE,
-    DECOMPOSITIONS,
-    OUTCOME_METHODS,
-    Analysis,
-    ClusterExample,
-    GroupedAnalysis,
-    TaskResult,
-    analyze,
-    split_runs,
-)
+from .analysis import CHECKS_ATTRIBUTE, DECOMPOSITIONS, OUTCOME_METHODS, analyze
+from .columns import split_runs
 from .decompose import (
     Decomposition,
     TaskDecompositions,
@@ -56,6 +47,7 @@ from .outcomes import (
     text_clusters,
 )
 from .passk import pass_at_k, pass_hat_k, pass_ratios
+from .results import Analysis, ClusterExample, GroupedAnalysis, TaskResult
 
 __all__ = [
     "CHECKS_ATTRIBUTE",

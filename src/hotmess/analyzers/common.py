@@ -1,4 +1,4 @@
-"""Small helpers shared by the analyzers: JSON-safe conversion, factorising, validation."""
+"""Small helpers shared by the analyzers: JSON-safe conversion, factorising, natural order, validation."""
 
 from __future__ import annotations
 
@@ -73,3 +73,13 @@ def check_n_boot(n_boot: int) -> int:
     if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 0:
         raise ValueError(f"n_boot must be a non-negative integer, got {n_boot!r}")
     return int(n_boot)
+
+
+def natural_codes(values: Iterable[Hashable]) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (int64) numbering the distinct values in natural order of their text
+    (:func:`natural_key`: "2" before "10"), and those values as text in that order."""
+    codes, uniques = factorize(values)
+    order = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
+    remap = np.empty(len(uniques), dtype=np.int64)
+    remap[order] = np.arange(len(uniques))
+    return remap[codes], [str(uniques[i]) for i in order]

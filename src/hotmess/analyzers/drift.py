@@ -62,17 +62,12 @@ import numpy as np
 from hotmess.progress import Progress, counted
 from hotmess.tables import Table
 
-from .analysis import (
-    BY_COLUMNS,
-    Analysis,
-    _as_text,
-    _collect_actions,
-    _crash_key,
-    _group_values,
-    analyze,
-)
+from .actions import collect_actions
+from .analysis import analyze
 from .changepoints import MIN_SIZE, ChangePoint, behaviour_change_points, mix_change_points
+from .columns import BY_COLUMNS, group_values
 from .common import factorize, json_float, natural_key
+from .outcome_keys import as_text, crash_key
 from .outcomes import (
     DEFAULT_READ_ONLY,
     ReadOnly,
@@ -82,6 +77,7 @@ from .outcomes import (
     read_only_predicate,
     text_clusters,
 )
+from .results import Analysis
 
 __all__ = [
     "BY_COLUMNS",
@@ -381,11 +377,11 @@ def _outcome_codes(
         keys = exact_keys(outcomes)
     elif outcome == "actions":
         run_ids = runs["run_id"] if "run_id" in runs else np.arange(len(runs)).astype(str)
-        keys, _ = _collect_actions(
+        keys, _ = collect_actions(
             run_ids, outcomes, steps, read_only_predicate(read_only), want_pieces=False
         )
     elif outcome == "text":
-        texts = [None if o is None else _as_text(o) for o in outcomes]
+        texts = [None if o is None else as_text(o) for o in outcomes]
         keys = text_clusters(texts, task_ids.tolist(), distance_threshold, progress=progress)
     elif callable(outcome):
         keys = map_outcomes(outcomes, outcome)
@@ -398,7 +394,7 @@ def _outcome_codes(
     crashed = [i for i, (st, o) in enumerate(zip(status, outcomes, strict=True)) if st == "error" and o is None]
     if crashed:  # as analyze keys them: a crash is its exception type
         keys = np.asarray(keys, dtype=object).copy()
-        keys[crashed] = [_crash_key(errors[i]) for i in crashed]
+        keys[crashed] = [crash_key(errors[i]) for i in crashed]
     return factorize(zip(task_ids.tolist(), keys.tolist(), strict=True))
 
 
@@ -494,7 +490,7 @@ def drift(
     else:
         column = BY_COLUMNS.get(by, by)
         attributes = runs["attributes"] if "attributes" in runs else np.full(n, None, dtype=object)
-        values = _group_values(runs, column, attributes)
+        values = group_values(runs, column, attributes)
         group_codes, names = factorize(values.tolist())
         ranked = sorted(range(len(names)), key=lambda i: natural_key(str(names[i])))
         remap = np.empty(len(names), dtype=np.int64)

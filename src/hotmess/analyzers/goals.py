@@ -108,7 +108,7 @@ import numpy as np
 from hotmess.progress import Progress
 from hotmess.tables import Table
 
-from .analysis import _task_references
+from .actions import task_references
 from .common import factorize, json_float, natural_key
 from .decompose import brier_by_task
 from .outcomes import (
@@ -494,7 +494,7 @@ def _expected_goals(
         return out
     if references is None:
         return out
-    task_refs, _ = _task_references(task_codes, references, n_tasks)
+    task_refs, _ = task_references(task_codes, references, n_tasks)
     for t, ref in enumerate(task_refs):
         actions = parse_actions(ref)
         if not actions:

@@ -63,9 +63,10 @@ import numpy as np
 
 from hotmess.tables import Table
 
-from .analysis import Analysis, analyze
+from .analysis import analyze
 from .common import json_float
 from .incoherence import Incoherence, IncoherenceDifference, incoherence, incoherence_difference
+from .results import Analysis
 
 __all__ = ["LENGTHS", "MIN_SPLIT_RUNS", "Horizon", "HorizonGroup", "MedianSplit", "horizon", "run_lengths"]
 
