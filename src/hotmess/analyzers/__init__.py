@@ -22,7 +22,8 @@ from .decompose import (
     mse_decomposition,
 )
 from .failures import FailureConsistency, failure_consistency
-from .goals import GoalCoherence, goal_bearing, goal_coherence, step_goals
+from .goal_keys import goal_bearing, step_goals
+from .goals import GoalCoherence, goal_coherence
 from .incoherence import Incoherence, IncoherenceDifference, incoherence, incoherence_difference
 from .outcomes import (
     DEFAULT_READ_ONLY,
