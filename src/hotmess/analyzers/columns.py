@@ -122,7 +122,7 @@ def split_runs(runs: Table, steps: Table | None, by: str) -> dict[str, tuple[Tab
     natural order of their names ("2" before "10"), rows in their original order.
     """
     by_column = BY_COLUMNS.get(by, by)
-    attributes = runs["attributes"] if "attributes" in runs else np.full(len(runs), None, dtype=object)
+    attributes = column(runs, "attributes")
     codes, names = factorize(group_values(runs, by_column, attributes).tolist())
     step_rows: list[np.ndarray] | None = None
     if steps is not None:

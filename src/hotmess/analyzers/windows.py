@@ -30,7 +30,7 @@ from hotmess.progress import Progress
 from hotmess.tables import Table
 
 from .actions import collect_actions
-from .columns import BY_COLUMNS, group_values
+from .columns import BY_COLUMNS, column, group_values
 from .common import factorize, natural_codes
 from .outcome_keys import as_text, crash_key
 from .outcomes import (
@@ -109,7 +109,7 @@ def run_groups(runs: Table, by: str | None) -> tuple[np.ndarray, list[str]]:
     """Each run's group code and the group names, in natural order (one group "all" without by)."""
     if by is None:
         return np.zeros(len(runs), dtype=np.int64), ["all"]
-    attributes = runs["attributes"] if "attributes" in runs else np.full(len(runs), None, dtype=object)
+    attributes = column(runs, "attributes")
     return natural_codes(group_values(runs, BY_COLUMNS.get(by, by), attributes).tolist())
 
 
@@ -152,8 +152,8 @@ def outcome_codes(
         raise ValueError(
             f"outcome must be exact, actions, text or a callable for drift, got {outcome!r}"
         )
-    status = runs["status"] if "status" in runs else np.full(len(runs), None, dtype=object)
-    errors = runs["error"] if "error" in runs else np.full(len(runs), None, dtype=object)
+    status = column(runs, "status")
+    errors = column(runs, "error")
     crashed = [i for i, (st, o) in enumerate(zip(status, outcomes, strict=True)) if st == "error" and o is None]
     if crashed:  # as analyze keys them: a crash is its exception type
         keys = np.asarray(keys, dtype=object).copy()
