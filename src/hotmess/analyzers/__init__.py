@@ -2,8 +2,13 @@
 
 Outcome mappers (:mod:`.outcomes`), bias-variance decompositions (:mod:`.decompose`),
 incoherence with bootstrap intervals (:mod:`.incoherence`), failure consistency
-(:mod:`.failures`), pass^k / pass@k (:mod:`.passk`), intermediate goals (:mod:`.goals`) and
-the pipeline :func:`analyze` (:mod:`.analysis`). Nothing here touches SQLite or OpenTelemetry.
+(:mod:`.failures`), pass^k / pass@k (:mod:`.passk`), the pipeline :func:`analyze`
+(:mod:`.analysis`, which runs :mod:`.outcome_keys`, :mod:`.decomposers` and :mod:`.group` over
+tables read by :mod:`.columns` and :mod:`.actions`; results in :mod:`.results`), intermediate
+goals (:mod:`.goals`, :mod:`.goal_keys`, :mod:`.goal_drift`), incoherence over run length
+(:mod:`.horizon`, :mod:`.horizon_fit`, :mod:`.median_split`), drift in production
+(:mod:`.drift`, :mod:`.windows`, :mod:`.divergence`, :mod:`.changepoints`) and tasks inferred
+from requests (:mod:`.tasks`). Nothing here touches SQLite or OpenTelemetry.
 """
 
 from __future__ import annotations
