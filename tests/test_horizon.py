@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from hotmess.analyzers import analyze
-from hotmess.analyzers.horizon import _fit, horizon, run_lengths
+from hotmess.analyzers.horizon import horizon, run_lengths
+from hotmess.analyzers.horizon_fit import fit_power_law
 from hotmess.tables import RUN_COLUMNS, Table
 
 TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "gpt-4o-airline.json"
@@ -120,13 +121,13 @@ def test_bad_options_are_clear_errors():
 
 def test_fit_skips_zero_and_undefined_groups():
     x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
-    slope, intercept, r2, n = _fit(x, 0.1 * x**0.5)
+    slope, intercept, r2, n = fit_power_law(x, 0.1 * x**0.5)
     assert slope == pytest.approx(0.5) and intercept == pytest.approx(math.log(0.1)) and r2 == pytest.approx(1.0)
     assert n == 5
-    slope, _, _, n = _fit(x, np.array([0.0, np.nan, 0.2, 0.4, 0.8]))
+    slope, _, _, n = fit_power_law(x, np.array([0.0, np.nan, 0.2, 0.4, 0.8]))
     assert n == 3 and slope == pytest.approx(1.0)
-    assert math.isnan(_fit(x, np.array([0.0, 0.0, 0.0, 0.0, 0.3]))[0])  # one point: no line
-    slope, _, r2, _ = _fit(x, np.full(5, 0.4))
+    assert math.isnan(fit_power_law(x, np.array([0.0, 0.0, 0.0, 0.0, 0.3]))[0])  # one point: no line
+    slope, _, r2, _ = fit_power_law(x, np.full(5, 0.4))
     assert slope == pytest.approx(0.0, abs=1e-12) and math.isnan(r2)  # flat: R² undefined
 
 

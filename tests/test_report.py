@@ -343,7 +343,7 @@ def test_tau_bench_clusters_show_the_task_and_where_examples_differ(tmp_path):
 
 
 def test_differing_excerpts_cut_where_texts_differ():
-    from hotmess.analyzers.analysis import differing_excerpts
+    from hotmess.analyzers.examples import differing_excerpts
 
     shared = "x" * 300
     a, b = differing_excerpts([shared + "AAA" + "y" * 300, shared + "BBB"], width=60, context=10)

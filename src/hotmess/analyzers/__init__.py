@@ -2,23 +2,19 @@
 
 Outcome mappers (:mod:`.outcomes`), bias-variance decompositions (:mod:`.decompose`),
 incoherence with bootstrap intervals (:mod:`.incoherence`), failure consistency
-(:mod:`.failures`), pass^k / pass@k (:mod:`.passk`), intermediate goals (:mod:`.goals`) and
-the pipeline :func:`analyze` (:mod:`.analysis`). Nothing here touches SQLite or OpenTelemetry.
+(:mod:`.failures`), pass^k / pass@k (:mod:`.passk`), the pipeline :func:`analyze`
+(:mod:`.analysis`, which runs :mod:`.outcome_keys`, :mod:`.decomposers` and :mod:`.group` over
+tables read by :mod:`.columns` and :mod:`.actions`; results in :mod:`.results`), intermediate
+goals (:mod:`.goals`, :mod:`.goal_keys`, :mod:`.goal_drift`), incoherence over run length
+(:mod:`.horizon`, :mod:`.horizon_fit`, :mod:`.median_split`), drift in production
+(:mod:`.drift`, :mod:`.windows`, :mod:`.divergence`, :mod:`.changepoints`) and tasks inferred
+from requests (:mod:`.tasks`). Nothing here touches SQLite or OpenTelemetry.
 """
 
 from __future__ import annotations
 
-from .analysis import (
-    CHECKS_ATTRIBUTE,
-    DECOMPOSITIONS,
-    OUTCOME_METHODS,
-    Analysis,
-    ClusterExample,
-    GroupedAnalysis,
-    TaskResult,
-    analyze,
-    split_runs,
-)
+from .analysis import CHECKS_ATTRIBUTE, DECOMPOSITIONS, OUTCOME_METHODS, analyze
+from .columns import split_runs
 from .decompose import (
     Decomposition,
     TaskDecompositions,
@@ -31,7 +27,8 @@ from .decompose import (
     mse_decomposition,
 )
 from .failures import FailureConsistency, failure_consistency
-from .goals import GoalCoherence, goal_bearing, goal_coherence, step_goals
+from .goal_keys import goal_bearing, step_goals
+from .goals import GoalCoherence, goal_coherence
 from .incoherence import Incoherence, IncoherenceDifference, incoherence, incoherence_difference
 from .outcomes import (
     DEFAULT_READ_ONLY,
@@ -56,6 +53,7 @@ from .outcomes import (
     text_clusters,
 )
 from .passk import pass_at_k, pass_hat_k, pass_ratios
+from .results import Analysis, ClusterExample, GroupedAnalysis, TaskResult
 
 __all__ = [
     "CHECKS_ATTRIBUTE",

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import chi2
 
-__all__ = ["ChangePoint", "behaviour_change_points", "mix_change_points", "split_statistics"]
+__all__ = ["ChangePoint", "behaviour_change_points", "mix_change_points"]
 
 MIN_SIZE = 2  # windows on each side of a split (a single window is too noisy to call a segment)
 
@@ -201,16 +201,6 @@ class _Series:
         out = np.empty((size, self.n), dtype=np.int64)
         out[:, self.by_stratum] = self.by_stratum[np.argsort(keys, axis=1)]
         return out
-
-
-def split_statistics(
-    window: np.ndarray, stratum: np.ndarray, code: np.ndarray, n_windows: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(G, Z)`` for every split ``s = 1..n_windows−1`` (index ``s − 1``) of one series: each
-    run's window, stratum (task) and code (its cluster; compared within its stratum)."""
-    series = _Series(np.asarray(window, dtype=np.int64), np.asarray(stratum, dtype=np.int64),
-                     [np.asarray(code, dtype=np.int64)], n_windows)
-    return series.observed()[0]
 
 
 #: Shuffles reaching the observed statistic after which a scan stops (Besag & Clifford).

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import as_codes, json_float
+from .common import as_codes, json_float
 
 __all__ = ["FailureConsistency", "failure_consistency"]
 

@@ -1,34 +1,8 @@
-"""Intermediate goals over the course of a run: goal coherence per position, and goal drift.
+"""Intermediate goals over the course of a run: goal coherence per position (and goal drift).
 
-Goals of steps (:func:`step_goals`)
------------------------------------
-Each step's goal key, first rule that applies (``None``: the step has no goal):
-
-1. **explicit** — the ``goal`` column of a step that is not a tool call (``hotmess.goal(text)``
-   records a step of kind ``goal``; ``hotmess.step(..., goal=)``):
-   ``"goal:" + normalize_text(goal)``. A tool call is always its call (rule 2), whatever goal
-   it carries: ``hotmess.goal()`` puts the goal in force on every later step, and a tool call
-   pursuing "find the order" is still a step of its own (explicit goals and tool calls both
-   count, each at its own position). A tool step whose goal is its own call, JSON
-   ``[tool, arguments]`` (what the LangChain handler records), is a tool call too;
-2. **tool call** — a step of kind ``tool``: ``"tool:" + json.dumps([name, canonical args])``
-   (the tool name from ``tool``, else ``name``; arguments from ``input`` through
-   :func:`~hotmess.analyzers.outcomes.canonical_action`: sorted keys, ``1.0 == 1``). Calls of
-   read-only tools are kept by default (``read_only=None``): looking up the user is a step of
-   the plan, and tau-bench's ground-truth actions list lookups too. Pass
-   ``read_only=DEFAULT_READ_ONLY`` (or a predicate / a set of names) to leave them out;
-3. **plan text** — a step of kind ``llm`` whose output states a plan: a JSON object with a
-   string (or list of strings, joined by ``"; "``) under ``"plan"`` or ``"goal"``; or text
-   with a line starting ``plan:`` or ``goal:`` (case-insensitive), the rest of the first such
-   line. ``"plan:" + normalize_text(plan)``. Nothing else an LLM says counts: replies to the
-   user are not goals.
-
-Goal-bearing steps (:func:`goal_bearing`): the steps where a goal starts. Every tool call and
-plan step (rules 2, 3); every ``goal`` record; and a step with an explicit goal that differs
-from the last explicit goal before it in the run (``step(goal=)``). Other steps that merely
-carry the goal in force pursue that goal; they are not new ones.
-The ``k``-th goal-bearing step of a run (in ``step_index`` order, from 0) is its goal ``k``;
-a run has ``L`` goals.
+The goal of each step is in :mod:`.goal_keys` (explicit goals, tool calls, stated plans;
+goal-bearing steps), a run's goal drift in :mod:`.goal_drift`; this module aligns the goals of
+the runs of a task and measures how much they agree at each position.
 
 Alignment (``align=``)
 ----------------------
@@ -63,44 +37,13 @@ the unbiased small-sample form of :mod:`.decompose` per task and position: later
 fewer runs, and the plug-in variance, low by ``(n−1)/n``, would fall with position even where
 the true spread is constant (tasks with one run at ``p`` then drop out).
 
-Goal drift inside a run
------------------------
-``dist_k`` = distance of goal ``k`` from the run's first goal: ``exact``: 0 if the key is
-equal, else 1; ``text``: ``1 − cos`` of TF-IDF vectors (fitted on every distinct goal text);
-``embedding``: cosine distance of the ``embed`` vectors. A run's drift is the least-squares
-slope of ``dist_k`` over ``k = 0..L−1`` (per goal step)::
-
-    slope = Σ_k (k − k̄)(dist_k − d̄) / Σ_k (k − k̄)²
-
-for runs with ``L ≥ 3``. ``mean_slope`` is its mean over those runs (``runs`` of them), and runs
-whose slope exceeds ``drift_threshold`` are listed, largest first. With exact tool-call keys any
-change of tool counts as distance 1, so short runs that change tool reach large slopes.
-
-With ``drift_from="instruction"`` the distance is measured from the run's instruction ``I``
-(the task as the agent was given it: ``instructions[run_id]``, see
-:func:`hotmess.store.readers.read_instructions`) instead of its first goal, and goal 0 counts
-too (its distance need not be 0)::
-
-    dist_k = 1 − cos(v(goal_k), v(I))     text: TF-IDF vectors fitted on every distinct goal
-                                          text plus every distinct instruction of a run with a
-                                          goal (texts normalised: stripped, casefolded)
-    dist_k = 1 − cos(e(goal_k), e(I))     embedding: the ``embed`` vectors
-
-and the slope is fitted as above. A run moving away from its instruction has a positive slope;
-one that stays as close to it as it started, a slope near 0. ``exact`` keys are refused (a goal
-key never equals an instruction: every distance would be 1). Runs without an instruction
-(``None`` or blank) are left out of ``mean_slope`` and ``runs``; ``runs_without_instruction``
-counts those with ``L ≥ 3``.
-
 Runs with ``status == "incomplete"`` are left out, as in :func:`~hotmess.analyzers.analyze`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -108,20 +51,30 @@ import numpy as np
 from hotmess.progress import Progress
 from hotmess.tables import Table
 
-from ._common import factorize, json_float, natural_key
-from .analysis import _task_references
+from .columns import column
+from .common import factorize, json_float, natural_codes
 from .decompose import brier_by_task
-from .outcomes import (
-    ReadOnly,
-    _piece,
-    canonical_action,
-    embedding_clusters,
-    normalize_text,
-    parse_actions,
-    read_only_predicate,
-    text_clusters,
+from .goal_drift import (
+    DRIFT_FROM,
+    DRIFT_LIST_LIMIT,
+    DriftingRun,
+    GoalDrift,
+    embed_texts,
+    goal_drift,
+    instruction_codes,
 )
+from .goal_keys import (
+    expected_goals,
+    goal_bearing,
+    goal_kind,
+    goal_text,
+    plan_text,
+    step_goals,
+)
+from .outcomes import ReadOnly, embedding_clusters, read_only_predicate, text_clusters
 
+# goal keys and goal drift stay importable from here, where they were before goal_keys and
+# goal_drift were split off
 __all__ = [
     "ALIGNMENTS",
     "DRIFT_FROM",
@@ -139,23 +92,10 @@ __all__ = [
 
 ALIGNMENTS = ("index", "progress")
 GOAL_METHODS = ("exact", "text", "embedding")
-#: What a run's goal drift is measured from: its first goal, or its instruction.
-DRIFT_FROM = ("first", "instruction")
-#: Drifting runs listed by ``to_dict()`` (largest slope first); the object keeps them all.
-DRIFT_LIST_LIMIT = 20
 #: Progress alignment has this many positions (deciles).
 DECILES = 10
 #: The variance trend uses positions holding at least this share of the runs at the fullest one.
 TREND_MIN_SHARE = 0.5
-
-GOAL_PREFIX = "goal:"
-TOOL_PREFIX = "tool:"
-PLAN_PREFIX = "plan:"
-
-_PLAN_LINE = re.compile(r"^\s*(?:plan|goal)\s*:\s*(\S.*?)\s*$", re.IGNORECASE | re.MULTILINE)
-
-
-# ---------------------------------------------------------------------------- results
 
 
 @dataclass(frozen=True)
@@ -189,51 +129,6 @@ class GoalPosition:
             "error": json_float(self.error),
             "n_tasks": int(self.n_tasks),
             "n_tasks_with_reference": int(self.n_tasks_with_reference),
-        }
-
-
-@dataclass(frozen=True)
-class DriftingRun:
-    run_id: str
-    task_id: str
-    slope: float
-    n_goals: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "slope": json_float(self.slope),
-            "n_goals": int(self.n_goals),
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class GoalDrift:
-    """Per-run drift from the first goal (``drift_from="first"``) or from the run's instruction
-    (``"instruction"``). ``slopes`` is nan for runs with fewer than 3 goals and, from the
-    instruction, for runs without one (``runs_without_instruction`` of those with 3 goals or
-    more; None when measured from the first goal)."""
-
-    mean_slope: float
-    runs: int
-    threshold: float
-    drifting: tuple[DriftingRun, ...]
-    run_ids: np.ndarray = field(repr=False)
-    slopes: np.ndarray = field(repr=False)
-    drift_from: str = "first"
-    runs_without_instruction: int | None = None
-
-    def to_dict(self, limit: int | None = DRIFT_LIST_LIMIT) -> dict[str, Any]:
-        listed = self.drifting if limit is None else self.drifting[:limit]
-        return {
-            "mean_slope": json_float(self.mean_slope),
-            "runs": int(self.runs),
-            "from": self.drift_from,
-            "runs_without_instruction": self.runs_without_instruction,
-            "threshold": float(self.threshold),
-            "n_drifting": len(self.drifting),
-            "drifting": [d.to_dict() for d in listed],
         }
 
 
@@ -283,229 +178,6 @@ class GoalCoherence:
         }
 
 
-# ---------------------------------------------------------------------------- goals of steps
-
-
-def _text_column(table: Table, name: str) -> np.ndarray:
-    if name in table:
-        return table[name]
-    out = np.empty(len(table), dtype=object)
-    out[:] = None
-    return out
-
-
-def plan_text(output: Any) -> str | None:
-    """The plan an LLM step's output states (see the module docstring), or None."""
-    if not isinstance(output, str):
-        if output is None:
-            return None
-        output = json.dumps(output)
-    lowered = output.casefold()
-    if "plan" not in lowered and "goal" not in lowered:
-        return None
-    try:
-        value = json.loads(output)
-    except ValueError:
-        value = output
-    if isinstance(value, Mapping):
-        for field_name in ("plan", "goal"):
-            found = value.get(field_name)
-            if isinstance(found, list) and found and all(isinstance(v, str) for v in found):
-                found = "; ".join(found)
-            if isinstance(found, str) and found.strip():
-                return found
-        value = value.get("content")
-    if isinstance(value, str):
-        match = _PLAN_LINE.search(value)
-        if match:
-            return match.group(1)
-    return None
-
-
-def step_goals(steps: Table, *, read_only: ReadOnly = None) -> np.ndarray:
-    """Each step's goal key (object array, ``None`` for no goal); the rules are in the module
-    docstring: the explicit ``goal`` column, else the tool call with canonical arguments, else
-    the plan text of an LLM step.
-
-    ``steps`` needs ``kind``; uses ``goal``, ``tool``, ``name``, ``input`` and ``output`` when
-    present. ``read_only`` names the tool calls that get no goal (default None: every call).
-    """
-    if not isinstance(steps, Table):
-        raise ValueError(f"steps must be a hotmess.tables.Table, got {type(steps).__name__}")
-    n = len(steps)
-    keys = np.empty(n, dtype=object)
-    if n == 0:
-        return keys
-    if "kind" not in steps:
-        raise ValueError(f"steps has no 'kind' column; columns are {', '.join(steps.columns)}")
-    is_ro = read_only_predicate(read_only)
-    kind = steps["kind"]
-    goal = _text_column(steps, "goal")
-
-    explicit_cache: dict[str, str | None] = {}
-    explicit = np.zeros(n, dtype=bool)
-    call_goal = _call_goal_rows(steps, goal)
-    is_tool = np.asarray(kind == "tool", dtype=bool)
-    for i in np.flatnonzero(np.not_equal(goal, None)).tolist():
-        if is_tool[i] or i in call_goal:  # a tool call is its call (rule 2)
-            continue
-        text = goal[i]
-        key = explicit_cache.get(text)
-        if key is None and text not in explicit_cache:
-            normal = normalize_text(text)
-            key = explicit_cache[text] = GOAL_PREFIX + normal if normal else None
-        if key is not None:
-            keys[i] = key
-            explicit[i] = True
-
-    tool_rows = np.flatnonzero((kind == "tool") & ~explicit)
-    if len(tool_rows):
-        tool = _text_column(steps, "tool")[tool_rows]
-        names = np.where(np.not_equal(tool, None), tool, _text_column(steps, "name")[tool_rows])
-        tool_cache: dict[Any, str | None] = {}
-        ro_cache: dict[str, bool] = {}
-        tool_keys = []
-        for tool_name, text in zip(
-            names.tolist(), _text_column(steps, "input")[tool_rows].tolist(), strict=True
-        ):
-            cache_key = (tool_name, text) if text is None or isinstance(text, str) else None
-            key = tool_cache.get(cache_key, "") if cache_key is not None else ""
-            if key == "":  # not seen ("" is never a key)
-                tool_name = str(tool_name)
-                ro = ro_cache.get(tool_name)
-                if ro is None:
-                    ro = ro_cache[tool_name] = bool(is_ro(tool_name))
-                key = None if ro else TOOL_PREFIX + _piece(*canonical_action((tool_name, text)))
-                if cache_key is not None:
-                    tool_cache[cache_key] = key
-            tool_keys.append(key)
-        keys[tool_rows] = tool_keys
-
-    llm_rows = np.flatnonzero((kind == "llm") & ~explicit)
-    if len(llm_rows):
-        outputs = _text_column(steps, "output")
-        plan_cache: dict[Any, str | None] = {}
-        for i in llm_rows:
-            out = outputs[i]
-            if isinstance(out, str) and out in plan_cache:
-                keys[i] = plan_cache[out]
-                continue
-            plan = plan_text(out)
-            key = PLAN_PREFIX + normalize_text(plan) if plan and normalize_text(plan) else None
-            if isinstance(out, str):
-                plan_cache[out] = key
-            keys[i] = key
-    return keys
-
-
-def _call_goal_rows(steps: Table, goal: np.ndarray) -> set[int]:
-    """Tool steps whose ``goal`` is the call itself, JSON ``[tool, arguments]`` with the step's
-    own tool name (what the LangChain handler records): their goal is the tool call (rule 2),
-    so that read-only filtering and reference actions apply to them as to any tool call."""
-    rows = np.flatnonzero((steps["kind"] == "tool") & np.not_equal(goal, None))
-    if not len(rows):
-        return set()
-    tool = _text_column(steps, "tool")
-    name = _text_column(steps, "name")
-    out = set()
-    for i in rows.tolist():
-        text = goal[i]
-        if not (isinstance(text, str) and text.startswith("[")):
-            continue
-        try:
-            value = json.loads(text)
-        except ValueError:
-            continue
-        tool_name = tool[i] if tool[i] is not None else name[i]
-        if isinstance(value, list) and len(value) == 2 and value[0] == tool_name:
-            out.add(i)
-    return out
-
-
-def _step_order(steps: Table, run_codes: np.ndarray) -> np.ndarray:
-    """Row order by run, then ``step_index`` (then table order)."""
-    index = (
-        steps["step_index"].astype(np.int64)
-        if "step_index" in steps
-        else np.arange(len(steps), dtype=np.int64)
-    )
-    return np.lexsort((np.arange(len(steps)), index, run_codes))
-
-
-def goal_bearing(steps: Table, goals: np.ndarray) -> np.ndarray:
-    """Bool per step: a goal starts here (see the module docstring).
-
-    ``goals`` is :func:`step_goals` of the same table; ``steps`` needs ``run_id`` and ``kind``
-    (and ``step_index`` for the order; table order otherwise).
-    """
-    n = len(steps)
-    goals = np.asarray(goals, dtype=object)
-    if goals.shape != (n,):
-        raise ValueError(f"goals has {goals.size} values, steps has {n} rows")
-    has_goal = np.not_equal(goals, None)
-    explicit = np.zeros(n, dtype=bool)
-    if "goal" in steps:  # explicit keys come from the goal column only
-        maybe = np.flatnonzero(has_goal & np.not_equal(steps["goal"], None))
-        explicit[maybe] = [goals[i].startswith(GOAL_PREFIX) for i in maybe]
-    bearing = has_goal & ~explicit
-    if explicit.any():
-        if "run_id" not in steps:
-            raise ValueError("steps has no 'run_id' column")
-        bearing |= explicit & np.asarray(steps["kind"] == "goal", dtype=bool)
-        run_codes, _ = factorize(steps["run_id"].tolist())
-        order = _step_order(steps, run_codes)
-        rows = order[explicit[order]]  # explicit goals in run order
-        run_of = run_codes[rows]
-        changed = np.ones(len(rows), dtype=bool)
-        changed[1:] = (run_of[1:] != run_of[:-1]) | (goals[rows[1:]] != goals[rows[:-1]])
-        bearing[rows[changed]] = True
-    return bearing
-
-
-# ---------------------------------------------------------------------------- references
-
-
-def _expected_key(item: Any) -> str:
-    if isinstance(item, str):
-        return GOAL_PREFIX + normalize_text(item)
-    return TOOL_PREFIX + _piece(*canonical_action(item))
-
-
-def _expected_goals(
-    task_ids: list[str],
-    task_codes: np.ndarray,
-    references: np.ndarray | None,
-    reference_actions: Mapping[str, Sequence[Any]] | None,
-    is_ro: Callable[[str], bool],
-) -> list[list[str] | None]:
-    """Each task's expected goal keys, in order (None: no reference)."""
-    n_tasks = len(task_ids)
-    out: list[list[str] | None] = [None] * n_tasks
-    if reference_actions is not None:
-        for t, task_id in enumerate(task_ids):
-            items = reference_actions.get(task_id)
-            if items is None:
-                continue
-            kept = [
-                it for it in items if isinstance(it, str) or not is_ro(canonical_action(it)[0])
-            ]
-            out[t] = [_expected_key(it) for it in kept] or None
-        return out
-    if references is None:
-        return out
-    task_refs, _ = _task_references(task_codes, references, n_tasks)
-    for t, ref in enumerate(task_refs):
-        actions = parse_actions(ref)
-        if not actions:
-            continue
-        out[t] = [TOOL_PREFIX + _piece(name, args) for name, args in actions if not is_ro(name)]
-        out[t] = out[t] or None
-    return out
-
-
-# ---------------------------------------------------------------------------- entry point
-
-
 def goal_coherence(
     runs: Table,
     steps: Table,
@@ -551,6 +223,78 @@ def goal_coherence(
     progress : ``progress(unit, done, total)`` (:mod:`hotmess.progress`), told the tasks
         clustered by ``method="text"`` (exact goals are compared for all tasks at once).
     """
+    drift_threshold = _check_arguments(
+        runs, steps, align, method, embed, drift_from, instructions, drift_threshold
+    )
+    is_ro = read_only_predicate(read_only)
+    warnings: list[str] = []
+
+    # complete runs; tasks in natural order of their ids
+    complete = np.flatnonzero(column(runs, "status") != "incomplete")
+    run_ids = runs["run_id"][complete]
+    run_task, task_ids = natural_codes(
+        "<none>" if t is None else str(t) for t in runs["task_id"][complete]
+    )
+    n_tasks = len(task_ids)
+    goals = _goal_sequence(steps, run_ids, run_task, read_only)
+    # every goal key as a code into the distinct keys (reused by clusters, kinds and drift)
+    goal_codes, key_uniques = factorize(goals.keys.tolist())
+
+    # expected goals per task, flattened after the goals' codes
+    expected = expected_goals(
+        task_ids,
+        run_task,
+        column(runs, "reference")[complete] if reference_actions is None else None,
+        reference_actions,
+        is_ro,
+    )
+    _drop_other_kinds(expected, key_uniques, goal_codes, goals.task, warnings)
+    ref_len, ref_start, ref_task, ref_codes, all_uniques = _flatten(expected, key_uniques)
+
+    # clusters (per task) of every goal and every expected goal
+    labels_all, embedded = _cluster_labels(
+        method, np.concatenate([goal_codes, ref_codes]), np.concatenate([goals.task, ref_task]),
+        all_uniques, goals.n, distance_threshold=distance_threshold, embed=embed, progress=progress,
+    )
+    entries = _align(align, goals, labels_all[: goals.n], labels_all[goals.n :], ref_len, ref_start)
+    positions = _per_position(*entries, n_tasks, correction)
+
+    anchors = None
+    if drift_from == "instruction":
+        anchors = _anchors(runs, complete, run_ids, goals.lengths, instructions, warnings)
+    drift = goal_drift(
+        method, goal_codes, key_uniques, goals.run, goals.starts, goals.lengths, goals.ordinal,
+        embedded=embedded, run_ids=run_ids, run_task=run_task, task_ids=task_ids,
+        threshold=drift_threshold, anchors=anchors, embed=embed,
+    )
+    slope, used = _variance_trend(positions)
+    return GoalCoherence(
+        positions=positions,
+        goal_drift=drift,
+        align=align,
+        method=method,
+        n_runs=len(run_ids),
+        n_runs_with_goals=int(np.count_nonzero(goals.lengths)),
+        n_tasks=n_tasks,
+        n_goals=goals.n,
+        read_only_excluded=read_only is not None,
+        variance_slope=slope,
+        trend_positions=used,
+        warnings=tuple(warnings),
+    )
+
+
+def _check_arguments(
+    runs: Table,
+    steps: Table,
+    align: str,
+    method: str,
+    embed: Callable[[list[str]], Any] | None,
+    drift_from: str,
+    instructions: Mapping[str, str | None] | None,
+    drift_threshold: float,
+) -> float:
+    """ValueError with one sentence for a bad argument; the drift threshold as a float."""
     if not isinstance(runs, Table) or not isinstance(steps, Table):
         raise ValueError("runs and steps must be hotmess.tables.Table s")
     if align not in ALIGNMENTS:
@@ -572,34 +316,41 @@ def goal_coherence(
                 "drift_from='instruction' needs instructions={run_id: text} or an 'instruction' "
                 "column in runs (hotmess.store.readers.read_instructions reads them)"
             )
-    drift_threshold = float(drift_threshold)
-    if not np.isfinite(drift_threshold):
-        raise ValueError(f"drift_threshold must be finite, got {drift_threshold}")
+    threshold = float(drift_threshold)
+    if not np.isfinite(threshold):
+        raise ValueError(f"drift_threshold must be finite, got {threshold}")
     for name in ("run_id", "task_id"):
         if name not in runs:
             raise ValueError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
     if len(steps) and "run_id" not in steps:
         raise ValueError(f"steps has no 'run_id' column; columns are {', '.join(steps.columns)}")
-    is_ro = read_only_predicate(read_only)
-    warnings: list[str] = []
+    return threshold
 
-    # complete runs; tasks in natural order of their ids
-    status = _text_column(runs, "status")
-    complete = np.flatnonzero(status != "incomplete")
-    run_ids = runs["run_id"][complete]
-    n_runs = len(run_ids)
-    raw_tasks = ["<none>" if t is None else str(t) for t in runs["task_id"][complete]]
-    codes, uniques = factorize(raw_tasks)
-    order = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
-    remap = np.empty(len(uniques), dtype=np.int64)
-    remap[order] = np.arange(len(uniques))
-    run_task = remap[codes] if n_runs else np.zeros(0, dtype=np.int64)
-    task_ids = [str(uniques[i]) for i in order]
-    n_tasks = len(task_ids)
 
-    # goal-bearing steps of those runs, in run then step order
+@dataclass(frozen=True)
+class _Goals:
+    """The goal-bearing steps of the complete runs, in run then step order: each one's key,
+    run row, ordinal ``k`` in its run and task; per run its number of goals ``L`` and where its
+    goals start (``starts[r] .. starts[r + 1]``)."""
+
+    keys: np.ndarray
+    run: np.ndarray
+    task: np.ndarray
+    ordinal: np.ndarray
+    lengths: np.ndarray
+    starts: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+
+def _goal_sequence(
+    steps: Table, run_ids: np.ndarray, run_task: np.ndarray, read_only: ReadOnly
+) -> _Goals:
     keys_all = step_goals(steps, read_only=read_only)
     bearing = goal_bearing(steps, keys_all) if len(steps) else np.zeros(0, dtype=bool)
+    n_runs = len(run_ids)
     row_of = {rid: i for i, rid in enumerate(run_ids.tolist())}
     sel = np.flatnonzero(bearing)
     goal_run = np.fromiter(
@@ -616,27 +367,24 @@ def goal_coherence(
     )
     goal_order = np.lexsort((sel, step_index, goal_run))
     sel, goal_run = sel[goal_order], goal_run[goal_order]
-    goal_keys = keys_all[sel]
-    n_goals = len(sel)
     lengths = np.bincount(goal_run, minlength=n_runs)
     starts = np.zeros(n_runs + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
-    ordinal = np.arange(n_goals, dtype=np.int64) - starts[goal_run]
-    goal_task = run_task[goal_run]
+    ordinal = np.arange(len(sel), dtype=np.int64) - starts[goal_run]
+    return _Goals(keys_all[sel], goal_run, run_task[goal_run], ordinal, lengths, starts)
 
-    # expected goals per task, flattened
-    expected = _expected_goals(
-        task_ids,
-        run_task,
-        _text_column(runs, "reference")[complete] if reference_actions is None else None,
-        reference_actions,
-        is_ro,
-    )
-    # every goal key as a code into the distinct keys (reused by clusters, kinds and drift)
-    goal_codes, key_uniques = factorize(goal_keys.tolist())
 
-    # expected goals of a kind (tool call / goal() text) the task's runs never have cannot be hit
-    kind_of_key, kinds = factorize(_kind(k) for k in key_uniques)
+def _drop_other_kinds(
+    expected: list[list[str] | None],
+    key_uniques: list[str],
+    goal_codes: np.ndarray,
+    goal_task: np.ndarray,
+    warnings: list[str],
+) -> None:
+    """Expected goals of a kind (tool call / goal() text) a task's runs never have cannot be
+    hit: such a task gets no expected goals (in place), and a warning."""
+    n_tasks = len(expected)
+    kind_of_key, kinds = factorize(goal_kind(k) for k in key_uniques)
     n_kinds = max(len(kinds), 1)
     kinds_of_task: list[set[str]] = [set() for _ in range(n_tasks)]
     for code in np.unique(goal_task * n_kinds + kind_of_key[goal_codes]).tolist():
@@ -644,7 +392,7 @@ def goal_coherence(
     mismatched = 0
     for t in range(n_tasks):
         exp = expected[t]
-        if exp and not any(_kind(k) in kinds_of_task[t] for k in exp):
+        if exp and not any(goal_kind(k) in kinds_of_task[t] for k in exp):
             expected[t] = None
             mismatched += 1
     if mismatched:
@@ -652,6 +400,14 @@ def goal_coherence(
             f"{mismatched} tasks have expected goals of another kind than their runs' goals "
             "(tool calls vs goal() texts): no bias for them"
         )
+
+
+def _flatten(
+    expected: list[list[str] | None], key_uniques: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The expected goals of all tasks in one array: per task their number and start, each
+    one's task and code; codes continue the goal keys' (``all_uniques``: every distinct key)."""
+    n_tasks = len(expected)
     ref_len = np.array([len(e) if e else 0 for e in expected], dtype=np.int64)
     ref_start = np.zeros(n_tasks + 1, dtype=np.int64)
     np.cumsum(ref_len, out=ref_start[1:])
@@ -662,43 +418,82 @@ def goal_coherence(
         [code_of.setdefault(k, len(code_of)) for e in expected if e for k in e], dtype=np.int64
     )
     all_uniques += list(code_of)[len(all_uniques) :]
+    return ref_len, ref_start, ref_task, ref_codes, all_uniques
 
-    # clusters (per task) of every goal and every expected goal
-    all_codes = np.concatenate([goal_codes, ref_codes])
-    all_tasks = np.concatenate([goal_task, ref_task])
-    embedded: tuple[np.ndarray, np.ndarray] | None = None  # (vectors, each goal's vector row)
+
+def _anchors(
+    runs: Table,
+    complete: np.ndarray,
+    run_ids: np.ndarray,
+    lengths: np.ndarray,
+    instructions: Mapping[str, str | None] | None,
+    warnings: list[str],
+) -> tuple[np.ndarray, list[str]]:
+    """Each run's instruction code (:func:`~.goal_drift.instruction_codes`), with a warning
+    when no run that has a drift slope has an instruction."""
+    anchors = instruction_codes(runs, complete, run_ids, lengths, instructions)
+    fitted_runs = lengths >= 3
+    if fitted_runs.any() and not (anchors[0][fitted_runs] >= 0).any():
+        warnings.append(
+            f"none of the {int(fitted_runs.sum())} runs with 3 goals or more has an "
+            "instruction: no goal drift from the instruction"
+        )
+    return anchors
+
+
+def _cluster_labels(
+    method: str,
+    all_codes: np.ndarray,
+    all_tasks: np.ndarray,
+    all_uniques: list[str],
+    n_goals: int,
+    *,
+    distance_threshold: float,
+    embed: Callable[[list[str]], Any] | None,
+    progress: Progress | None,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """A cluster label for each goal then each expected goal (clustered per task), and for
+    ``method="embedding"`` the vectors with each goal's row among them (for the drift)."""
     if method == "exact":
-        labels_all = all_codes
+        return all_codes, None
+    embedded = None
+    width = max(len(all_uniques), 1)
+    pairs, pair_codes = np.unique(all_tasks * width + all_codes, return_inverse=True)
+    pair_texts = [goal_text(all_uniques[c]) for c in (pairs % width).tolist()]
+    pair_groups = (pairs // width).tolist()
+    if method == "text":
+        pair_labels = text_clusters(pair_texts, pair_groups, distance_threshold, progress=progress)
     else:
-        width = max(len(all_uniques), 1)
-        pairs, pair_codes = np.unique(all_tasks * width + all_codes, return_inverse=True)
-        pair_texts = [_goal_text(all_uniques[c]) for c in (pairs % width).tolist()]
-        pair_groups = (pairs // width).tolist()
-        if method == "text":
-            pair_labels = text_clusters(pair_texts, pair_groups, distance_threshold, progress=progress)
-        else:
-            assert embed is not None
-            text_codes, texts = factorize(pair_texts)
-            vectors = _embed(embed, [str(t) for t in texts])
-            pair_labels = embedding_clusters(
-                vectors[text_codes], pair_groups, distance_threshold=distance_threshold
-            )
-            embedded = (vectors, text_codes[pair_codes[:n_goals]])
-        label_codes, _ = factorize(pair_labels.tolist())
-        labels_all = label_codes[pair_codes] if len(pair_codes) else pair_codes
-    goal_labels = labels_all[:n_goals]
-    ref_labels = labels_all[n_goals:]
+        assert embed is not None
+        text_codes, texts = factorize(pair_texts)
+        vectors = embed_texts(embed, [str(t) for t in texts])
+        pair_labels = embedding_clusters(
+            vectors[text_codes], pair_groups, distance_threshold=distance_threshold
+        )
+        embedded = (vectors, text_codes[pair_codes[:n_goals]])
+    label_codes, _ = factorize(pair_labels.tolist())
+    return (label_codes[pair_codes] if len(pair_codes) else pair_codes), embedded
 
-    # alignment: (goal, position) entries and the expected label at each
+
+def _align(
+    align: str,
+    goals: _Goals,
+    goal_labels: np.ndarray,
+    ref_labels: np.ndarray,
+    ref_len: np.ndarray,
+    ref_start: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (goal, position) entries: each one's position, task, goal label and expected label
+    there (-1: none), by ``align`` (module docstring)."""
     if align == "index":
-        entry_goal = np.arange(n_goals, dtype=np.int64)
-        entry_pos = ordinal
+        entry_goal = np.arange(goals.n, dtype=np.int64)
+        entry_pos = goals.ordinal
     else:
-        with_goals = np.flatnonzero(lengths > 0)
+        with_goals = np.flatnonzero(goals.lengths > 0)
         entry_run = np.repeat(with_goals, DECILES)
         entry_pos = np.tile(np.arange(DECILES, dtype=np.int64), len(with_goals))
-        entry_goal = starts[entry_run] + (entry_pos * lengths[entry_run]) // DECILES
-    entry_task = goal_task[entry_goal]
+        entry_goal = goals.starts[entry_run] + (entry_pos * goals.lengths[entry_run]) // DECILES
+    entry_task = goals.task[entry_goal]
     entry_label = goal_labels[entry_goal]
     entry_ref = np.full(len(entry_goal), -1, dtype=np.int64)
     task_ref_len = ref_len[entry_task]
@@ -709,72 +504,7 @@ def goal_coherence(
         has_ref = task_ref_len > 0
         ref_at = ref_start[entry_task] + (entry_pos * task_ref_len) // DECILES
     entry_ref[has_ref] = ref_labels[ref_at[has_ref]]
-
-    positions = _per_position(
-        entry_pos, entry_task, entry_label, entry_ref, n_tasks, correction
-    )
-    anchors = None
-    if drift_from == "instruction":
-        anchors = _instruction_codes(runs, complete, run_ids, lengths, instructions)
-        fitted_runs = lengths >= 3
-        if fitted_runs.any() and not (anchors[0][fitted_runs] >= 0).any():
-            warnings.append(
-                f"none of the {int(fitted_runs.sum())} runs with 3 goals or more has an "
-                "instruction: no goal drift from the instruction"
-            )
-    drift = _drift(
-        method,
-        goal_codes,
-        key_uniques,
-        goal_run,
-        starts,
-        lengths,
-        ordinal,
-        embedded=embedded,
-        run_ids=run_ids,
-        run_task=run_task,
-        task_ids=task_ids,
-        threshold=drift_threshold,
-        anchors=anchors,
-        embed=embed,
-    )
-    slope, used = _variance_trend(positions)
-    return GoalCoherence(
-        positions=positions,
-        goal_drift=drift,
-        align=align,
-        method=method,
-        n_runs=n_runs,
-        n_runs_with_goals=int(np.count_nonzero(lengths)),
-        n_tasks=n_tasks,
-        n_goals=n_goals,
-        read_only_excluded=read_only is not None,
-        variance_slope=slope,
-        trend_positions=used,
-        warnings=tuple(warnings),
-    )
-
-
-def _goal_text(key: str) -> str:
-    return key.split(":", 1)[1]
-
-
-def _kind(key: str) -> str:
-    return key[: key.index(":") + 1]
-
-
-def _embed(embed: Callable[[list[str]], Any], texts: list[str]) -> np.ndarray:
-    vectors = np.asarray(embed(texts), dtype=np.float64) if texts else np.zeros((0, 1))
-    if vectors.ndim != 2 or len(vectors) != len(texts):
-        raise ValueError(
-            f"embed must return an array of shape ({len(texts)}, d), got {np.shape(vectors)}"
-        )
-    if not np.isfinite(vectors).all():
-        raise ValueError("embed returned nan or inf")
-    return vectors
-
-
-# ---------------------------------------------------------------------------- per position
+    return entry_pos, entry_task, entry_label, entry_ref
 
 
 def _per_position(
@@ -861,182 +591,18 @@ def _variance_trend(positions: tuple[GoalPosition, ...]) -> tuple[float, tuple[i
     return float((x * (y - y.mean())).sum() / (x**2).sum()), tuple(p.position for p in used)
 
 
-# ---------------------------------------------------------------------------- drift
-
-
-def _drift(
-    method: str,
-    codes: np.ndarray,
-    uniques: list[str],
-    goal_run: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    ordinal: np.ndarray,
-    *,
-    embedded: tuple[np.ndarray, np.ndarray] | None,
-    run_ids: np.ndarray,
-    run_task: np.ndarray,
-    task_ids: list[str],
-    threshold: float,
-    anchors: tuple[np.ndarray, list[str]] | None = None,
-    embed: Callable[[list[str]], Any] | None = None,
-) -> GoalDrift:
-    """Each run's drift slope; ``anchors`` (each run's instruction code, -1 for none, and the
-    distinct instructions) measures it from the instruction instead of the first goal."""
-    n_runs = len(lengths)
-    without: int | None = None
-    if anchors is None:
-        first = starts[:-1][goal_run]  # index of each goal's run's first goal
-        if method == "exact":
-            dist = (codes != codes[first]).astype(np.float64)
-        elif method == "text":
-            dist = _tfidf_distances(codes, uniques, first)
-        else:
-            assert embedded is not None
-            dist = _embedding_distances(*embedded, first)
-    else:
-        anchor_of_run, anchor_texts = anchors
-        anchor = anchor_of_run[goal_run]
-        has = anchor >= 0
-        dist = np.full(len(codes), np.nan)
-        if has.any():
-            if method == "text":
-                dist[has] = _tfidf_instruction_distances(codes[has], uniques, anchor[has], anchor_texts)
-            else:
-                assert embedded is not None and embed is not None
-                vectors, rows = embedded
-                targets = _embed(embed, anchor_texts)
-                if targets.shape[1] != vectors.shape[1]:
-                    raise ValueError(
-                        f"embed returned vectors of {targets.shape[1]} dimensions for the "
-                        f"instructions and {vectors.shape[1]} for the goals"
-                    )
-                dist[has] = _cosine_distances(vectors[rows[has]], targets[anchor[has]])
-        without = int(np.count_nonzero((lengths >= 3) & (anchor_of_run < 0)))
-    slopes = _slopes(goal_run, ordinal.astype(np.float64), dist, lengths)
-    if anchors is not None:
-        slopes[anchors[0] < 0] = np.nan
-    fitted = np.isfinite(slopes)
-    over = np.flatnonzero(fitted & (slopes > threshold))
-    over = over[np.lexsort((over, -slopes[over]))]
-    drifting = tuple(
-        DriftingRun(str(run_ids[r]), task_ids[run_task[r]], float(slopes[r]), int(lengths[r]))
-        for r in over
-    )
-    runs = int(fitted.sum())
-    return GoalDrift(
-        mean_slope=float(slopes[fitted].mean()) if runs else float("nan"),
-        runs=runs,
-        threshold=threshold,
-        drifting=drifting,
-        run_ids=np.asarray(run_ids),
-        slopes=slopes if n_runs else np.zeros(0),
-        drift_from="first" if anchors is None else "instruction",
-        runs_without_instruction=without,
-    )
-
-
-def _instruction_codes(
-    runs: Table,
-    complete: np.ndarray,
-    run_ids: np.ndarray,
-    lengths: np.ndarray,
-    instructions: Mapping[str, str | None] | None,
-) -> tuple[np.ndarray, list[str]]:
-    """Each run's instruction as a code into the distinct instructions of runs with a goal
-    (-1: none, blank, or the run has no goal)."""
-    if instructions is None:
-        given = _text_column(runs, "instruction")[complete].tolist()
-    else:
-        if not isinstance(instructions, Mapping):
-            raise ValueError(
-                f"instructions must map run ids to text, got {type(instructions).__name__}"
-            )
-        given = [instructions.get(r) for r in run_ids.tolist()]
-    codes = np.full(len(given), -1, dtype=np.int64)
-    seen: dict[str, int] = {}
-    for r, text in enumerate(given):
-        if text is None or not lengths[r]:
-            continue
-        if not isinstance(text, str):
-            raise ValueError(
-                f"the instruction of run {run_ids[r]!r} is {type(text).__name__}, not text"
-            )
-        if text.strip():
-            codes[r] = seen.setdefault(text, len(seen))
-    return codes, list(seen)
-
-
-def _slopes(run: np.ndarray, t: np.ndarray, d: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Least-squares slope of d over t per run (nan for runs with fewer than 3 points)."""
-    n_runs = len(lengths)
-    m = lengths.astype(np.float64)
-    s_t = np.bincount(run, weights=t, minlength=n_runs)
-    s_d = np.bincount(run, weights=d, minlength=n_runs)
-    s_tt = np.bincount(run, weights=t * t, minlength=n_runs)
-    s_td = np.bincount(run, weights=t * d, minlength=n_runs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = (m * s_td - s_t * s_d) / (m * s_tt - s_t**2)
-    slope[lengths < 3] = np.nan
-    return slope
-
-
-def _tfidf_distances(key_codes: np.ndarray, keys: list[str], first: np.ndarray) -> np.ndarray:
-    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts) of each goal (key
-    ``keys[key_codes[i]]``) and the first goal of its run; texts without a token are at
-    distance 1 from any other text."""
-    if not len(key_codes):
-        return np.zeros(0)
-    text_of_key, texts = factorize(normalize_text(_goal_text(k)) for k in keys)
-    codes = text_of_key[key_codes]
-    return _tfidf_pair_distances(texts, codes, codes[first])
-
-
-def _tfidf_instruction_distances(
-    key_codes: np.ndarray, keys: list[str], anchor: np.ndarray, instructions: list[str]
-) -> np.ndarray:
-    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts and instructions) of
-    each goal (key ``keys[key_codes[i]]``) and its run's instruction
-    (``instructions[anchor[i]]``)."""
-    text_of, texts = factorize(
-        [normalize_text(_goal_text(k)) for k in keys] + [normalize_text(t) for t in instructions]
-    )
-    return _tfidf_pair_distances(texts, text_of[key_codes], text_of[len(keys) + anchor])
-
-
-def _tfidf_pair_distances(texts: list[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 − cosine of the TF-IDF vectors (fitted on ``texts``) of ``texts[a[i]]`` and
-    ``texts[b[i]]``; 0 for the same text, 1 for a text without a token and another."""
-    if not len(a):
-        return np.zeros(0)
-    pair = a * len(texts) + b
-    distinct, inverse = np.unique(pair, return_inverse=True)
-    a, b = distinct // len(texts), distinct % len(texts)
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    try:
-        matrix = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b").fit_transform(texts)
-        cosine = np.asarray(matrix[a].multiply(matrix[b]).sum(axis=1)).ravel()
-    except ValueError:  # no text has a token
-        cosine = np.zeros(len(distinct))
-    dist = np.clip(1.0 - cosine, 0.0, 1.0)
-    dist[a == b] = 0.0
-    return dist[inverse]
-
-
-def _embedding_distances(vectors: np.ndarray, codes: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Cosine distance of each goal's embedding (row ``codes[i]`` of ``vectors``) from its run's
-    first goal's."""
-    if not len(codes):
-        return np.zeros(0)
-    dist = _cosine_distances(vectors[codes], vectors[codes[first]])
-    dist[codes == codes[first]] = 0.0
-    return dist
-
-
-def _cosine_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``1 − cos`` of rows ``x[i]`` and ``y[i]`` (a zero vector is at distance 1)."""
-    nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
-    cosine = np.einsum("ij,ij->i", x, y) / (np.where(nx > 0, nx, 1.0) * np.where(ny > 0, ny, 1.0))
-    return np.clip(1.0 - cosine, 0.0, 2.0)
-
+def _variance_trend(positions: tuple[GoalPosition, ...]) -> tuple[float, tuple[int, ...]]:
+    if not positions:
+        return float("nan"), ()
+    fullest = max(p.n_runs for p in positions)
+    used = [
+        p
+        for p in positions
+        if p.n_runs >= TREND_MIN_SHARE * fullest and np.isfinite(p.variance)
+    ]
+    if len(used) < 2:
+        return float("nan"), tuple(p.position for p in used)
+    x = np.array([p.position for p in used], dtype=np.float64)
+    y = np.array([p.variance for p in used], dtype=np.float64)
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x**2).sum()), tuple(p.position for p in used)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ._common import check_confidence, check_n_boot, json_float
+from .common import check_confidence, check_n_boot, json_float
 
 __all__ = [
     "INTERVALS",
@@ -287,6 +287,28 @@ def _pair(group: Any, name: str) -> tuple[Any, Any]:
     return variance, error
 
 
+def _difference_se(
+    va: np.ndarray, ea: np.ndarray, vb: np.ndarray, eb: np.ndarray, paired: bool
+) -> tuple[float, float]:
+    """Jackknife standard error and degrees of freedom of ``R_a − R_b`` (see
+    :func:`incoherence_difference`): leave-one-task-out of both sides when paired, else each
+    side's own with Welch–Satterthwaite degrees of freedom."""
+    nan = float("nan")
+    if paired:
+        t = va.size
+        rest_a, rest_b = ea.sum() - ea, eb.sum() - eb
+        if t < 2 or (rest_a <= 0).any() or (rest_b <= 0).any():
+            se = nan
+        else:
+            d = (va.sum() - va) / rest_a - (vb.sum() - vb) / rest_b
+            se = float(np.sqrt((t - 1) / t * ((d - d.mean()) ** 2).sum()))
+        return se, float(t - 1)
+    se_a, se_b = _jackknife_se(va, ea), _jackknife_se(vb, eb)
+    se = float(np.hypot(se_a, se_b))
+    df = se**4 / (se_a**4 / max(va.size - 1, 1) + se_b**4 / max(vb.size - 1, 1)) if se > 0 else nan
+    return se, df
+
+
 def incoherence_difference(
     a: Any,
     b: Any,
@@ -347,19 +369,7 @@ def incoherence_difference(
     if not n_boot:
         return result(value, nan, nan, 0, nan, None)
     if interval == "jackknife":
-        if paired:
-            t = va.size
-            rest_a, rest_b = ea.sum() - ea, eb.sum() - eb
-            if t < 2 or (rest_a <= 0).any() or (rest_b <= 0).any():
-                se = nan
-            else:
-                d = (va.sum() - va) / rest_a - (vb.sum() - vb) / rest_b
-                se = float(np.sqrt((t - 1) / t * ((d - d.mean()) ** 2).sum()))
-            df = float(t - 1)
-        else:
-            se_a, se_b = _jackknife_se(va, ea), _jackknife_se(vb, eb)
-            se = float(np.hypot(se_a, se_b))
-            df = se**4 / (se_a**4 / max(va.size - 1, 1) + se_b**4 / max(vb.size - 1, 1)) if se > 0 else nan
+        se, df = _difference_se(va, ea, vb, eb, paired)
         if not np.isfinite(se) or not np.isfinite(df):
             return result(value, nan, nan, 0, nan, None)
         if se == 0:

@@ -26,7 +26,7 @@ from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
 from hotmess.tools import canonical_json as _canonical_json
 from hotmess.tools import canonical_value as _canonical_value
 
-from ._common import factorize
+from .common import factorize
 
 __all__ = [
     "DEFAULT_READ_ONLY",
@@ -36,9 +36,11 @@ __all__ = [
     "MissingDependencyError",
     "action_key",
     "action_keys",
+    "action_piece",
     "canonical_action",
     "canonical_json",
     "canonical_value",
+    "cosine_distances",
     "embedding_clusters",
     "exact_key",
     "exact_keys",
@@ -205,7 +207,8 @@ def canonical_action(call: Any) -> tuple[str, Any]:
     return str(name), canonical_value(_parse_arguments(arguments))
 
 
-def _piece(name: str, arguments: Any) -> str:
+def action_piece(name: str, arguments: Any) -> str:
+    """One call ``[name, arguments]`` as canonical JSON text: the piece action keys are made of."""
     return json.dumps([name, arguments], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -216,7 +219,7 @@ def action_key(calls: Iterable[Any], read_only: ReadOnly = DEFAULT_READ_ONLY) ->
     for call in calls:
         name, arguments = canonical_action(call)
         if not is_ro(name):
-            pieces.append(_piece(name, arguments))
+            pieces.append(action_piece(name, arguments))
     return "[" + ",".join(pieces) + "]"
 
 
@@ -243,7 +246,7 @@ def action_keys(
             if ro is None:
                 ro = ro_cache[name] = bool(is_ro(name))
             if not ro:
-                pieces.append(_piece(name, arguments))
+                pieces.append(action_piece(name, arguments))
         out.append("[" + ",".join(pieces) + "]")
     return _object_array(out)
 
@@ -319,13 +322,23 @@ def agglomerate(distances: np.ndarray, threshold: float, linkage: str = "average
     return codes
 
 
-def pairwise_cosine_distances(matrix: Any) -> np.ndarray:
-    from sklearn.metrics.pairwise import cosine_distances
+def cosine_distances(x: Any, y: np.ndarray | None = None) -> np.ndarray:
+    """Cosine distances ``1 − cos`` in [0, 2]; a zero vector is at distance 1 from any vector.
 
-    distances = np.clip(cosine_distances(matrix), 0.0, 2.0)
-    distances = (distances + distances.T) / 2.0
-    np.fill_diagonal(distances, 0.0)
-    return distances
+    Without ``y``: the symmetric ``(n, n)`` matrix between the rows of ``x`` (dense or sparse,
+    as scikit-learn's ``cosine_distances``), with a zero diagonal, for clustering. With ``y``
+    (same shape as ``x``): the ``n`` distances of ``x[i]`` from ``y[i]``, row by row.
+    """
+    if y is None:
+        from sklearn.metrics.pairwise import cosine_distances as pairwise
+
+        distances = np.clip(pairwise(x), 0.0, 2.0)
+        distances = (distances + distances.T) / 2.0
+        np.fill_diagonal(distances, 0.0)
+        return distances
+    nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
+    cosine = np.einsum("ij,ij->i", x, y) / (np.where(nx > 0, nx, 1.0) * np.where(ny > 0, ny, 1.0))
+    return np.clip(1.0 - cosine, 0.0, 2.0)
 
 
 def _group_codes(groups: Any, n: int) -> tuple[np.ndarray, list[Hashable]]:
@@ -389,7 +402,7 @@ def _cluster_texts(uniques: list[Any], threshold: float) -> np.ndarray:
         matrix = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b").fit_transform(uniques)
     except ValueError:  # empty vocabulary: no text has a token; each distinct text its own cluster
         return np.arange(len(uniques), dtype=np.int64)
-    return agglomerate(pairwise_cosine_distances(matrix), threshold)
+    return agglomerate(cosine_distances(matrix), threshold)
 
 
 def embedding_clusters(
@@ -448,7 +461,7 @@ def embedding_clusters(
         if len(uniques) == 1:
             labels = np.zeros(1, dtype=np.int64)
         else:
-            labels = agglomerate(pairwise_cosine_distances(rows[first]), threshold)
+            labels = agglomerate(cosine_distances(rows[first]), threshold)
         for i, u in zip(members, inverse, strict=True):
             out[i] = f"embedding:{group}:{labels[u]}"
     return out

@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from ._common import factorize, json_safe
-from .outcomes import agglomerate, pairwise_cosine_distances
+from .common import factorize, json_safe
+from .outcomes import agglomerate, cosine_distances
 
 __all__ = ["DEFAULT_THRESHOLD", "METHODS", "InferredTask", "TaskInference", "infer_tasks", "mask_request"]
 
@@ -168,7 +168,7 @@ def _cluster(vectors: Any, threshold: float, dense_limit: int) -> np.ndarray:
     if m == 1:
         return np.zeros(1, dtype=np.int64)
     if m <= dense_limit:
-        return agglomerate(pairwise_cosine_distances(vectors), threshold, linkage="complete")
+        return agglomerate(cosine_distances(vectors), threshold, linkage="complete")
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.decomposition import TruncatedSVD
     from sklearn.neighbors import kneighbors_graph

@@ -1,9 +1,9 @@
-"""Small helpers shared by the analyzers: JSON-safe conversion, factorising, validation."""
+"""Small helpers shared by the analyzers: JSON-safe conversion, factorising, natural order, validation."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -47,13 +47,6 @@ def natural_key(value: str) -> tuple[int, int, str]:
         return (1, 0, str(value))
 
 
-def as_1d(values: Any, name: str, dtype: Any = None) -> np.ndarray:
-    array = np.asarray(values, dtype=dtype)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
-    return array
-
-
 def as_codes(values: Any, name: str) -> tuple[np.ndarray, int]:
     """Integer codes 0..K-1 for ``values``: non-negative integers are kept, anything else factorised."""
     array = np.asarray(values)
@@ -69,14 +62,6 @@ def as_codes(values: Any, name: str) -> tuple[np.ndarray, int]:
     return codes, len(uniques)
 
 
-def check_same_length(**arrays: Sequence[Any] | np.ndarray) -> int:
-    lengths = {name: len(a) for name, a in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{name} has {n}" for name, n in lengths.items())
-        raise ValueError(f"inputs must have the same length: {detail}")
-    return next(iter(lengths.values())) if lengths else 0
-
-
 def check_confidence(confidence: float) -> float:
     confidence = float(confidence)
     if not 0.0 < confidence < 1.0:
@@ -88,3 +73,13 @@ def check_n_boot(n_boot: int) -> int:
     if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 0:
         raise ValueError(f"n_boot must be a non-negative integer, got {n_boot!r}")
     return int(n_boot)
+
+
+def natural_codes(values: Iterable[Hashable]) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (int64) numbering the distinct values in natural order of their text
+    (:func:`natural_key`: "2" before "10"), and those values as text in that order."""
+    codes, uniques = factorize(values)
+    order = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
+    remap = np.empty(len(uniques), dtype=np.int64)
+    remap[order] = np.arange(len(uniques))
+    return remap[codes], [str(uniques[i]) for i in order]
