@@ -397,7 +397,7 @@ class Database:
     def _no_runs(self, task: str | None, tasks: str) -> str:
         if task is None:
             return f"no runs in {self.path} (record some with @hotmess.trace, `hotmess import`, or `hotmess demo`)"
-        from hotmess.analyzers._common import natural_key
+        from hotmess.analyzers.common import natural_key
 
         known = sorted({str(t) for t in read_runs(self.conn, columns=("task_id",), tasks=tasks)["task_id"]},
                        key=natural_key)
