@@ -281,3 +281,13 @@ def test_markup_in_imported_ids_is_printed_as_text(capsys, tmp_path):
 def test_negative_limits_are_refused_by_name(capsys, tmp_path, demo):
     code, _, err = run(capsys, tmp_path, "runs", "--db", str(demo), "--limit", "-5")
     assert code == 2 and "--limit" in err
+
+
+def test_analyze_by_task_is_accepted_as_drift_and_horizon_accept_it(capsys, tmp_path, demo):
+    code, out, err = run(capsys, tmp_path, "analyze", "--db", str(demo), "--by", "task", "--json")
+    assert code == 0, err
+    groups = json.loads(out)["groups"]
+    code, listed, _ = run(capsys, tmp_path, "runs", "--db", str(demo), "--json", "--limit", "0")
+    assert set(groups) == {r["task_id"] for r in json.loads(listed)["runs"]}
+    code, out, _ = run(capsys, tmp_path, "analyze", "--db", str(demo), "--by", "task")
+    assert code == 0 and out.count("\n") < 200  # a row per task, not a column each

@@ -93,7 +93,8 @@ def lookup(attrs: Mapping[str, Any], key: str) -> Any:
 def group_values(runs: Table, by: str, attributes: np.ndarray) -> np.ndarray:
     """Each run's group under ``by`` (a runs column, else an attribute key) as text; ``"<none>"``
     for a run without a value. Raises ValueError when ``by`` is neither a column nor any run's
-    attribute."""
+    attribute. ``"task"`` and ``"agent"`` name the ``task_id`` and ``agent`` columns, as everywhere."""
+    by = BY_COLUMNS.get(by, by)
     if by in runs:
         values = runs[by]
     else:

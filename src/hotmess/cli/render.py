@@ -342,10 +342,26 @@ def _verdict(result: dict[str, Any]) -> str:
     return f"[{_VERDICT_STYLE[v.level]}]{v.word}[/]{v.rest}" if v.level else v.rest
 
 
+def _group_rows_table(groups: dict[str, dict[str, Any]], title: str) -> RichTable:
+    """Many groups (``--by task``): a row per group, the key figures as columns."""
+    table = RichTable(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                      pad_edge=False, show_edge=False)
+    names = [str(name) for name in groups]
+    table.add_column("group", no_wrap=True, min_width=min(24, max(len(n) for n in names)))
+    for col in ("runs", "succ.", "bias²", "var.", "incoherence [95% CI]", "fail. cons."):
+        table.add_column(col, justify="right", no_wrap=col != "incoherence [95% CI]")
+    for name, d in groups.items():
+        table.add_row(escape(str(name)), str(d["n_runs"]), fmt_float(d["success_rate"]), fmt_float(d["bias"]),
+                      fmt_float(d["variance"]), _interval(d["incoherence"], " "), fmt_float(d["failure_consistency"]))
+    return table
+
+
 def _summary_table(groups: dict[str, dict[str, Any]], title: str) -> RichTable:
+    names = [str(name) for name in groups]
+    if len(names) > 4:  # side by side they would not fit: one row each
+        return _group_rows_table(groups, title)
     table = RichTable(title=title, title_justify="left", header_style="bold")
     table.add_column("", no_wrap=True)
-    names = [str(name) for name in groups]
     # Narrow terminals: group names lose the prefix they share, intervals go under their value.
     narrow = console.width < 30 + sum(max(len(n), 21) + 3 for n in names)
     headers = without_shared_prefix(names) if narrow else {n: n for n in names}
