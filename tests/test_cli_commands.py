@@ -291,3 +291,20 @@ def test_analyze_by_task_is_accepted_as_drift_and_horizon_accept_it(capsys, tmp_
     assert set(groups) == {r["task_id"] for r in json.loads(listed)["runs"]}
     code, out, _ = run(capsys, tmp_path, "analyze", "--db", str(demo), "--by", "task")
     assert code == 0 and out.count("\n") < 200  # a row per task, not a column each
+
+
+def test_a_bug_in_an_analyzer_is_reported_as_one_not_as_bad_input(capsys, tmp_path, demo, monkeypatch):
+    """Bad input is an AnalysisError (one line naming the database); any other exception out of
+    an analyzer is a bug and says so."""
+    import hotmess.analyzers
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(hotmess.analyzers, "analyze", broken)
+    code, _, err = run(capsys, tmp_path, "analyze", "--db", str(demo))
+    assert code == 1 and "unexpected error: ValueError: an internal invariant broke" in err
+    assert "please report it" in err
+    monkeypatch.undo()
+    code, _, err = run(capsys, tmp_path, "drift", "--db", str(demo), "--window", "99999999999999999999d")
+    assert code == 1 and "--window: window '99999999999999999999d' is too long" in err

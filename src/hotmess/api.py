@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotmess.errors import HotmessError
+from hotmess.errors import AnalysisError, HotmessError
 from hotmess.progress import Progress
 from hotmess.results import Result
 from hotmess.store.database import connect, default_path
@@ -145,7 +145,7 @@ class Database:
             return analyze(runs, steps, outcome=outcome, decomposition=decomposition, by=by,
                            correction=correction, interval=interval, incomplete=incomplete,
                            n_boot=n_boot, seed=seed, embed=embed, progress=progress)
-        except ValueError as exc:  # the user's input (an unknown by=): one line naming the database
+        except AnalysisError as exc:  # the data or a parameter (an unknown by=): one line naming the database
             raise HotmessError(f"{self.path}: {exc}") from exc
 
     # ------------------------------------------------------------------ tasks
@@ -171,7 +171,7 @@ class Database:
             result = infer_tasks([requests.get(r) for r in run_ids],
                                  threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
                                  method=method, embed=embed, mask=mask)
-        except ValueError as exc:
+        except AnalysisError as exc:
             raise HotmessError(str(exc)) from exc
         save_inferred_tasks(self.conn, run_ids, list(result.labels), result.tasks,
                             method=result.method + ("" if mask else ", numbers kept"),
@@ -391,7 +391,7 @@ class Database:
         figure asked for) as one line naming the database. Other errors are bugs and propagate."""
         try:
             return compute()
-        except ValueError as exc:
+        except AnalysisError as exc:
             raise HotmessError(f"{self.path}: {exc}") from exc
 
     def _no_runs(self, task: str | None, tasks: str) -> str:

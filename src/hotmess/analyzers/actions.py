@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.tables import Table
 
 from .columns import column
@@ -62,7 +63,7 @@ def _step_calls(
     """(run row, order within the run, piece code) of every tool step of the runs."""
     for name in ("run_id", "kind"):
         if name not in steps:
-            raise ValueError(f"steps has no {name!r} column; columns are {', '.join(steps.columns)}")
+            raise AnalysisError(f"steps has no {name!r} column; columns are {', '.join(steps.columns)}")
     tool_mask = np.asarray(steps["kind"] == "tool", dtype=bool)
     position = {rid: i for i, rid in enumerate(run_ids)}
     rows = np.fromiter(

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.progress import Progress
 from hotmess.tables import Table
 from hotmess.vocab.attributes import CHECKS
@@ -174,41 +175,41 @@ def _options(
 ) -> AnalysisOptions:
     """The arguments of :func:`analyze`, checked (ValueError with one sentence otherwise)."""
     if not isinstance(runs, Table):
-        raise ValueError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
+        raise AnalysisError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
     if steps is not None and not isinstance(steps, Table):
-        raise ValueError(
+        raise AnalysisError(
             f"steps must be a hotmess.tables.Table or None, got {type(steps).__name__}"
         )
     if isinstance(outcome, str):
         if outcome not in OUTCOME_METHODS:
-            raise ValueError(
+            raise AnalysisError(
                 f"outcome must be one of {', '.join(OUTCOME_METHODS)} or a callable, got {outcome!r}"
             )
     elif not callable(outcome):
-        raise ValueError(
+        raise AnalysisError(
             f"outcome must be a method name or a callable, got {type(outcome).__name__}"
         )
     if incomplete not in INCOMPLETE:
-        raise ValueError(f"incomplete must be one of {', '.join(INCOMPLETE)}, got {incomplete!r}")
+        raise AnalysisError(f"incomplete must be one of {', '.join(INCOMPLETE)}, got {incomplete!r}")
     if interval not in INTERVALS:
-        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
+        raise AnalysisError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     if decomposition not in DECOMPOSITIONS:
-        raise ValueError(
+        raise AnalysisError(
             f"decomposition must be one of {', '.join(DECOMPOSITIONS)}, got {decomposition!r}"
         )
     if (outcome == "embedding" or decomposition == "embedding") and embed is None:
-        raise ValueError(
+        raise AnalysisError(
             "embedding outcomes need embed=callable(texts) -> vectors, e.g. "
             "hotmess.analyzers.sentence_transformer_embedder('all-MiniLM-L6-v2')"
         )
     threshold = float(distance_threshold)
     if not math.isfinite(threshold) or threshold < 0:
-        raise ValueError(
+        raise AnalysisError(
             f"distance_threshold must be a finite number >= 0, got {distance_threshold}"
         )
     for name in ("task_id", "outcome"):
         if name not in runs:
-            raise ValueError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
+            raise AnalysisError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
     return AnalysisOptions(
         outcome=outcome,
         decomposition=decomposition,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.tables import Table
 
 from .common import factorize, natural_key
@@ -101,7 +102,7 @@ def group_values(runs: Table, by: str, attributes: np.ndarray) -> np.ndarray:
         parsed = parse_attributes(attributes)
         values = [lookup(a, by) for a in parsed]
         if len(values) and all(v is None for v in values):
-            raise ValueError(
+            raise AnalysisError(
                 f"by={by!r} is neither a runs column ({', '.join(runs.columns)}) "
                 "nor a key of any run's attributes"
             )

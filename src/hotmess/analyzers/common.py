@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
+
 
 def json_float(value: Any) -> float | None:
     """A float for JSON: numpy scalars to Python, nan/inf/None to None."""
@@ -51,10 +53,10 @@ def as_codes(values: Any, name: str) -> tuple[np.ndarray, int]:
     """Integer codes 0..K-1 for ``values``: non-negative integers are kept, anything else factorised."""
     array = np.asarray(values)
     if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+        raise AnalysisError(f"{name} must be 1-D, got shape {array.shape}")
     if array.size and np.issubdtype(array.dtype, np.integer):
         if array.min() < 0:
-            raise ValueError(f"{name} must be non-negative integer codes (or labels of any kind)")
+            raise AnalysisError(f"{name} must be non-negative integer codes (or labels of any kind)")
         return array.astype(np.int64, copy=False), int(array.max()) + 1
     if array.size == 0:
         return np.zeros(0, dtype=np.int64), 0
@@ -65,13 +67,13 @@ def as_codes(values: Any, name: str) -> tuple[np.ndarray, int]:
 def check_confidence(confidence: float) -> float:
     confidence = float(confidence)
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise AnalysisError(f"confidence must be in (0, 1), got {confidence}")
     return confidence
 
 
 def check_n_boot(n_boot: int) -> int:
     if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 0:
-        raise ValueError(f"n_boot must be a non-negative integer, got {n_boot!r}")
+        raise AnalysisError(f"n_boot must be a non-negative integer, got {n_boot!r}")
     return int(n_boot)
 
 

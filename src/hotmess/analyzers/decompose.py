@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
+
 from .common import as_codes, json_float
 
 __all__ = [
@@ -182,12 +184,12 @@ def brier_by_task(
     task_codes, t_found = as_codes(tasks, "tasks")
     label_codes, n_labels = as_codes(labels, "labels")
     if len(task_codes) != len(label_codes):
-        raise ValueError(
+        raise AnalysisError(
             f"tasks has {len(task_codes)} values but labels has {len(label_codes)}; one per run"
         )
     n_tasks = t_found if n_tasks is None else int(n_tasks)
     if n_tasks < t_found:
-        raise ValueError(f"n_tasks={n_tasks} but task codes go up to {t_found - 1}")
+        raise AnalysisError(f"n_tasks={n_tasks} but task codes go up to {t_found - 1}")
     n = np.bincount(task_codes, minlength=n_tasks)
     pair = task_codes * max(n_labels, 1) + label_codes
     pairs, counts = np.unique(pair, return_counts=True)
@@ -198,20 +200,20 @@ def brier_by_task(
         variance = (nf**2 - sumsq) / nf**2
     if reference_hit is None:
         if has_reference is not None and np.any(has_reference):
-            raise ValueError("has_reference is set for some tasks but reference_hit is None")
+            raise AnalysisError("has_reference is set for some tasks but reference_hit is None")
         hits = np.zeros(n_tasks)
         has_ref = np.zeros(n_tasks, dtype=bool)
     else:
         hit = np.asarray(reference_hit, dtype=bool)
         if hit.shape != task_codes.shape:
-            raise ValueError(
+            raise AnalysisError(
                 f"reference_hit has {hit.size} values, expected {len(task_codes)} (one per run)"
             )
         hit_pairs = np.unique(pair[hit])
         clusters_hit = np.bincount(hit_pairs // max(n_labels, 1), minlength=n_tasks)
         if np.any(clusters_hit > 1):
             bad = int(np.flatnonzero(clusters_hit > 1)[0])
-            raise ValueError(
+            raise AnalysisError(
                 f"reference_hit marks runs of {int(clusters_hit[bad])} different clusters in task "
                 f"code {bad}; the reference is one cluster"
             )
@@ -221,9 +223,9 @@ def brier_by_task(
         else:
             has_ref = np.asarray(has_reference, dtype=bool)
             if has_ref.shape != (n_tasks,):
-                raise ValueError(f"has_reference must have one value per task ({n_tasks})")
+                raise AnalysisError(f"has_reference must have one value per task ({n_tasks})")
             if np.any(hits[~has_ref] > 0):
-                raise ValueError("reference_hit is True for a run of a task without reference")
+                raise AnalysisError("reference_hit is True for a run of a task without reference")
     with np.errstate(divide="ignore", invalid="ignore"):
         # integer counts: (n − h)² + Σ_{k≠y} c_k², all over n²
         bias = ((nf - hits) ** 2 + (sumsq - hits**2)) / nf**2
@@ -249,7 +251,7 @@ def brier_decomposition(
     """
     labels = list(labels)
     if not labels:
-        raise ValueError("labels is empty: a decomposition needs at least one run")
+        raise AnalysisError("labels is empty: a decomposition needs at least one run")
     hit = None if reference is None else np.array([lab == reference for lab in labels])
     codes_in = np.empty(len(labels), dtype=object)
     codes_in[:] = labels
@@ -265,14 +267,14 @@ def brier_decomposition(
 def _probability_rows(probs: Any, name: str) -> np.ndarray:
     array = np.asarray(probs, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(
+        raise AnalysisError(
             f"{name} must be a non-empty 2-D array (runs × classes), got {array.shape}"
         )
     if not np.isfinite(array).all() or (array < 0).any():
-        raise ValueError(f"{name} must hold finite non-negative probabilities")
+        raise AnalysisError(f"{name} must hold finite non-negative probabilities")
     sums = array.sum(axis=1)
     if (sums <= 0).any():
-        raise ValueError(f"every row of {name} must have a positive sum")
+        raise AnalysisError(f"every row of {name} must have a positive sum")
     return array / sums[:, None]
 
 
@@ -318,13 +320,13 @@ def kl_decomposition(
         if np.ndim(reference) == 0:
             index = int(reference)  # type: ignore[arg-type]
             if not 0 <= index < k:
-                raise ValueError(f"reference class {index} is out of range for {k} classes")
+                raise AnalysisError(f"reference class {index} is out of range for {k} classes")
             y = np.zeros(k)
             y[index] = 1.0
         else:
             y = _probability_rows(np.asarray(reference, dtype=np.float64)[None, :], "reference")[0]
             if y.shape != (k,):
-                raise ValueError(f"reference has {y.size} classes, probs has {k}")
+                raise AnalysisError(f"reference has {y.size} classes, probs has {k}")
         support = y > 0
         log_y = np.log(y[support])
         bias = float((y[support] * (log_y - log_fbar[support])).sum())
@@ -360,9 +362,9 @@ def checks_decomposition(checks: Any, *, correction: bool = True) -> Decompositi
     """
     y = np.asarray(checks, dtype=np.float64)
     if y.ndim != 2 or y.shape[0] == 0 or y.shape[1] == 0:
-        raise ValueError(f"checks must be a non-empty 2-D array (runs × checks), got {y.shape}")
+        raise AnalysisError(f"checks must be a non-empty 2-D array (runs × checks), got {y.shape}")
     if not np.isfinite(y).all() or (y < 0).any() or (y > 1).any():
-        raise ValueError("checks must be 0/1 (or values in [0, 1])")
+        raise AnalysisError("checks must be 0/1 (or values in [0, 1])")
     ybar = y.mean(axis=0)
     error = float(np.mean((1.0 - y) ** 2))
     bias = float(np.mean((1.0 - ybar) ** 2))
@@ -400,16 +402,16 @@ def mse_by_task(
     task_codes, t_found = as_codes(tasks, "tasks")
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != task_codes.shape:
-        raise ValueError(f"scores has {s.size} values, expected {len(task_codes)} (one per run)")
+        raise AnalysisError(f"scores has {s.size} values, expected {len(task_codes)} (one per run)")
     if not np.isfinite(s).all():
-        raise ValueError("scores must be finite (drop runs without a score first)")
+        raise AnalysisError("scores must be finite (drop runs without a score first)")
     n_tasks = t_found if n_tasks is None else int(n_tasks)
     if targets is None:
         tau = np.full(n_tasks, np.nan)
     else:
         tau = np.asarray(targets, dtype=np.float64)
         if tau.shape != (n_tasks,):
-            raise ValueError(f"targets must have one value per task ({n_tasks}), got {tau.shape}")
+            raise AnalysisError(f"targets must have one value per task ({n_tasks}), got {tau.shape}")
     n = np.bincount(task_codes, minlength=n_tasks)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.bincount(task_codes, weights=s, minlength=n_tasks) / n
@@ -433,7 +435,7 @@ def mse_decomposition(
     """
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or s.size == 0:
-        raise ValueError(f"scores must be a non-empty 1-D array, got shape {s.shape}")
+        raise AnalysisError(f"scores must be a non-empty 1-D array, got shape {s.shape}")
     tau = np.array([np.nan if target is None else float(target)])
     return mse_by_task(np.zeros(s.size, dtype=np.int64), s, tau, n_tasks=1, correction=correction)[
         0
@@ -453,9 +455,9 @@ def embedding_decomposition(
     """
     v = np.asarray(vectors, dtype=np.float64)
     if v.ndim != 2 or v.shape[0] == 0:
-        raise ValueError(f"vectors must be a non-empty 2-D array (runs × dims), got {v.shape}")
+        raise AnalysisError(f"vectors must be a non-empty 2-D array (runs × dims), got {v.shape}")
     if not np.isfinite(v).all():
-        raise ValueError("vectors contain nan or inf")
+        raise AnalysisError("vectors contain nan or inf")
     mean = v.mean(axis=0)
     variance = float(((v - mean) ** 2).sum(axis=1).mean())
     if reference is None:
@@ -464,7 +466,7 @@ def embedding_decomposition(
     else:
         r = np.asarray(reference, dtype=np.float64)
         if r.shape != mean.shape:
-            raise ValueError(f"reference has shape {r.shape}, expected {mean.shape}")
+            raise AnalysisError(f"reference has shape {r.shape}, expected {mean.shape}")
         bias = float(((mean - r) ** 2).sum())
         error = float(((v - r) ** 2).sum(axis=1).mean())
         has_ref = True

@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.vocab.attributes import CHECKS
 
 from .actions import reference_actions
@@ -183,7 +184,7 @@ class EmbeddingDecomposer(_ByKey):
         assert g.opts.embed is not None
         vectors = np.asarray(g.opts.embed([str(u) for u in uniques]), dtype=np.float64)
         if vectors.ndim != 2 or len(vectors) != len(uniques):
-            raise ValueError(
+            raise AnalysisError(
                 f"embed must return an array of shape ({len(uniques)}, d), got {vectors.shape}"
             )
         run_vectors = vectors[codes[: len(texts)]]
@@ -330,7 +331,7 @@ def _explicit_checks(value: Any) -> dict[str, float] | None:
     for name, passed in value.items():
         v = float(passed) if isinstance(passed, (bool, int, float)) else float(bool(passed))
         if not 0.0 <= v <= 1.0:
-            raise ValueError(f"check {name!r} has value {passed!r}; checks are booleans")
+            raise AnalysisError(f"check {name!r} has value {passed!r}; checks are booleans")
         out[str(name)] = v
     return out
 
@@ -409,7 +410,7 @@ def _kl_task(
     """One task's probability matrix and reference, over the labels of its runs and reference."""
     kinds = {type(p) for p in parsed}
     if len(kinds) > 1:
-        raise ValueError(
+        raise AnalysisError(
             f"task {t}: mixes probability lists and label→probability objects in its outcomes"
         )
     ref_value = _reference_value(reference)
@@ -426,10 +427,10 @@ def _kl_task(
             return matrix, np.array([float(ref_value.get(label, 0.0)) for label in labels])
         if isinstance(ref_value, (str, int)):
             return matrix, labels.index(str(ref_value))
-        raise ValueError(f"task {t}: reference {reference!r:.80} is not a label or distribution")
+        raise AnalysisError(f"task {t}: reference {reference!r:.80} is not a label or distribution")
     lengths = {len(p) for p in parsed}
     if len(lengths) > 1:
-        raise ValueError(f"task {t}: probability vectors of different lengths {sorted(lengths)}")
+        raise AnalysisError(f"task {t}: probability vectors of different lengths {sorted(lengths)}")
     matrix = np.array(parsed, dtype=np.float64)
     if ref_value is None:
         return matrix, None
@@ -437,7 +438,7 @@ def _kl_task(
         return matrix, np.asarray(ref_value, dtype=np.float64)
     if isinstance(ref_value, int) or (isinstance(ref_value, str) and ref_value.isdigit()):
         return matrix, int(ref_value)
-    raise ValueError(
+    raise AnalysisError(
         f"task {t}: reference {reference!r:.80} must be a class index or a "
         "probability list when outcomes are probability lists"
     )
@@ -454,7 +455,7 @@ def _probability(text: Any, row: int) -> list[float] | dict[str, float]:
         return [float(v) for v in value]
     if isinstance(value, dict) and value and all(_is_number(v) for v in value.values()):
         return {str(k): float(v) for k, v in value.items()}
-    raise ValueError(
+    raise AnalysisError(
         f"run {row}: outcome {text!r:.80} is not a JSON probability vector (a list of numbers or "
         "an object label → probability), which decomposition='kl' needs"
     )

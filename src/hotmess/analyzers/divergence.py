@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
+
 __all__ = ["STOP_AFTER", "js_divergence", "js_permutation_test"]
 
 _CHUNK_CELLS = 4_000_000  # permutation-matrix cells drawn at once (32 MB of int64)
@@ -34,7 +36,7 @@ def js_divergence(a: Any, b: Any) -> float:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"a and b must be 1-D of one length, got {a.shape} and {b.shape}")
+        raise AnalysisError(f"a and b must be 1-D of one length, got {a.shape} and {b.shape}")
     if a.sum() <= 0 or b.sum() <= 0:
         return float("nan")
     return float(_js_rows(a[None, :], b[None, :], a.sum(), b.sum())[0])

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.progress import Progress, counted
 from hotmess.tables import Table
 
@@ -251,7 +252,7 @@ def drift(
         windows summarised.
     """
     if not isinstance(runs, Table):
-        raise ValueError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
+        raise AnalysisError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
     kind, size = parse_window(window)
     alpha = _check_arguments(runs, alpha, n_perm, baseline)
     complete = np.flatnonzero(column(runs, "status") != "incomplete")
@@ -269,7 +270,7 @@ def drift(
     per_group = cut_windows(group_of, len(group_names), start_ns, run_ids, kind, size)
     n_windows = sum(len(w) for w in per_group)
     if n_windows > MAX_WINDOWS:
-        raise ValueError(
+        raise AnalysisError(
             f"window={window!r} makes {n_windows} windows (limit {MAX_WINDOWS}): choose a longer "
             "window" + (f" or a coarser by than {by!r}" if by else "")
         )
@@ -313,14 +314,14 @@ def _check_arguments(runs: Table, alpha: float, n_perm: int, baseline: int) -> f
     """ValueError with one sentence for a bad argument; ``alpha`` as a float."""
     alpha = float(alpha)
     if not 1e-6 <= alpha <= 0.5:
-        raise ValueError(f"alpha must be in [1e-6, 0.5] (a false-alarm level), got {alpha}")
+        raise AnalysisError(f"alpha must be in [1e-6, 0.5] (a false-alarm level), got {alpha}")
     if isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 0:
-        raise ValueError(f"n_perm must be a non-negative integer, got {n_perm!r}")
+        raise AnalysisError(f"n_perm must be a non-negative integer, got {n_perm!r}")
     if isinstance(baseline, bool) or int(baseline) != baseline:
-        raise ValueError(f"baseline must be an integer window index, got {baseline!r}")
+        raise AnalysisError(f"baseline must be an integer window index, got {baseline!r}")
     for name in ("task_id", "outcome", "start_ns"):
         if name not in runs:
-            raise ValueError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
+            raise AnalysisError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
     return alpha
 
 
@@ -328,7 +329,7 @@ def _start_times(runs: Table, kind: str, warnings: list[str]) -> np.ndarray:
     """The runs' ``start_ns``; time windows need some run to have one (ValueError otherwise)."""
     start_ns = runs["start_ns"].astype(np.int64)
     if len(runs) and kind == "time" and not (start_ns > 0).any():
-        raise ValueError(
+        raise AnalysisError(
             "no run has a start time (start_ns is 0, e.g. runs imported from a file without "
             "timestamps): use count windows, e.g. 100runs"
         )
@@ -350,7 +351,7 @@ def _comparisons(
             base_index.append(None)
             continue
         if not -len(windows) <= baseline < len(windows):
-            raise ValueError(
+            raise AnalysisError(
                 f"baseline={baseline} is not a window index: there are {len(windows)} windows"
                 + (f" for {by} {group_names[g]!r}" if by else "")
             )

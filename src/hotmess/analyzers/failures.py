@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
+
 from .common import as_codes, json_float
 
 __all__ = ["FailureConsistency", "failure_consistency"]
@@ -81,19 +83,19 @@ def failure_consistency(
     label_codes, n_labels = as_codes(labels, "labels")
     fail = np.asarray(failed, dtype=bool)
     if fail.shape != label_codes.shape:
-        raise ValueError(f"failed has {fail.size} values but labels has {label_codes.size}")
+        raise AnalysisError(f"failed has {fail.size} values but labels has {label_codes.size}")
     if tasks is None:
         task_codes = np.zeros(label_codes.size, dtype=np.int64)
         t_found = 1
     else:
         task_codes, t_found = as_codes(tasks, "tasks")
         if task_codes.shape != label_codes.shape:
-            raise ValueError(
+            raise AnalysisError(
                 f"tasks has {task_codes.size} values but labels has {label_codes.size}"
             )
     n_tasks = t_found if n_tasks is None else int(n_tasks)
     if n_tasks < t_found:
-        raise ValueError(f"n_tasks={n_tasks} but task codes go up to {t_found - 1}")
+        raise AnalysisError(f"n_tasks={n_tasks} but task codes go up to {t_found - 1}")
     t = task_codes[fail]
     width = max(n_labels, 1)
     pairs, counts = np.unique(t * width + label_codes[fail], return_counts=True)

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.tables import Table
 
 from .columns import column
@@ -111,11 +112,11 @@ def embed_texts(embed: Callable[[list[str]], Any], texts: list[str]) -> np.ndarr
     """``embed(texts)`` as a float64 ``(len(texts), d)`` array of finite vectors, else ValueError."""
     vectors = np.asarray(embed(texts), dtype=np.float64) if texts else np.zeros((0, 1))
     if vectors.ndim != 2 or len(vectors) != len(texts):
-        raise ValueError(
+        raise AnalysisError(
             f"embed must return an array of shape ({len(texts)}, d), got {np.shape(vectors)}"
         )
     if not np.isfinite(vectors).all():
-        raise ValueError("embed returned nan or inf")
+        raise AnalysisError("embed returned nan or inf")
     return vectors
 
 
@@ -170,7 +171,7 @@ def goal_drift(
                 vectors, rows = embedded
                 targets = embed_texts(embed, anchor_texts)
                 if targets.shape[1] != vectors.shape[1]:
-                    raise ValueError(
+                    raise AnalysisError(
                         f"embed returned vectors of {targets.shape[1]} dimensions for the "
                         f"instructions and {vectors.shape[1]} for the goals"
                     )
@@ -212,7 +213,7 @@ def instruction_codes(
         given = column(runs, "instruction")[complete].tolist()
     else:
         if not isinstance(instructions, Mapping):
-            raise ValueError(
+            raise AnalysisError(
                 f"instructions must map run ids to text, got {type(instructions).__name__}"
             )
         given = [instructions.get(r) for r in run_ids.tolist()]
@@ -222,7 +223,7 @@ def instruction_codes(
         if text is None or not lengths[r]:
             continue
         if not isinstance(text, str):
-            raise ValueError(
+            raise AnalysisError(
                 f"the instruction of run {run_ids[r]!r} is {type(text).__name__}, not text"
             )
         if text.strip():

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.tables import Table
 
 from .actions import task_references
@@ -124,13 +125,13 @@ def step_goals(steps: Table, *, read_only: ReadOnly = None) -> np.ndarray:
     present. ``read_only`` names the tool calls that get no goal (default None: every call).
     """
     if not isinstance(steps, Table):
-        raise ValueError(f"steps must be a hotmess.tables.Table, got {type(steps).__name__}")
+        raise AnalysisError(f"steps must be a hotmess.tables.Table, got {type(steps).__name__}")
     n = len(steps)
     keys = np.empty(n, dtype=object)
     if n == 0:
         return keys
     if "kind" not in steps:
-        raise ValueError(f"steps has no 'kind' column; columns are {', '.join(steps.columns)}")
+        raise AnalysisError(f"steps has no 'kind' column; columns are {', '.join(steps.columns)}")
     is_ro = read_only_predicate(read_only)
     kind = steps["kind"]
     explicit = _explicit_goals(steps, keys)
@@ -245,7 +246,7 @@ def goal_bearing(steps: Table, goals: np.ndarray) -> np.ndarray:
     n = len(steps)
     goals = np.asarray(goals, dtype=object)
     if goals.shape != (n,):
-        raise ValueError(f"goals has {goals.size} values, steps has {n} rows")
+        raise AnalysisError(f"goals has {goals.size} values, steps has {n} rows")
     has_goal = np.not_equal(goals, None)
     explicit = np.zeros(n, dtype=bool)
     if "goal" in steps:  # explicit keys come from the goal column only
@@ -254,7 +255,7 @@ def goal_bearing(steps: Table, goals: np.ndarray) -> np.ndarray:
     bearing = has_goal & ~explicit
     if explicit.any():
         if "run_id" not in steps:
-            raise ValueError("steps has no 'run_id' column")
+            raise AnalysisError("steps has no 'run_id' column")
         bearing |= explicit & np.asarray(steps["kind"] == "goal", dtype=bool)
         run_codes, _ = factorize(steps["run_id"].tolist())
         order = _step_order(steps, run_codes)

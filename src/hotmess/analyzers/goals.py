@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.progress import Progress
 from hotmess.tables import Table
 
@@ -296,34 +297,34 @@ def _check_arguments(
 ) -> float:
     """ValueError with one sentence for a bad argument; the drift threshold as a float."""
     if not isinstance(runs, Table) or not isinstance(steps, Table):
-        raise ValueError("runs and steps must be hotmess.tables.Table s")
+        raise AnalysisError("runs and steps must be hotmess.tables.Table s")
     if align not in ALIGNMENTS:
-        raise ValueError(f"align must be one of {', '.join(ALIGNMENTS)}, got {align!r}")
+        raise AnalysisError(f"align must be one of {', '.join(ALIGNMENTS)}, got {align!r}")
     if method not in GOAL_METHODS:
-        raise ValueError(f"method must be one of {', '.join(GOAL_METHODS)}, got {method!r}")
+        raise AnalysisError(f"method must be one of {', '.join(GOAL_METHODS)}, got {method!r}")
     if method == "embedding" and embed is None:
-        raise ValueError("method='embedding' needs embed=callable(texts) -> vectors")
+        raise AnalysisError("method='embedding' needs embed=callable(texts) -> vectors")
     if drift_from not in DRIFT_FROM:
-        raise ValueError(f"drift_from must be one of {', '.join(DRIFT_FROM)}, got {drift_from!r}")
+        raise AnalysisError(f"drift_from must be one of {', '.join(DRIFT_FROM)}, got {drift_from!r}")
     if drift_from == "instruction":
         if method == "exact":
-            raise ValueError(
+            raise AnalysisError(
                 "drift_from='instruction' needs method='text' or 'embedding': an exact goal key "
                 "(a tool call, a goal() text) never equals an instruction, so every distance would be 1"
             )
         if instructions is None and "instruction" not in runs:
-            raise ValueError(
+            raise AnalysisError(
                 "drift_from='instruction' needs instructions={run_id: text} or an 'instruction' "
                 "column in runs (hotmess.store.readers.read_instructions reads them)"
             )
     threshold = float(drift_threshold)
     if not np.isfinite(threshold):
-        raise ValueError(f"drift_threshold must be finite, got {threshold}")
+        raise AnalysisError(f"drift_threshold must be finite, got {threshold}")
     for name in ("run_id", "task_id"):
         if name not in runs:
-            raise ValueError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
+            raise AnalysisError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
     if len(steps) and "run_id" not in steps:
-        raise ValueError(f"steps has no 'run_id' column; columns are {', '.join(steps.columns)}")
+        raise AnalysisError(f"steps has no 'run_id' column; columns are {', '.join(steps.columns)}")
     return threshold
 
 

@@ -35,13 +35,11 @@ def per_group(
     from hotmess.analyzers import split_runs
 
     out: dict[str, Any] = {}
-    errors: list[ValueError] = []
+    errors: list[AnalysisError] = []
     for name, (group_runs, group_steps) in split_runs(runs, steps, by).items():
         try:
             out[name] = compute(group_runs, group_steps)
-        except ValueError as exc:  # an analyzer's "cannot measure this": the group gets a note
-            if not isinstance(exc, AnalysisError) and type(exc) is not ValueError:
-                raise
+        except AnalysisError as exc:  # an analyzer's "cannot measure this": the group gets a note
             errors.append(exc)
             out[name] = {"note": str(exc)}
     if errors and len(errors) == len(out):

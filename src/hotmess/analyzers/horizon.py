@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.tables import Table
 
 from .analysis import analyze
@@ -181,11 +182,11 @@ class Horizon:
 def run_lengths(runs: Table, length: str = "steps") -> np.ndarray:
     """Each run's length as float64: ``n_steps``, ``n_tool_calls`` or input + output tokens."""
     if length not in LENGTHS:
-        raise ValueError(f"length must be one of {', '.join(LENGTHS)}, got {length!r}")
+        raise AnalysisError(f"length must be one of {', '.join(LENGTHS)}, got {length!r}")
     total = np.zeros(len(runs), dtype=np.float64)
     for name in LENGTHS[length]:
         if name not in runs:
-            raise ValueError(
+            raise AnalysisError(
                 f"length={length!r} needs the runs column {name!r}; columns are "
                 f"{', '.join(runs.columns)}"
             )
@@ -221,23 +222,23 @@ def horizon(
     error than ``groups``.
     """
     if not isinstance(runs, Table):
-        raise ValueError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
+        raise AnalysisError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
     if isinstance(groups, bool) or int(groups) != groups or groups < 1:
-        raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        raise AnalysisError(f"groups must be a positive integer, got {groups!r}")
     groups = int(groups)
     if "by" in analyze_options:
-        raise ValueError("horizon takes no by=: call it on each group's runs")
+        raise AnalysisError("horizon takes no by=: call it on each group's runs")
     lengths_all = run_lengths(runs, length)
     options = dict(outcome=outcome, decomposition=decomposition, correction=correction,
                    n_boot=n_boot, confidence=confidence, seed=seed, **analyze_options)
     if "task_id" not in runs:
-        raise ValueError(f"runs has no 'task_id' column; columns are {', '.join(runs.columns)}")
+        raise AnalysisError(f"runs has no 'task_id' column; columns are {', '.join(runs.columns)}")
     complete = np.flatnonzero(column(runs, "status") != "incomplete")
     n_incomplete = len(runs) - len(complete)
     runs = runs.take(complete)
     lengths = lengths_all[complete]
     if np.isnan(lengths).any():
-        raise ValueError(f"{int(np.isnan(lengths).sum())} runs have no {length} count")
+        raise AnalysisError(f"{int(np.isnan(lengths).sum())} runs have no {length} count")
 
     whole = analyze(runs, steps, **options)
     assert isinstance(whole, Analysis)
@@ -306,12 +307,12 @@ class _Tasks:
         )
         usable = np.flatnonzero(np.isfinite(arrays["error"]) & np.isfinite(arrays["variance"]))
         if len(usable) == 0:
-            raise ValueError(
+            raise AnalysisError(
                 "no task has a known error (a reference or success for every run): incoherence, "
                 "and so its curve over length, needs one"
             )
         if len(usable) < groups:
-            raise ValueError(
+            raise AnalysisError(
                 f"{len(usable)} tasks with a known error (a reference or success for every run) "
                 f"cannot make {groups} groups: use {max(len(usable), 1)} groups or fewer"
             )

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from hotmess.errors import AnalysisError
+
 from .common import check_confidence, check_n_boot, json_float
 
 __all__ = [
@@ -137,18 +139,18 @@ def _clean(variance: Any, error: Any) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(variance, dtype=np.float64)
     e = np.asarray(error, dtype=np.float64)
     if v.ndim != 1 or e.ndim != 1:
-        raise ValueError(
+        raise AnalysisError(
             f"variance and error must be 1-D (one per task), got {v.shape} and {e.shape}"
         )
     if v.shape != e.shape:
-        raise ValueError(f"variance has {v.size} tasks but error has {e.size}")
+        raise AnalysisError(f"variance has {v.size} tasks but error has {e.size}")
     keep = np.isfinite(v) & np.isfinite(e)
     v, e = v[keep], e[keep]
     if (v < 0).any() or (e < 0).any():
-        raise ValueError("variance and error must be non-negative")
+        raise AnalysisError("variance and error must be non-negative")
     tol = 1e-9 * np.maximum(1.0, e)
     if (v > e + tol).any():
-        raise ValueError("a task has variance > error; variance is one part of error")
+        raise AnalysisError("a task has variance > error; variance is one part of error")
     return v, e
 
 
@@ -186,7 +188,7 @@ def _undefined_reason(v: np.ndarray, e: np.ndarray) -> str | None:
 
 def _check_interval(interval: str) -> str:
     if interval not in INTERVALS:
-        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
+        raise AnalysisError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     return interval
 
 
@@ -280,7 +282,7 @@ def _pair(group: Any, name: str) -> tuple[Any, Any]:
     try:
         variance, error = group
     except (TypeError, ValueError):
-        raise ValueError(
+        raise AnalysisError(
             f"{name} must be a (variance, error) pair of per-task arrays or have .variance "
             "and .error (e.g. a TaskDecompositions)"
         ) from None
@@ -342,7 +344,7 @@ def incoherence_difference(
     vb, eb = (np.asarray(x, dtype=np.float64) for x in _pair(b, "b"))
     if paired:
         if va.shape != vb.shape or ea.shape != eb.shape:
-            raise ValueError(
+            raise AnalysisError(
                 f"paired groups need one value per shared task on both sides, got {va.size} and {vb.size}"
             )
         both = np.isfinite(va) & np.isfinite(ea) & np.isfinite(vb) & np.isfinite(eb)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hotmess.errors import HotmessError
+from hotmess.errors import AnalysisError, HotmessError
 from hotmess.progress import Progress, counted
 from hotmess.tools import READ_ONLY_NAMES, READ_ONLY_PREFIXES, is_read_only
 from hotmess.tools import canonical_json as _canonical_json
@@ -155,14 +155,14 @@ def read_only_predicate(read_only: ReadOnly) -> Callable[[str], bool]:
     if callable(read_only):
         return read_only
     if isinstance(read_only, (str, bytes)):
-        raise ValueError(
+        raise AnalysisError(
             "read_only must be a predicate, a collection of tool names or None, "
             f"not a single string ({read_only!r}); use {{{read_only!r}}}"
         )
     if isinstance(read_only, Collection):
         names = frozenset(str(n) for n in read_only)
         return names.__contains__
-    raise ValueError(
+    raise AnalysisError(
         f"read_only must be a predicate, a collection of tool names or None, got {type(read_only).__name__}"
     )
 
@@ -191,7 +191,7 @@ def canonical_action(call: Any) -> tuple[str, Any]:
         if "function" in call and isinstance(call["function"], Mapping):
             call = call["function"]
         if "name" not in call:
-            raise ValueError(f"a tool call needs a 'name', got keys {sorted(map(str, call))}")
+            raise AnalysisError(f"a tool call needs a 'name', got keys {sorted(map(str, call))}")
         name = call["name"]
         arguments = None
         for field in ("kwargs", "arguments", "args", "input"):
@@ -201,7 +201,7 @@ def canonical_action(call: Any) -> tuple[str, Any]:
     elif isinstance(call, (list, tuple)) and len(call) == 2:
         name, arguments = call
     else:
-        raise ValueError(
+        raise AnalysisError(
             f"a tool call must be (name, arguments) or a dict with 'name', got {call!r:.80}"
         )
     return str(name), canonical_value(_parse_arguments(arguments))
@@ -277,16 +277,16 @@ def map_outcomes(outcomes: Iterable[Any], method: str | Callable[[Any], Hashable
     if isinstance(method, str):
         if method == "exact":
             return exact_keys(outcomes)
-        raise ValueError(f"method must be 'exact' or a callable, got {method!r}")
+        raise AnalysisError(f"method must be 'exact' or a callable, got {method!r}")
     if not callable(method):
-        raise ValueError(f"method must be 'exact' or a callable, got {type(method).__name__}")
+        raise AnalysisError(f"method must be 'exact' or a callable, got {type(method).__name__}")
     out = []
     for outcome in outcomes:
         value = method(outcome)
         try:
             hash(value)
         except TypeError:
-            raise ValueError(
+            raise AnalysisError(
                 f"the outcome function returned an unhashable {type(value).__name__} "
                 f"for outcome {outcome!r:.80}"
             ) from None
@@ -300,7 +300,7 @@ def map_outcomes(outcomes: Iterable[Any], method: str | Callable[[Any], Hashable
 def _check_threshold(distance_threshold: float) -> float:
     threshold = float(distance_threshold)
     if not np.isfinite(threshold) or threshold < 0:
-        raise ValueError(
+        raise AnalysisError(
             f"distance_threshold must be a finite number >= 0, got {distance_threshold}"
         )
     return threshold
@@ -346,7 +346,7 @@ def _group_codes(groups: Any, n: int) -> tuple[np.ndarray, list[Hashable]]:
         return np.zeros(n, dtype=np.int64), ["0"]
     groups = list(groups)
     if len(groups) != n:
-        raise ValueError(f"groups has {len(groups)} values, expected {n} (one per outcome)")
+        raise AnalysisError(f"groups has {len(groups)} values, expected {n} (one per outcome)")
     return factorize(groups)
 
 
@@ -428,7 +428,7 @@ def embedding_clusters(
         codes_t, uniques = factorize(str(t) for t in texts if t is not None)
         vectors_u = np.asarray(embed(list(uniques)), dtype=np.float64) if uniques else None
         if vectors_u is not None and (vectors_u.ndim != 2 or len(vectors_u) != len(uniques)):
-            raise ValueError(
+            raise AnalysisError(
                 f"embed must return an array of shape ({len(uniques)}, d), got {np.shape(vectors_u)}"
             )
         dim = vectors_u.shape[1] if vectors_u is not None else 1
@@ -438,12 +438,12 @@ def embedding_clusters(
     else:
         vectors = np.asarray(data, dtype=np.float64)
         if vectors.ndim != 2:
-            raise ValueError(
+            raise AnalysisError(
                 f"vectors must be a 2-D array (n, d), got shape {vectors.shape}; "
                 "pass texts with embed=... to embed them"
             )
         if not np.isfinite(vectors).all():
-            raise ValueError("vectors contain nan or inf")
+            raise AnalysisError("vectors contain nan or inf")
         none_mask = np.zeros(len(vectors), dtype=bool)
     codes, names = _group_codes(groups, len(vectors))
     out = np.empty(len(vectors), dtype=object)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
+
 __all__ = ["pass_at_k", "pass_hat_k", "pass_ratios"]
 
 
@@ -24,18 +26,18 @@ def _validate(n: Any, c: Any) -> tuple[np.ndarray, np.ndarray]:
     n_arr = np.asarray(n)
     c_arr = np.asarray(c)
     if n_arr.ndim != 1 or c_arr.ndim != 1:
-        raise ValueError(f"n and c must be 1-D (one per task), got {n_arr.shape} and {c_arr.shape}")
+        raise AnalysisError(f"n and c must be 1-D (one per task), got {n_arr.shape} and {c_arr.shape}")
     if n_arr.shape != c_arr.shape:
-        raise ValueError(f"n has {n_arr.size} tasks but c has {c_arr.size}")
+        raise AnalysisError(f"n has {n_arr.size} tasks but c has {c_arr.size}")
     for name, a in (("n", n_arr), ("c", c_arr)):
         if a.size and not np.all(np.asarray(a, dtype=np.float64) == np.round(a.astype(np.float64))):
-            raise ValueError(f"{name} must hold whole numbers")
+            raise AnalysisError(f"{name} must hold whole numbers")
     n_arr = n_arr.astype(np.int64)
     c_arr = c_arr.astype(np.int64)
     if (n_arr < 1).any():
-        raise ValueError("every task needs n >= 1 runs")
+        raise AnalysisError("every task needs n >= 1 runs")
     if (c_arr < 0).any() or (c_arr > n_arr).any():
-        raise ValueError("successes c must satisfy 0 <= c <= n")
+        raise AnalysisError("successes c must satisfy 0 <= c <= n")
     return n_arr, c_arr
 
 
@@ -46,7 +48,7 @@ def _ks(k: int | Iterable[int] | None, n: np.ndarray) -> list[int]:
     out = []
     for value in ks:
         if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"k must be a positive integer, got {value!r}")
+            raise AnalysisError(f"k must be a positive integer, got {value!r}")
         out.append(int(value))
     return sorted(set(out))
 

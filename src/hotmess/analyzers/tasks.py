@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
+
 from .common import factorize, json_safe
 from .outcomes import agglomerate, cosine_distances
 
@@ -156,9 +158,9 @@ def _tfidf_vectors(texts: list[str]) -> Any:
 def _embedding_vectors(texts: list[str], embed: Callable[[list[str]], Any]) -> np.ndarray:
     vectors = np.asarray(embed(list(texts)), dtype=np.float64)
     if vectors.ndim != 2 or len(vectors) != len(texts):
-        raise ValueError(f"embed must return an array of shape ({len(texts)}, d), got {np.shape(vectors)}")
+        raise AnalysisError(f"embed must return an array of shape ({len(texts)}, d), got {np.shape(vectors)}")
     if not np.isfinite(vectors).all():
-        raise ValueError("embed returned nan or inf")
+        raise AnalysisError("embed returned nan or inf")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms == 0, 1.0, norms)
 
@@ -219,12 +221,12 @@ def infer_tasks(
         traffic where the id is what makes the task (the numbers still differ only slightly).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise AnalysisError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "embedding" and embed is None:
-        raise ValueError("method='embedding' needs embed=fn (fn(list_of_texts) -> (m, d) array)")
+        raise AnalysisError("method='embedding' needs embed=fn (fn(list_of_texts) -> (m, d) array)")
     threshold = float(threshold)
     if not np.isfinite(threshold) or not 0 <= threshold < 2:
-        raise ValueError(f"threshold must be a cosine distance in [0, 2), got {threshold}")
+        raise AnalysisError(f"threshold must be a cosine distance in [0, 2), got {threshold}")
     requests = list(requests)
     present = [i for i, r in enumerate(requests) if r is not None and str(r).strip()]
     labels = np.full(len(requests), None, dtype=object)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.errors import AnalysisError
 from hotmess.progress import Progress
 from hotmess.tables import Table
 
@@ -61,18 +62,23 @@ Windows = list[tuple[int, int, np.ndarray]]
 _WINDOW = re.compile(r"^\s*(\d+)\s*(runs?|[wdhm])\s*$", re.IGNORECASE)
 
 
+#: The longest window: nanoseconds must fit in int64 (numpy's time arithmetic).
+_MAX_WINDOW = 2**62
+
+
 def parse_window(window: str) -> tuple[str, int]:
     """``("time", width_ns)`` or ``("runs", n)`` from ``"1d"``, ``"6h"``, ``"30m"``, ``"500runs"``."""
     match = _WINDOW.match(str(window))
     if not match or int(match.group(1)) < 1:
-        raise ValueError(
+        raise AnalysisError(
             f"window must be a positive count and a unit, like 1d, 6h, 30m, 2w or 500runs; "
             f"got {window!r}"
         )
     count, unit = int(match.group(1)), match.group(2).lower()
-    if unit.startswith("run"):
-        return "runs", count
-    return "time", count * UNIT_NS[unit]
+    size = count if unit.startswith("run") else count * UNIT_NS[unit]
+    if size > _MAX_WINDOW:  # beyond int64 nanoseconds (292 years) or any count of runs
+        raise AnalysisError(f"window {window!r} is too long: at most {_MAX_WINDOW // UNIT_NS['w']:,}w, or as many runs")
+    return ("runs" if unit.startswith("run") else "time"), size
 
 
 def iso_utc(ns: int) -> str:
@@ -149,7 +155,7 @@ def outcome_codes(
     elif callable(outcome):
         keys = map_outcomes(outcomes, outcome)
     else:
-        raise ValueError(
+        raise AnalysisError(
             f"outcome must be exact, actions, text or a callable for drift, got {outcome!r}"
         )
     status = column(runs, "status")

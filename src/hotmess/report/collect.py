@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hotmess.errors import HotmessError
+from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import Table
 
 __all__ = ["STAGES", "auto_window", "included", "sections", "task_context"]
@@ -115,7 +115,7 @@ def _per_series(
     for agent, (runs, steps) in series.items():
         try:
             out[agent] = compute(runs, steps).to_dict()
-        except ValueError as exc:  # not enough data for this agent (AnalysisError and kin)
+        except AnalysisError as exc:  # not enough data for this agent
             notes.append(f"{agent}: {exc}" if len(series) > 1 else str(exc))
         except Exception as exc:  # one failing section must not cost the reader the whole report
             return f"not available: {name} failed ({type(exc).__name__}: {exc}); please report it"
@@ -134,7 +134,7 @@ def _drift(
     by = "agent" if len(agents) > 1 else None
     try:
         result = drift(runs, steps, window=window, by=by, outcome=outcome, seed=seed).to_dict()
-    except ValueError as exc:
+    except AnalysisError as exc:
         return f"not enough data: {exc}"
     except Exception as exc:  # as in _per_series
         return f"not available: drift failed ({type(exc).__name__}: {exc}); please report it"
