@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from hotmess.errors import AnalysisError
+from hotmess.results import Result
 
 from .common import as_codes, json_float
 
@@ -54,7 +55,7 @@ KL_DELTA = 1e-12
 
 
 @dataclass(frozen=True)
-class Decomposition:
+class Decomposition(Result):
     """One task's decomposition: ``error = bias + variance`` (``bias`` is bias²)."""
 
     bias: float
@@ -86,7 +87,7 @@ class Decomposition:
 
 
 @dataclass(frozen=True, eq=False)
-class TaskDecompositions:
+class TaskDecompositions(Result):
     """Decompositions of many tasks as arrays (one entry per task code ``0..T-1``)."""
 
     bias: np.ndarray

@@ -45,6 +45,7 @@ import numpy as np
 
 from hotmess.errors import AnalysisError
 from hotmess.progress import Progress, counted
+from hotmess.results import Result
 from hotmess.tables import Table
 
 from .analysis import analyze
@@ -88,7 +89,7 @@ TEST_DESCRIPTION = (
 )
 _TOP = 3
 @dataclass(frozen=True)
-class Window:
+class Window(Result):
     """One window of runs and its comparison with the previous window and the baseline."""
 
     start_ns: int
@@ -132,7 +133,7 @@ class Window:
 
 
 @dataclass(frozen=True)
-class ChangeReport:
+class ChangeReport(Result):
     """A change point and what changed across it: the segments on either side are delimited by
     the neighbouring change points of the same kind (or the series' ends). ``clusters_appeared``:
     outcome clusters a task has after and never before (with ``n_runs`` after), ``vanished`` the
@@ -166,7 +167,7 @@ class ChangeReport:
 
 
 @dataclass(frozen=True)
-class Drift:
+class Drift(Result):
     """The result of :func:`drift`: windows (per group with ``by``) and the test's settings."""
 
     window: str

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from hotmess.errors import AnalysisError
+from hotmess.results import Result
 
 from .common import as_codes, json_float
 
@@ -30,7 +31,7 @@ __all__ = ["FailureConsistency", "failure_consistency"]
 
 
 @dataclass(frozen=True, eq=False)
-class FailureConsistency:
+class FailureConsistency(Result):
     """Per-task arrays (``failures`` m_i, ``consistency``, ``entropy``) and the pooled ``value``."""
 
     value: float

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from hotmess.errors import AnalysisError
+from hotmess.results import Result
 from hotmess.tables import Table
 
 from .columns import column
@@ -60,27 +61,19 @@ __all__ = [
 #: What a run's goal drift is measured from: its first goal, or its instruction.
 DRIFT_FROM = ("first", "instruction")
 #: Drifting runs listed by ``to_dict()`` (largest slope first); the object keeps them all.
-DRIFT_LIST_LIMIT = 20
+DRIFT_LIST_LIMIT = 10  # the most drifting runs a result lists (hotmess goals --limit)
 
 
 @dataclass(frozen=True)
-class DriftingRun:
+class DriftingRun(Result):
     run_id: str
     task_id: str
     slope: float
     n_goals: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "slope": json_float(self.slope),
-            "n_goals": int(self.n_goals),
-        }
-
 
 @dataclass(frozen=True, eq=False)
-class GoalDrift:
+class GoalDrift(Result):
     """Per-run drift from the first goal (``drift_from="first"``) or from the run's instruction
     (``"instruction"``). ``slopes`` is nan for runs with fewer than 3 goals and, from the
     instruction, for runs without one (``runs_without_instruction`` of those with 3 goals or

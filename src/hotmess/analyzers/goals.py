@@ -50,6 +50,7 @@ import numpy as np
 
 from hotmess.errors import AnalysisError
 from hotmess.progress import Progress
+from hotmess.results import Result
 from hotmess.tables import Table
 
 from .columns import column
@@ -100,7 +101,7 @@ TREND_MIN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
-class GoalPosition:
+class GoalPosition(Result):
     """The spread of goals across runs at one position (``bias`` is bias²; nan: undefined).
 
     ``n_runs`` runs of ``n_tasks`` tasks have a goal there; ``goal_clusters`` is the number of
@@ -119,22 +120,9 @@ class GoalPosition:
     error: float
     incoherence: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "position": int(self.position),
-            "n_runs": int(self.n_runs),
-            "goal_clusters": int(self.goal_clusters),
-            "variance": json_float(self.variance),
-            "incoherence": json_float(self.incoherence),
-            "bias": json_float(self.bias),
-            "error": json_float(self.error),
-            "n_tasks": int(self.n_tasks),
-            "n_tasks_with_reference": int(self.n_tasks_with_reference),
-        }
-
 
 @dataclass(frozen=True)
-class GoalCoherence:
+class GoalCoherence(Result):
     """The result of :func:`goal_coherence`. ``to_dict()`` is JSON-safe.
 
     ``variance_slope`` is the least-squares slope of ``variance`` over the positions holding at

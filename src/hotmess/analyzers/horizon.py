@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from hotmess.errors import AnalysisError
+from hotmess.results import Result
 from hotmess.tables import Table
 
 from .analysis import analyze
@@ -91,7 +92,7 @@ LENGTHS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class HorizonGroup:
+class HorizonGroup(Result):
     """One group of tasks of similar mean run length."""
 
     length_mean: float
@@ -119,7 +120,7 @@ class HorizonGroup:
 
 
 @dataclass(frozen=True)
-class Horizon:
+class Horizon(Result):
     """The result of :func:`horizon`. ``to_dict()`` is JSON-safe (nan → None)."""
 
     length: str

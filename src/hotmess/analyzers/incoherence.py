@@ -38,6 +38,7 @@ import numpy as np
 from scipy import stats
 
 from hotmess.errors import AnalysisError
+from hotmess.results import Result
 
 from .common import check_confidence, check_n_boot, json_float
 
@@ -56,7 +57,7 @@ _CHUNK_CELLS = 4_000_000  # bootstrap index cells generated at once (32 MB of in
 
 
 @dataclass(frozen=True)
-class Incoherence:
+class Incoherence(Result):
     """``value = Σ variance / Σ error`` with an interval over tasks (``interval``: its method).
 
     ``value`` (and the interval) is nan when it is undefined; ``reason`` then says why.
@@ -75,25 +76,9 @@ class Incoherence:
     reason: str | None = None
     interval: str = "jackknife"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "value": json_float(self.value),
-            "ci_low": json_float(self.ci_low),
-            "ci_high": json_float(self.ci_high),
-            "interval": self.interval,
-            "method": self.method,
-            "n_tasks": int(self.n_tasks),
-            "confidence": float(self.confidence),
-            "n_boot": int(self.n_boot),
-            "n_boot_used": int(self.n_boot_used),
-            "sum_variance": json_float(self.sum_variance),
-            "sum_error": json_float(self.sum_error),
-            "reason": self.reason,
-        }
-
 
 @dataclass(frozen=True)
-class IncoherenceDifference:
+class IncoherenceDifference(Result):
     """``value = incoherence(a) − incoherence(b)`` with an interval (see :func:`incoherence_difference`).
 
     ``paired``: the two sides are the same tasks, compared task by task. ``p_value`` is two-sided:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.results import Result
 from hotmess.tables import Table
 
 from .analysis import analyze
@@ -25,7 +26,7 @@ MIN_SPLIT_RUNS = 2
 
 
 @dataclass(frozen=True)
-class MedianSplit:
+class MedianSplit(Result):
     """Each task's longer runs against its shorter ones, paired over tasks."""
 
     short: Incoherence

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from .common import json_float
+from hotmess.results import Result
+
 from .incoherence import Incoherence, IncoherenceDifference
 
 __all__ = ["Analysis", "ClusterExample", "GroupedAnalysis", "TaskResult"]
 
 
 @dataclass(frozen=True)
-class ClusterExample:
+class ClusterExample(Result):
     """One outcome cluster of a task: its key, size and one example outcome (≤ 200 chars).
 
     The example is the outcome text of the cluster's first run in table order (for
@@ -32,17 +32,9 @@ class ClusterExample:
     example: str | None
     correct: bool | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "size": int(self.size),
-            "example": self.example,
-            "correct": self.correct,
-        }
-
 
 @dataclass(frozen=True)
-class TaskResult:
+class TaskResult(Result):
     """One task's numbers (``bias`` is bias²; nan where undefined)."""
 
     task_id: str
@@ -64,26 +56,11 @@ class TaskResult:
             return float("nan")
         return self.variance / self.error
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "task_id": self.task_id,
-            "n": int(self.n),
-            "successes": None if self.successes is None else int(self.successes),
-            "bias": json_float(self.bias),
-            "variance": json_float(self.variance),
-            "error": json_float(self.error),
-            "incoherence": json_float(self.incoherence),
-            "outcome_clusters": int(self.outcome_clusters),
-            "failures": int(self.failures),
-            "failure_consistency": json_float(self.failure_consistency),
-            "failure_entropy": json_float(self.failure_entropy),
-            "has_reference": bool(self.has_reference),
-            "clusters": [c.to_dict() for c in self.clusters],
-        }
+    json_properties = ('incoherence',)
 
 
 @dataclass(frozen=True)
-class Analysis:
+class Analysis(Result):
     """The result of :func:`analyze` for one set of runs. ``to_dict()`` is JSON-safe."""
 
     n_tasks: int
@@ -122,39 +99,9 @@ class Analysis:
             "n": np.array([t.n for t in self.tasks], dtype=np.int64),
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n_tasks": int(self.n_tasks),
-            "n_runs": int(self.n_runs),
-            "n_incomplete": int(self.n_incomplete),
-            "success_rate": json_float(self.success_rate),
-            "pass_hat_k": {str(k): json_float(v) for k, v in self.pass_hat_k.items()},
-            "pass_at_k": {str(k): json_float(v) for k, v in self.pass_at_k.items()},
-            "bias": json_float(self.bias),
-            "variance": json_float(self.variance),
-            "error": json_float(self.error),
-            "variance_all_tasks": json_float(self.variance_all_tasks),
-            "incoherence": self.incoherence.to_dict(),
-            "failure_consistency": json_float(self.failure_consistency),
-            "failure_diversity": json_float(self.failure_diversity),
-            "failure_entropy": json_float(self.failure_entropy),
-            "n_single_run_tasks": int(self.n_single_run_tasks),
-            "incomplete": self.incomplete,
-            "n_incomplete_counted": int(self.n_incomplete_counted),
-            "min_runs_per_task": self.min_runs_per_task,
-            "median_runs_per_task": json_float(self.median_runs_per_task),
-            "has_reference": bool(self.has_reference),
-            "n_tasks_with_reference": int(self.n_tasks_with_reference),
-            "decomposition": self.decomposition,
-            "outcome": self.outcome,
-            "correction": bool(self.correction),
-            "warnings": list(self.warnings),
-            "tasks": [t.to_dict() for t in self.tasks],
-        }
-
 
 @dataclass(frozen=True)
-class GroupedAnalysis:
+class GroupedAnalysis(Result):
     """:func:`analyze` with ``by=``: one :class:`Analysis` per group and incoherence differences."""
 
     by: str
@@ -163,11 +110,4 @@ class GroupedAnalysis:
     n_incomplete: int
     warnings: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "by": self.by,
-            "n_incomplete": int(self.n_incomplete),
-            "warnings": list(self.warnings),
-            "groups": {name: a.to_dict() for name, a in self.groups.items()},
-            "differences": [d.to_dict() for d in self.differences],
-        }
+

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from hotmess.errors import AnalysisError
+from hotmess.results import Result
 
 from .common import factorize, json_safe
 from .outcomes import agglomerate, cosine_distances
@@ -97,7 +98,7 @@ def mask_request(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class InferredTask:
+class InferredTask(Result):
     """One inferred task: its id, how many runs it holds, a request from it, how tight it is."""
 
     task_id: str
@@ -111,7 +112,7 @@ class InferredTask:
 
 
 @dataclass(frozen=True)
-class TaskInference:
+class TaskInference(Result):
     """Inferred task ids, one per request (``None`` where the request was missing)."""
 
     labels: np.ndarray
