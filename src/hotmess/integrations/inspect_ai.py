@@ -298,25 +298,25 @@ def _read_header(path: str) -> _Log:
     return _Log(path, header, expected)
 
 
-def _read_samples(log: _Log) -> Iterator[Any]:
-    """The log's samples through Inspect's reader, one at a time for a .eval log."""
+def _read_samples(log: _Log) -> list[Any]:
+    """The log's samples through Inspect's reader. When it refuses a .eval log, its samples are
+    read one by one to name the member it refuses (about eight times slower, so only then)."""
     inspect_log = _inspect_log()
-    if log.path.endswith(".json") or not log.expected:
-        try:
-            full = inspect_log.read_eval_log(log.path, resolve_attachments=True)
-        except Exception as exc:  # noqa: BLE001
+    try:
+        return inspect_log.read_eval_log(log.path, resolve_attachments=True).samples or []
+    except Exception as exc:  # noqa: BLE001
+        if log.path.endswith(".json") or not log.expected:
             raise InputError(log.path, _json_location(exc), _reason(exc)) from None
-        yield from full.samples or []
-        return
+        refused = exc
     for sample_id, epoch in log.expected:
         try:
-            sample = inspect_log.read_eval_log_sample(log.path, sample_id, epoch, resolve_attachments=True)
+            inspect_log.read_eval_log_sample(log.path, sample_id, epoch, resolve_attachments=True)
         except IndexError:
             continue  # not in the log: the eval stopped before it finished
         except Exception as exc:  # noqa: BLE001
             raise InputError(log.path, f"member samples/{sample_id}_epoch_{epoch}.json (sample {sample_id!r}, "
                              f"epoch {epoch})", _reason(exc)) from None
-        yield sample
+    raise InputError(log.path, None, _reason(refused))  # a member other than a sample
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,15 +510,13 @@ class _Batch:
 
     def add(self, log: _Log, scorer: str | None, agent: str | None, threshold: float,
             text: Callable[[str | None], str | None]) -> None:
-        samples = []
-        for sample in _read_samples(log):
-            samples.append(sample)
-            self.done += 1
-            if self.done % 16 == 0:
-                self.report()
+        samples = _read_samples(log)
         ctx = _Context(log, agent, _choose_scorer(log, scorer, samples), threshold, text)
         read = set()
         for sample in samples:
+            self.done += 1
+            if self.done % 64 == 0:
+                self.report()
             if _cancelled(sample):
                 continue  # listed as not finished below
             read.add((sample.id, sample.epoch))
