@@ -36,7 +36,8 @@ ALLOWED = {
     "demo": {"hotmess", "integrations", "store", "tracer"},
     "cli": {"analyzers", "api", "demo", "errors", "hotmess", "integrations", "progress", "report", "results", "store",
             "tables", "tracer", "verdict"},
-    "hotmess": {"_version", "tracer", "api", "integrations"},
+    "harness": {"analyzers", "errors", "progress", "results", "store", "tracer", "verdict", "vocab"},
+    "hotmess": {"_version", "tracer", "api", "harness", "integrations"},
 }
 #: Third-party and standard modules a part must not import.
 FORBIDDEN = {
