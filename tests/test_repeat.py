@@ -264,3 +264,33 @@ def test_too_few_runs_give_a_note_not_an_error(db):
     assert result.ran == 1 and result.verdict is not None or result.note.startswith("no analysis: ")
     no = hotmess.repeat(lambda t: t, {"b": 1}, n=2, analyze=False)
     assert no.analysis is None and no.verdict is None and no.tokens == 0
+
+
+def test_the_command_line_form(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "quiz.py").write_text(
+        "import hotmess\n\n"
+        "@hotmess.trace(task_id=lambda t: t['id'], agent='quiz-cli')\n"
+        "def solve(task):\n"
+        "    hotmess.outcome(task['q'].upper(), success=task['id'] != 'b')\n"
+        "    return task['q'].upper()\n")
+    (tmp_path / "tasks.json").write_text(json.dumps([{"id": "a", "q": "x"}, {"id": "b", "q": "y"}]))
+    src = str(Path(hotmess.__file__).resolve().parents[1])
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from hotmess.cli import main; main()", "repeat", *args],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": src, "COLUMNS": "200"})
+
+    db = str(tmp_path / "quiz.db")
+    first = command("quiz.py:solve", "tasks.json", "-n", "3", "--db", db)
+    assert first.returncode == 0, first.stderr
+    assert "quiz-cli: 6 runs of 2 tasks × 3 trials" in first.stdout and "success 50%" in first.stdout
+    more = command("quiz:solve", "tasks.json", "-n", "4", "--db", db, "--json")
+    data = json.loads(more.stdout)
+    assert (data["stored"], data["ran"], data["analysis"]["n_runs"]) == (6, 2, 8)
+    missing = command("quiz:nothing", "tasks.json", "--db", db)
+    assert missing.returncode == 1 and "quiz has no function 'nothing'" in missing.stderr
