@@ -25,7 +25,8 @@ Inspect records a sample as a flat list of events, each naming the span it happe
   events belong to the enclosing step. Setup (``init``) and grading (``scorers``) are not the
   agent's work: model calls of a model-graded scorer are not steps of the run.
 - Logs written by older Inspect versions nest a tool's or subtask's events in its ``events``
-  field; those are nested under its step the same way.
+  field; those are nested under its step the same way. Their scorers are marked by ``step``
+  events, and what happens between a scorer's begin and end is left out as well.
 
 ``start_ns`` is each event's timestamp, ``end_ns`` its ``completed`` time (a span: its
 ``span_end``), 0 when not recorded. ``step_index`` counts steps in the order the log holds them.
@@ -151,6 +152,7 @@ class _Builder:
         self.spans: dict[str, _Span] = {}
         self.skipped: dict[str, bool] = {}
         self.unclaimed: dict[tuple[str | None, str], list[str]] = {}
+        self.scoring = 0  # inside an older log's scorer step events
 
     # -- spans
 
@@ -212,11 +214,14 @@ class _Builder:
                     self.spans[ev.id].step = self.add(
                         self._parent(ev.parent_id, parent), "agent" if ev.type in AGENT_SPANS else "chain",
                         ev.name, start_ns=datetime_ns(ev.timestamp))
+            elif kind == "step":  # older logs: solvers and scorers as step begin/end events
+                if ev.type in SKIPPED_SPANS:
+                    self.scoring += 1 if ev.action == "begin" else -1
             elif kind == "span_end":
                 span = self.spans.get(ev.id)
                 if span is not None and span.step is not None and span.type != "tool":
                     self.rows[span.step]["end_ns"] = datetime_ns(ev.timestamp)
-            elif self.is_skipped(getattr(ev, "span_id", None)):
+            elif self.scoring > 0 or self.is_skipped(getattr(ev, "span_id", None)):
                 continue
             elif kind == "model":
                 self.model(ev, self._parent(ev.span_id, parent))
