@@ -294,3 +294,17 @@ def test_the_command_line_form(tmp_path):
     assert (data["stored"], data["ran"], data["analysis"]["n_runs"]) == (6, 2, 8)
     missing = command("quiz:nothing", "tasks.json", "--db", db)
     assert missing.returncode == 1 and "quiz has no function 'nothing'" in missing.stderr
+
+
+def test_runs_are_their_own_even_when_repeat_is_called_inside_a_traced_run(db):
+    async def agent(task):
+        return task
+
+    @hotmess.trace(task_id="outer", agent="caller")
+    async def caller():
+        return await hotmess.arepeat(agent, {"x": 1}, n=2, analyze=False)
+
+    result = asyncio.run(caller())
+    assert result.ran == 2
+    runs, _ = run_records(db)
+    assert Counter(r["task_id"] for r in runs) == {"outer": 1, "x": 2}

@@ -33,6 +33,7 @@ agent's runs of these tasks and trials (those resumed from the database too) are
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 import time
@@ -389,9 +390,15 @@ async def _run_tasks(plan: _Plan, todo: list[tuple[str, Any, int]], concurrency:
 
     async def one(task_id: str, task: Any, trial: int, request: RunRequest) -> None:
         started = time.monotonic()
-        try:
+
+        def spawn() -> asyncio.Future:
             with requested_run(request):  # the agent's task copies this context
-                run = asyncio.ensure_future(plan.call(task))
+                return asyncio.ensure_future(plan.call(task))
+
+        try:
+            # from an empty context, as a thread starts: a run of its own even if repeat() was
+            # called inside a traced run
+            run = contextvars.Context().run(spawn)
             done, _ = await asyncio.wait({run}, timeout=timeout)
             if done:
                 exc = run.exception()

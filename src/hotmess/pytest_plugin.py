@@ -24,7 +24,10 @@ in words: "fails 30% of the time (6 of 20), always the same way: ..." (one bug t
 ``hotmess analyze`` afterwards. Without ``--hotmess-repeat`` marked tests run once, untraced.
 
 Registered through the ``pytest11`` entry point, so installing hotmess is enough; ``-p
-no:hotmess`` turns it off. It imports hotmess only when ``--hotmess-repeat`` is given.
+no:hotmess`` turns it off. Loading it imports the hotmess package (the tracer, about 70 ms);
+the analyzers only when ``--hotmess-repeat`` is given. Test functions are called as pytest
+calls them (sync functions; a trial per parametrized call, so it composes with
+``@pytest.mark.parametrize``); runs are recorded in the process that runs the test.
 """
 
 from __future__ import annotations
