@@ -34,9 +34,11 @@ ALLOWED = {
     "report": {"analyzers", "errors", "results", "tables", "verdict"},
     "api": {"analyzers", "errors", "integrations", "progress", "report", "results", "store", "tables"},
     "demo": {"hotmess", "integrations", "store", "tracer"},
-    "cli": {"analyzers", "api", "demo", "errors", "hotmess", "integrations", "progress", "report", "results", "store",
-            "tables", "tracer", "verdict"},
-    "hotmess": {"_version", "tracer", "api", "integrations"},
+    "cli": {"analyzers", "api", "demo", "errors", "harness", "hotmess", "integrations", "progress", "report", "results",
+            "store", "tables", "tracer", "verdict"},
+    "harness": {"analyzers", "errors", "progress", "results", "store", "tracer", "verdict", "vocab"},
+    "pytest_plugin": {"analyzers", "hotmess", "tracer", "vocab"},
+    "hotmess": {"_version", "tracer", "api", "harness", "integrations"},
 }
 #: Third-party and standard modules a part must not import.
 FORBIDDEN = {

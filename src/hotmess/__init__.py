@@ -31,6 +31,9 @@ _LAZY = {
     "Database": "hotmess.api",
     "langchain_handler": "hotmess.integrations.langchain",
     "instrument_langchain": "hotmess.integrations.langchain",
+    "repeat": "hotmess.harness",
+    "arepeat": "hotmess.harness",
+    "Budget": "hotmess.harness",
 }
 
 

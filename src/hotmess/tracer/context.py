@@ -3,10 +3,13 @@ each see their own), and the span helpers shared by the decorator and the record
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
+import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -29,6 +32,21 @@ class RunState:
     outcome_recorded: bool = False
     success_recorded: bool = False
     goal: str | None = None
+    ended: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id as the store keeps it: its trace id in hex."""
+        return format(self.span.get_span_context().trace_id, "032x")
+
+    def claim_end(self) -> bool:
+        """True the first time only: whoever gets it ends the run's root span."""
+        with self._lock:
+            if self.ended:
+                return False
+            self.ended = True
+            return True
 
 
 _RUN: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("hotmess_run", default=None)
@@ -36,6 +54,44 @@ _RUN: contextvars.ContextVar[RunState | None] = contextvars.ContextVar("hotmess_
 
 def current_run() -> RunState | None:
     return _RUN.get()
+
+
+@dataclass
+class RunRequest:
+    """What a harness (``hotmess.repeat``, the pytest plugin) asks of the next run that starts in
+    its context: the task id and instance to record (None: the agent's own), and, once it has
+    started, the run itself (``run``), so that the harness can end it if it hangs."""
+
+    task_id: Any = None
+    instance: Any = None
+    run: RunState | None = None
+
+
+_REQUEST: contextvars.ContextVar[RunRequest | None] = contextvars.ContextVar("hotmess_run_request", default=None)
+
+
+@contextlib.contextmanager
+def requested_run(request: RunRequest) -> Iterator[RunRequest]:
+    """Inside, the next run started (in this thread or task) takes ``request``'s task id and
+    instance and is handed back as ``request.run``; runs after it are left alone."""
+    token = _REQUEST.set(request)
+    try:
+        yield request
+    finally:
+        _REQUEST.reset(token)
+
+
+def expire_run(run: RunState, exc: BaseException) -> bool:
+    """End a run now as failed with ``exc`` (a harness's timeout: ``TimeoutError``), from any
+    thread. Whatever the agent does afterwards no longer changes the run; False when it had
+    ended already."""
+    if not run.claim_end():
+        return False
+    mark_error(run.span, exc)
+    if not run.success_recorded:
+        run.span.set_attribute(A.SUCCESS, False)
+    run.span.end()
+    return True
 
 
 _warned: set[str] = set()
@@ -164,7 +220,14 @@ def start_run(name: str, task_id: Any, agent: str, instance: Any = None) -> RunS
     """A new run: its root span, in a trace of its own.
 
     An enclosing span (a web request, say) is linked, not a parent, so the run stays one trace.
+    A harness's :class:`RunRequest` in force sets the task id and instance, and gets the run.
     """
+    request = _REQUEST.get()
+    if request is not None and request.run is not None:
+        request = None  # the request was for the first run only
+    if request is not None:
+        task_id = task_id if request.task_id is None else request.task_id
+        instance = instance if request.instance is None else request.instance
     attrs: dict[str, Any] = {
         A.RUN: True,
         A.OPERATION: A.OP_AGENT,
@@ -176,13 +239,18 @@ def start_run(name: str, task_id: Any, agent: str, instance: Any = None) -> RunS
     outer = trace.get_current_span().get_span_context()
     links = [Link(outer)] if outer.is_valid else None
     span = get_tracer().start_span(name, context=otel_context.Context(), attributes=attrs, links=links)
-    return RunState(span=span, task_id=str(task_id))
+    state = RunState(span=span, task_id=str(task_id))
+    if request is not None:
+        request.run = state
+    return state
 
 
 def end_span(span: Span, run: RunState, result: Any = None, exc: BaseException | None = None) -> None:
     """End a run's root or agent step: an error marks it (and a run root failed, unless the
     agent said otherwise); a run root's result is its outcome unless one was recorded."""
     is_root = span is run.span
+    if is_root and not run.claim_end():
+        return  # ended already (a harness's timeout): the agent's late return changes nothing
     if exc is not None:
         mark_error(span, exc)
         if is_root and not run.success_recorded:

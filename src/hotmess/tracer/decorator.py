@@ -12,6 +12,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from hotmess.tracer.context import (
@@ -242,6 +243,22 @@ def _wrap_async_generator(t: _Traced) -> Callable:
     return wrapper
 
 
+@dataclass(frozen=True)
+class TraceInfo:
+    """What ``@hotmess.trace`` knows of the agent it decorates, for a harness that runs it
+    (``hotmess.repeat``): its name, and ``task_id(*args, **kwargs)``, the task id a call with
+    those arguments records."""
+
+    agent: str
+    task_id: Callable[..., Any]
+
+
+def traced(fn: Any) -> TraceInfo | None:
+    """The :class:`TraceInfo` of a function decorated with ``@hotmess.trace``; None otherwise."""
+    info = getattr(fn, "__hotmess_trace__", None)
+    return info if isinstance(info, TraceInfo) else None
+
+
 @overload
 def trace(fn: F) -> F: ...
 
@@ -279,11 +296,15 @@ def trace(
     def decorate(f: Callable) -> Callable:
         t = _Traced(f, task_id, agent, instance, name)
         if inspect.isasyncgenfunction(f):
-            return _wrap_async_generator(t)
-        if inspect.isgeneratorfunction(f):
-            return _wrap_generator(t)
-        if inspect.iscoroutinefunction(f):
-            return _wrap_coroutine(t)
-        return _wrap_function(t)
+            wrapper = _wrap_async_generator(t)
+        elif inspect.isgeneratorfunction(f):
+            wrapper = _wrap_generator(t)
+        elif inspect.iscoroutinefunction(f):
+            wrapper = _wrap_coroutine(t)
+        else:
+            wrapper = _wrap_function(t)
+        wrapper.__hotmess_trace__ = TraceInfo(  # type: ignore[attr-defined]
+            t.agent, lambda *args, **kwargs: t.task_id(t.signature.bind_partial(*args, **kwargs)))
+        return wrapper
 
     return decorate(fn) if fn is not None else decorate
