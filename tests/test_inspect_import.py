@@ -403,3 +403,19 @@ def test_directory_listing_is_inspects(tmp_path, logs):
     (d / "logs.json").write_text("{}")  # Inspect's manifest, not a log
     (d / "notes.json").write_text("{}")
     assert len(parse_inspect(d).runs) == 9
+
+
+def test_a_directory_imports_in_one_command_and_compares_models(tmp_path, logs):
+    from test_cli import hotmess as cli
+
+    db = tmp_path / "cli.db"
+    out = " ".join(cli("import", "inspect", str(logs["eval"].parent), "--db", str(db)).stdout.split())
+    assert "Imported 18 new runs" in out and "analyze --by gen_ai.request.model" in out
+    again = json.loads(cli("import", "inspect", str(logs["eval"].parent), "--db", str(db), "--json").stdout)
+    assert again["new"] == 0 and again["already_stored"] == 18 and again["schema_version"] == 1
+    per_model = json.loads(cli("analyze", "--db", str(db), "--by", "gen_ai.request.model", "--json").stdout)
+    inc = per_model["groups"]["mockllm/model"]["incoherence"]
+    assert 0 < inc["value"] < 1 and inc["ci_low"] <= inc["value"] <= inc["ci_high"]
+    missing = cli("import", "inspect", str(tmp_path / "nope"), "--db", str(tmp_path / "never.db"), ok=False)
+    assert missing.returncode == 1 and "nope: no such file or directory" in missing.stderr
+    assert not (tmp_path / "never.db").exists()

@@ -384,6 +384,31 @@ class Database:
             "rootless": batch.rootless, "files": list(result.files),
         })
 
+    def import_inspect(
+        self,
+        paths: str | os.PathLike[str] | list[str | os.PathLike[str]],
+        *,
+        scorer: str | None = None,
+        threshold: float = 1.0,
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import Inspect AI eval logs (``hotmess import inspect``): ``.eval`` or ``.json`` files,
+        or directories of them, in one transaction; one run per sample and epoch. See
+        :func:`hotmess.integrations.inspect_ai.parse_inspect` for the mapping."""
+        from hotmess.integrations.inspect_ai import insert_inspect, parse_inspect
+
+        batch = parse_inspect(paths, scorer=scorer, threshold=threshold, agent=agent, redact=redact,
+                              max_chars=max_chars, progress=progress)
+        result = insert_inspect(self.conn, batch, progress=progress)
+        details = batch.to_dict()
+        return ImportReport(result=result, batch=batch, extra={
+            "files": details["files"], "flagged": details["flagged"], "skipped": details["skipped"],
+            "duplicates": details["duplicates"], "notes": batch.notes(),
+        })
+
     # ------------------------------------------------------------------ helpers
 
     def _checked(self, compute: Callable[[], Any]) -> Any:

@@ -48,6 +48,44 @@ def import_taubench_command(
             render.console.print(f"  … and {len(batch.skipped) - _SHOWN_ERRORS} more")
 
 
+@import_app.command("inspect")
+def import_inspect_command(
+    paths: Annotated[list[Path], typer.Argument(help="Inspect AI logs (.eval or .json), or directories of them: one import, one transaction.")],
+    db: DbOption = None,
+    scorer: Annotated[str | None, typer.Option("--scorer", help="The scorer whose value decides success (default: each log's first).")] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="A numeric score counts as success from this value (default 1.0: full credit).")] = 1.0,
+    agent: Annotated[str | None, typer.Option("--agent", help="Agent name for these runs (default: each eval's model).")] = None,
+    no_redact: Annotated[bool, typer.Option("--no-redact", help="Store values as they are (default: secrets are redacted, as when tracing).")] = False,
+    max_chars: Annotated[int, typer.Option("--max-chars", min=0, help="Cut texts longer than this, as when tracing; 0 keeps them whole.")] = 8192,
+    as_json: JsonOption = False,
+) -> None:
+    """Import Inspect AI eval logs: one run per sample and epoch (the epoch is the instance),
+    success from the scorer, the model as the agent's model (compare with --by gen_ai.request.model)."""
+    import hotmess
+
+    for path in paths:
+        if not path.exists():  # before the database is created
+            raise HotmessError(f"{path}: no such file or directory")
+    if agent is not None and not agent.strip():
+        raise typer.BadParameter("must not be empty", param_hint="--agent")
+    label = paths[0].name if len(paths) == 1 else f"{len(paths)} paths"
+    with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_inspect(paths, scorer=scorer, threshold=threshold, agent=agent, redact=not no_redact,
+                                      max_chars=max_chars, progress=progress)
+    if as_json:
+        render.print_json(report.to_json())
+        return
+    render.print_import(report.result, db_path(db), source=label)
+    for note in report.extra["notes"]:
+        render.console.print(f"[yellow]{render.escape(note)}[/]")
+    for skipped in report.extra["skipped"][:_SHOWN_ERRORS]:
+        render.console.print(f"  [yellow]left out:[/] {render.escape(skipped['message'])}")
+    render.print_next_steps([
+        ("analyze --by gen_ai.request.model", "incoherence per model, over the same tasks"),
+        ("analyze", "bias and variance per task against the scorer's verdict"),
+    ], db_path(db))
+
+
 @import_app.command("otlp")
 def import_otlp_command(
     files: Annotated[list[Path], typer.Argument(

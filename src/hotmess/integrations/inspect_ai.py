@@ -465,9 +465,9 @@ def parse_inspect(
     :class:`InspectNotInstalled` without inspect-ai.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        raise HotmessError(f"threshold must be a finite number, got {threshold!r}")
     if agent is not None and (not isinstance(agent, str) or not agent.strip()):
-        raise ValueError(f"agent must be a non-empty string, got {agent!r}")
+        raise HotmessError(f"agent must be a non-empty string, got {agent!r}")
     _inspect_log()
     files = log_files(paths)
     redactor = make_redactor(redact)
