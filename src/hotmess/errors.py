@@ -34,3 +34,8 @@ class AnalysisError(HotmessError, ValueError):
     ``by`` that names nothing, too few runs or windows. Raised by the analyzers (pure functions),
     so a library user gets it as a ``ValueError``; the CLI prints it as one line. Any other
     exception out of an analyzer is a bug, and is reported as one."""
+
+
+class ParameterError(HotmessError, ValueError):
+    """A parameter outside what it can be (a threshold that is not a number, an empty name),
+    named in the message."""

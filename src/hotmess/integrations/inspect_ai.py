@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from hotmess.errors import HotmessError, InputError
+from hotmess.errors import HotmessError, InputError, ParameterError
 from hotmess.integrations.inspect_events import (
     canonical_json,
     datetime_ns,
@@ -465,9 +465,9 @@ def parse_inspect(
     :class:`InspectNotInstalled` without inspect-ai.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
-        raise HotmessError(f"threshold must be a finite number, got {threshold!r}")
+        raise ParameterError(f"threshold must be a finite number, got {threshold!r}")
     if agent is not None and (not isinstance(agent, str) or not agent.strip()):
-        raise HotmessError(f"agent must be a non-empty string, got {agent!r}")
+        raise ParameterError(f"agent must be a non-empty string, got {agent!r}")
     _inspect_log()
     files = log_files(paths)
     redactor = make_redactor(redact)
