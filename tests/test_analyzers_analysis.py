@@ -677,3 +677,16 @@ def test_pass_hat_k_is_over_the_same_tasks_at_every_k():
     c = rng.integers(0, n + 1)
     values = pass_hat_k(n, c, range(1, 9))
     assert all(values[k] >= values[k + 1] - 1e-12 for k in range(1, 8))
+
+
+def test_a_crash_is_not_the_only_verdict_of_a_task_without_verdicts():
+    """The tracer marks a crashed run failed; where the task's other runs carry no verdict,
+    that failure alone would make the task fail every time. It is an outcome there instead."""
+    crash = {"status": "error", "error": "ValueError: boom"}
+    rows = [run("unjudged", '"a"'), run("unjudged", '"b"'), run("unjudged", None, success=0.0, **crash),
+            run("judged", '"a"', success=1.0), run("judged", '"b"', success=None),
+            run("judged", None, success=0.0, **crash)]
+    result = analyze(runs_table(rows))
+    tasks = {t.task_id: t for t in result.tasks}
+    assert tasks["unjudged"].successes is None and tasks["unjudged"].outcome_clusters == 3
+    assert tasks["judged"].successes == 1 and tasks["judged"].n == 2  # the crash counts as the failure it is

@@ -250,12 +250,12 @@ def _run_arrays(
         ending[incomplete_runs] = INCOMPLETE_KEY
         success_all = success_all.copy()
         success_all[incomplete_runs] = 0.0
+    task = np.array(["<none>" if t is None else str(t) for t in runs["task_id"][complete]], dtype=object)
     data = RunArrays(
-        task=np.array(
-            ["<none>" if t is None else str(t) for t in runs["task_id"][complete]], dtype=object
-        ),
+        task=task,
         outcome=outcomes[complete],
-        success=success_all[complete],
+        success=_crash_verdicts(task, success_all[complete], ending[complete],
+                                column(runs, "reference")[complete]),
         reference=column(runs, "reference")[complete],
         score=float_column(runs, "score")[complete],
         attributes=column(runs, "attributes")[complete],
@@ -270,6 +270,29 @@ def _run_arrays(
         data.action_key = keys
         data.pieces = pieces
     return data
+
+
+def _crash_verdicts(task: np.ndarray, success: np.ndarray, ending: np.ndarray,
+                    reference: np.ndarray) -> np.ndarray:
+    """Success with a crash's failure kept only where it is not the task's only verdict.
+
+    The tracer records a crashed run as failed. In a task whose runs that ended normally have
+    no verdict (no success recorded, no reference), that failure would be the only verdict left,
+    and the task would read as failing every time; there the crash is an outcome like the others
+    (its own cluster) and the task, having no verdicts, measures variance only."""
+    crashed = np.fromiter((e is not None for e in ending), dtype=bool, count=len(ending))
+    if not crashed.any():
+        return success
+    judged = (np.isfinite(success) & ~crashed) | np.fromiter(
+        (r is not None for r in reference), dtype=bool, count=len(reference))
+    out = success
+    for name in set(task[crashed].tolist()):
+        rows = task == name
+        if not judged[rows].any() and (~crashed[rows]).any():
+            if out is success:
+                out = success.copy()
+            out[rows & crashed] = np.nan
+    return out
 
 
 def _differences(
