@@ -82,6 +82,7 @@ from hotmess.integrations.inspect_events import (
     message_text,
     sample_steps,
 )
+from hotmess.integrations.sources import regular_file
 from hotmess.progress import Progress
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store.writer import (
@@ -236,6 +237,7 @@ def log_files(paths: str | PathLike[str] | Iterable[str | PathLike[str]]) -> lis
         elif path.suffix not in (".eval", ".json"):
             raise InputError(str(item), None, "not an Inspect log: expected a .eval or .json file")
         else:
+            regular_file(path)  # a FIFO named x.eval would hang Inspect's reader
             listed = [str(item)]
         for name in listed:
             resolved = Path(name).resolve()

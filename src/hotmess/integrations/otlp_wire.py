@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hotmess.errors import InputError
+from hotmess.integrations.sources import LongLine, capped_lines, read_capped, regular_file
 from hotmess.progress import Progress, reading
 from hotmess.vocab.records import SpanRecord
 
@@ -43,6 +44,7 @@ class EmptyFile(InputError):
 
 
 def _open(path: Path):
+    regular_file(path)
     with open(path, "rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
@@ -55,10 +57,15 @@ def read_records(path: Path, where: str, progress: Progress | None = None) -> It
     with _open(path) as f:
         first = True
         size = None if progress is None else os.path.getsize(path)
-        for number, line in enumerate(reading(f, progress, size), 1):
+        for number, line in enumerate(reading(capped_lines(f), progress, size), 1):
+            label = f"line {number}"
+            if isinstance(line, LongLine):
+                first = False
+                yield label, BadRecord(f"a line of {line.size:,} bytes, over the record cap of "
+                                       f"{len(line):,} (HOTMESS_MAX_RECORD_BYTES)")
+                continue
             if not line.strip():
                 continue
-            label = f"line {number}"
             try:
                 record = json.loads(line)
                 if _SURROGATE(line):
@@ -111,7 +118,7 @@ def _whole_file(path: Path, where: str, surely: bool) -> Any:
     broken); ``surely`` (it opens with a lone ``{`` or ``[`` line) makes that an error instead."""
     try:
         with _open(path) as f:
-            data = f.read()
+            data = read_capped(f, where)
         return _utf8_safe(json.loads(data)) if _SURROGATE(data) else json.loads(data)
     except (ValueError, RecursionError) as exc:
         if surely:

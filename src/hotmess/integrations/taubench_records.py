@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hotmess.errors import InputError
+from hotmess.integrations.sources import read_capped, regular_file
 
 __all__ = [
     "INT_OR_STR", "ROLES", "Record", "checked_actions", "is_dict", "is_id", "is_list", "is_nonempty_str",
@@ -55,8 +56,10 @@ def strict_loads(text: str) -> Any:
 def read_records(path: Path) -> list[Any]:
     """The file's records: its JSON list, read as UTF-8 (a BOM allowed) and strict JSON."""
     where = str(path)
+    regular_file(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = read_capped(f, where)
     except OSError as exc:
         raise InputError(where, None, f"cannot read the file: {exc.strerror or exc}") from None
     try:
