@@ -56,3 +56,18 @@ def test_a_file_read_whole_has_a_cap_too(tmp_path):
     proc = cli("import", "tau-bench", str(big), "--db", str(tmp_path / "x.db"), env={"HOTMESS_MAX_FILE_BYTES": "10000"})
     assert proc.returncode == 1 and "more than 10,000 bytes to read whole (HOTMESS_MAX_FILE_BYTES)" in proc.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_error_messages_quote_no_secret_and_no_megabytes(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    key = "sk-proj-" + "Zq8xW3vB7nM2kL9pR4tY6uI1oE5aS0dF"
+    span = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331", "name": "s",
+            "attributes": [{"key": "n", "value": {"intValue": key}}]}
+    huge = dict(span, spanId="b7ad6b7169203332", attributes=[{"key": "n", "value": {"intValue": "9" * 100_000 + "x"}}])
+    lines = [json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [s]}]}]}) for s in (span, huge)]
+    bad.write_text("\n".join(lines) + "\n" + GENAI.read_text())
+    proc = cli("import", "otlp", str(bad), "--db", str(tmp_path / "x.db"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    errors = json.loads(proc.stdout)["errors"]
+    assert len(errors) == 2 and key not in proc.stdout and "[REDACTED]" in errors[0]
+    assert len(errors[1]) < 800

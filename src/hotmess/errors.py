@@ -15,7 +15,7 @@ class InputError(HotmessError, ValueError):
     def __init__(self, path: str, record: str | int | None, message: str):
         self.path = str(path)
         self.record = record
-        self.message = message
+        self.message = message = _shown(message)
         if record is None:
             where = self.path
         elif str(record)[:1].isalpha():
@@ -23,6 +23,19 @@ class InputError(HotmessError, ValueError):
         else:
             where = f"{self.path}, record {record}"
         super().__init__(f"{where}: {message}")
+
+
+#: The longest message an input error quotes: a malformed value may be megabytes.
+_MAX_MESSAGE = 500
+
+
+def _shown(message: str) -> str:
+    """A message that quotes the input: secrets in it redacted (a bad line's value may be an API
+    key), and cut, as stored values are; errors reach terminals, logs and ``--json``."""
+    from hotmess.redact import Redactor
+
+    message = Redactor()(str(message))
+    return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + f"…[{len(message) - _MAX_MESSAGE} more chars]"
 
 
 class StoreError(HotmessError):
