@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "gpt-4o-airline.json"
-needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
+needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives beside the repository, in ../shared/data/tau-bench (tau-bench's historical_trajectories/gpt-4o-airline.json, MIT)")
 
 
 def hotmess(*args: str, ok: bool = True, columns: int = 120) -> subprocess.CompletedProcess:

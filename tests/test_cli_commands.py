@@ -264,7 +264,7 @@ def test_import_suggests_the_analysis_that_fits_what_was_imported(capsys, tmp_pa
         "analyze --outcome actions", "drift --window 1d"]
 
 
-@pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
+@pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives beside the repository, in ../shared/data/tau-bench (tau-bench's historical_trajectories/gpt-4o-airline.json, MIT)")
 def test_markup_in_imported_ids_is_printed_as_text(capsys, tmp_path):
     records = json.loads(TAU.read_text(encoding="utf-8"))
     ungraded = next(r for r in records if r["info"]["reward_info"] is None)

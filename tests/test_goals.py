@@ -25,7 +25,7 @@ from hotmess.store.writer import insert_runs
 from hotmess.tables import Table
 
 TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "gpt-4o-airline.json"
-needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
+needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives beside the repository, in ../shared/data/tau-bench (tau-bench's historical_trajectories/gpt-4o-airline.json, MIT)")
 
 
 def tables(runs: dict[str, tuple[str, list[str]]], references: dict[str, list[str]] | None = None):

@@ -239,7 +239,7 @@ def test_incomplete_runs_are_left_out():
     assert result.n_incomplete == 3 and result.n_runs == len(runs) - 3
 
 
-@pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives in ../shared")
+@pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives beside the repository, in ../shared/data/tau-bench (tau-bench's historical_trajectories/gpt-4o-airline.json, MIT)")
 @pytest.mark.parametrize("length", ["steps", "tool_calls", "tokens"])
 def test_horizon_on_the_tau_bench_file(tmp_path, length):
     from hotmess.integrations.taubench import parse_taubench
