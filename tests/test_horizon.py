@@ -107,7 +107,9 @@ def test_bad_options_are_clear_errors():
     with pytest.raises(ValueError, match="length must be one of steps, tool_calls, tokens"):
         horizon(runs, length="seconds")
     with pytest.raises(ValueError, match="3 tasks with a known error .* cannot make 5 groups"):
-        horizon(runs)
+        horizon(runs, groups=5)
+    chosen = horizon(runs)  # the default fits the data: 2 groups for 3 tasks, and says so
+    assert len(chosen.groups) == 2 and any("2 length groups, chosen for 3 tasks" in w for w in chosen.warnings)
     with pytest.raises(ValueError, match="groups must be a positive integer"):
         horizon(runs, groups=0)
     unjudged = runs.with_column("success", np.full(len(runs), np.nan)).with_column(

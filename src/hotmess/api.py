@@ -190,7 +190,7 @@ class Database:
         self,
         *,
         length: str = "steps",
-        groups: int = 5,
+        groups: int | None = None,
         by: str | None = None,
         outcome: str = "exact",
         decomposition: str = "brier",

@@ -198,12 +198,30 @@ def run_lengths(runs: Table, length: str = "steps") -> np.ndarray:
     return total
 
 
+#: The most length groups horizon chooses by itself.
+DEFAULT_GROUPS = 5
+
+
+def _usable_count(whole: Analysis) -> int:
+    arrays = whole.task_arrays()
+    return int((np.isfinite(arrays["error"]) & np.isfinite(arrays["variance"])).sum())
+
+
+def chosen_groups(whole: Analysis) -> int:
+    """The number of length groups for these tasks: up to DEFAULT_GROUPS, each of two or more
+    tasks with a known error (at least 1; 2 whenever there are 3 tasks or more)."""
+    usable = _usable_count(whole)
+    if usable >= 4:
+        return min(DEFAULT_GROUPS, usable // 2)
+    return max(1, min(usable, 2))
+
+
 def horizon(
     runs: Table,
     steps: Table | None = None,
     *,
     length: str = "steps",
-    groups: int = 5,
+    groups: int | None = None,
     outcome: str | Callable[[Any], Hashable] = "exact",
     decomposition: str = "brier",
     correction: bool = True,
@@ -219,14 +237,17 @@ def horizon(
     (``read_only``, ``distance_threshold``, ``embed``) are passed to
     :func:`hotmess.analyzers.analyze`, which computes the per-task decompositions.
 
-    Raises ValueError for an unknown ``length``, ``groups`` < 1, or fewer tasks with a known
+    ``groups`` None (the default) chooses for the data: up to :data:`DEFAULT_GROUPS` groups of
+    at least two tasks each (2 groups for 3 tasks, 4 for 8, 5 from 10), and says so in the
+    warnings; a number given is used as it is.
+
+    Raises AnalysisError for an unknown ``length``, ``groups`` < 1, or fewer tasks with a known
     error than ``groups``.
     """
     if not isinstance(runs, Table):
         raise AnalysisError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
-    if isinstance(groups, bool) or int(groups) != groups or groups < 1:
+    if groups is not None and (isinstance(groups, bool) or int(groups) != groups or groups < 1):
         raise AnalysisError(f"groups must be a positive integer, got {groups!r}")
-    groups = int(groups)
     if "by" in analyze_options:
         raise AnalysisError("horizon takes no by=: call it on each group's runs")
     lengths_all = run_lengths(runs, length)
@@ -244,6 +265,11 @@ def horizon(
     whole = analyze(runs, steps, **options)
     assert isinstance(whole, Analysis)
     warnings = list(whole.warnings)
+    if groups is None:
+        groups = chosen_groups(whole)
+        warnings.append(f"{groups} length groups, chosen for {_usable_count(whole)} tasks with a known error "
+                        f"(up to {DEFAULT_GROUPS}, two tasks or more each; --groups sets it)")
+    groups = int(groups)
     tasks = _Tasks.of(whole, runs, lengths, groups)
     result_groups = _length_groups(whole, tasks, groups, seed)
     slope, intercept, r2, n_fit, diversity_slope = _fit_groups(result_groups, len(tasks.usable), warnings)

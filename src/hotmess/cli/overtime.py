@@ -34,7 +34,7 @@ def _show(result: object, as_json: bool, print_terminal: Callable[[dict[str, Any
 def horizon_command(
     db: DbOption = None,
     length: Annotated[str, typer.Option("--length", help="Run length: steps, tool_calls or tokens (input + output).")] = "steps",
-    groups: Annotated[int, typer.Option("--groups", help="Tasks are cut into this many equal-size groups by mean run length.")] = 5,
+    groups: Annotated[int | None, typer.Option("--groups", help="Tasks are cut into this many equal-size groups by mean run length (default: up to 5, two tasks or more each).")] = None,
     by: Annotated[str | None, typer.Option("--by", help="One curve per group: agent (or another runs column / run attribute).")] = None,
     outcome: Annotated[str, typer.Option("--outcome", help=_OUTCOMES_HELP)] = "exact",
     correction: Annotated[bool, typer.Option("--correction/--plug-in", help="The unbiased small-sample form (default), or the plug-in figures.")] = True,
@@ -49,7 +49,7 @@ def horizon_command(
 
     if length not in LENGTHS:
         raise HotmessError(f"--length must be one of {', '.join(LENGTHS)}, not {length!r}")
-    if groups < 1:
+    if groups is not None and groups < 1:
         raise HotmessError(f"--groups must be at least 1, not {groups}")
     _check_outcome(outcome)
 

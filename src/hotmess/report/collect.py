@@ -56,7 +56,7 @@ def sections(
     advance()
     out: dict[str, Any] = {"agents": agents, "analysis": analysis, "by_agent": by_agent}
     out["horizon"] = _per_series("horizon", series, lambda r, s: horizon(
-        r, s, length="steps", groups=5, decomposition=decomposition, outcome=outcome, n_boot=n_boot, seed=seed))
+        r, s, length="steps", groups=None, decomposition=decomposition, outcome=outcome, n_boot=n_boot, seed=seed))
     advance()
     out["goals"] = _per_series("goals", series, lambda r, s: goal_coherence(r, s, align="index"))
     advance()
