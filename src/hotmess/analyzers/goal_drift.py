@@ -175,7 +175,8 @@ def goal_drift(
         slopes[anchors[0] < 0] = np.nan
     fitted = np.isfinite(slopes)
     over = np.flatnonzero(fitted & (slopes > threshold))
-    over = over[np.lexsort((over, -slopes[over]))]
+    # steepest first; of equal slopes the run with more goals first (more of a drift seen)
+    over = over[np.lexsort((over, -lengths[over], -slopes[over]))]
     drifting = tuple(
         DriftingRun(str(run_ids[r]), task_ids[run_task[r]], float(slopes[r]), int(lengths[r]))
         for r in over

@@ -142,5 +142,9 @@ def print_goals(result: dict[str, Any], db: str, limit: int) -> None:
     table = drift_table(result["goal_drift"], limit)
     if table is not None:
         console.print(table)
+        if result["method"] == "exact":
+            console.print("[dim]exact goals are the same as the first or not (distance 0 or 1), so slopes tie "
+                          "and a run that simply moves on to its next step drifts; --method text measures "
+                          "how far the goals move.[/]")
     for w in result.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {escape(w)}")
