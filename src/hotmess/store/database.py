@@ -32,11 +32,8 @@ def connect(path: str | os.PathLike[str] | None = None, *, create: bool = True) 
         raise StoreError(f"{path}: no such database (record runs with @hotmess.trace or `hotmess import` first)")
     if path.exists() and path.is_dir():
         raise StoreError(f"{path}: is a directory, not a database file")
-    if path.exists() and path.stat().st_size > 0:
-        with open(path, "rb") as f:
-            if f.read(16) != b"SQLite format 3\x00":
-                raise StoreError(f"{path}: not a SQLite database; refusing to touch it")
-    elif path.exists() and not create:
+    existing = path.exists() and path.stat().st_size > 0
+    if path.exists() and not existing and not create:
         raise StoreError(f"{path}: an empty file, not a hotmess database")
     try:
         if create:
@@ -46,6 +43,14 @@ def connect(path: str | os.PathLike[str] | None = None, *, create: bool = True) 
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise StoreError(f"{path}: cannot open or create the database here ({reason})") from None
     try:
+        if existing:
+            # SQLite reads the header itself: a plain open() and close() of the file here would
+            # drop every POSIX lock this process holds on it (a recorder's, a server's), and
+            # another process could then delete the WAL under them.
+            try:
+                conn.execute("PRAGMA schema_version").fetchone()
+            except sqlite3.DatabaseError:
+                raise StoreError(f"{path}: not a SQLite database; refusing to touch it") from None
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _ensure_schema(conn, path, create)
         conn.execute("PRAGMA journal_mode = WAL")
