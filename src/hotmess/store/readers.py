@@ -214,3 +214,33 @@ def read_instructions(
             if text is not None:
                 found[run_id] = text
     return found
+
+
+#: The columns of a runs listing (:func:`read_runs_page`).
+PAGE_COLUMNS = ("run_id", "task_id", "agent", "instance", "status", "success", "n_steps", "start_ns", "end_ns",
+                "outcome", "error")
+
+
+def read_runs_page(
+    conn: sqlite3.Connection,
+    *,
+    agent: str | None = None,
+    task_id: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """One page of runs, newest first (the web UI's runs table): filtered by agent, task and
+    status, ``search`` a case-insensitive substring of the outcome or the error. Reads only
+    the page (LIMIT/OFFSET over the ``runs_start`` index), however many runs there are."""
+    def like(text: str) -> str:
+        return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+    where, params = _where([
+        ("agent = ?", agent), ("task_id = ?", task_id), ("status = ?", status),
+        ("(outcome LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\')", None if not search else [like(search)] * 2),
+    ])
+    sql = (f"SELECT {', '.join(PAGE_COLUMNS)} FROM runs{where} ORDER BY start_ns DESC, run_id LIMIT ? OFFSET ?")
+    rows = conn.execute(sql, [*params, int(limit), int(offset)]).fetchall()
+    return [dict(zip(PAGE_COLUMNS, r, strict=True)) for r in rows]

@@ -1,0 +1,57 @@
+"""``hotmess serve``: an OTLP/HTTP endpoint any OpenTelemetry SDK can export to, and a web UI
+over the same database, on one port (Starlette + uvicorn; ``pip install 'hotmess[serve]'``).
+
+Spans received on ``/v1/traces`` go through the mapping of ``hotmess import otlp`` (one trace
+is one run, a trace arriving in pieces is merged into one run) and are committed to SQLite
+before the request is answered. The UI renders the same results as the CLI and the report.
+Neither Starlette nor uvicorn is imported by ``import hotmess``: only by this package.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hotmess.errors import ParameterError
+
+__all__ = ["DEFAULT_PORT", "check_bind", "create_app", "serve"]
+
+#: OTLP/HTTP's usual port, so ``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318`` finds it.
+DEFAULT_PORT = 4318
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Binding anywhere but the loopback interface needs a token (anyone on the network could
+    otherwise write runs and read every agent's inputs)."""
+    if not is_loopback(host) and not token:
+        raise ParameterError(f"--host {host} is reachable from other machines: give a --token "
+                             "(or $HOTMESS_SERVE_TOKEN) so that every request must carry it")
+    if token is not None and not token.strip():
+        raise ParameterError("the token must not be empty")
+
+
+def create_app(db: str, **options):
+    """The ASGI app (see :func:`hotmess.serve.app.create_app`)."""
+    from hotmess.serve.app import create_app as make
+
+    return make(db, **options)
+
+
+def serve(db: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
+          max_body: int | None = None, log_level: str = "warning") -> None:
+    """Run the server until interrupted."""
+    check_bind(host, token)
+    import uvicorn
+
+    from hotmess.serve.receiver import DEFAULT_MAX_BODY
+
+    app = create_app(db, token=token, max_body=max_body or DEFAULT_MAX_BODY)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
