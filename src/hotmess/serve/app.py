@@ -229,8 +229,9 @@ def _task(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
     runs = db.runs(task=task_id).to_records()
     if not runs:
         raise LookupError(f"no task {task_id!r} in {db.path}")
-    try:
-        analysis, note = db.analyze(task=task_id).to_json(), None
+    try:  # per agent when several ran it, as the report's clusters are
+        several = len({r["agent"] for r in runs}) > 1
+        analysis, note = db.analyze(task=task_id, by="agent" if several else None).to_json(), None
     except HotmessError as exc:
         analysis, note = None, str(exc)
     data = {"task_id": task_id, "analysis": analysis, "note": note,
@@ -240,9 +241,12 @@ def _task(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
 
 def _drift(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
     window = request.query_params.get("window") or "1d"
+    by = request.query_params.get("by") or None
+    if by not in (None, "agent"):
+        raise ValueError(f"by must be agent, not {by!r}")
     try:
-        result: Any = db.drift(window=window, n_perm=200).to_json()
+        result: Any = db.drift(window=window, by=by, n_perm=200).to_json()
     except HotmessError as exc:  # no runs, or a window that is not a duration: said on the page
         result = str(exc)
     data = result if isinstance(result, dict) else {"error": result}
-    return data, lambda: pages.drift_page(result, window)
+    return data, lambda: pages.drift_page(result, window, by)

@@ -183,7 +183,8 @@ def run_page(detail: Mapping[str, Any]) -> str:
     ]
     meta = '<table class="meta">' + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in facts) + "</table>"
     flat = _flatten(steps)
-    body = meta + "<h2>Timeline</h2>" + _waterfall(run, flat) + report.steps_section([run], {run["run_id"]: flat})
+    tree = report.steps_section([run], {run["run_id"]: flat}).replace('<details class="run"', '<details class="run" open', 1)
+    body = meta + "<h2>Timeline</h2>" + _waterfall(run, flat) + tree
     return page(f"Run {str(run['run_id'])[:16]}", body, json_link=f"{run_url(run['run_id'])}?format=json")
 
 
@@ -219,7 +220,8 @@ def _waterfall(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> st
         x = label_w + (s["start_ns"] - t0) / span * (width - label_w)
         w = max(((s.get("end_ns") or s["start_ns"]) - s["start_ns"]) / span * (width - label_w), 1.5)
         y = i * row_h
-        name = f'{"· " * max(int(s.get("depth") or 1) - 1, 0)}{s.get("kind")} {_short(s.get("name"), 28)}'
+        label = s.get("goal") if s.get("kind") == "goal" else (s.get("tool") or s.get("name"))
+        name = f'{"· " * max(int(s.get("depth") or 1) - 1, 0)}{s.get("kind")} {_short(label, 30)}'
         css = "bar error" if s.get("error") else "bar"
         rows.append(
             f'<rect class="lane" x="{label_w}" y="{y + 2}" width="{width - label_w}" height="{row_h - 4}"/>'
@@ -241,13 +243,16 @@ def task_page(task_id: str, analysis: Mapping[str, Any] | None, runs: Sequence[M
     body = ""
     if analysis is not None:
         agents = sorted({str(r.get("agent")) for r in runs})
-        groups = {agents[0] if len(agents) == 1 else "all runs": analysis}
-        task = (analysis.get("tasks") or [{}])[0]
-        body += (
-            f'<p>bias² {_num(task.get("bias"))} · variance {_num(task.get("variance"))} · error '
-            f'{_num(task.get("error"))} · {esc(task.get("n"))} runs, {esc(task.get("successes"))} successes</p>'
-            + report.clusters_section(groups)
-        )
+        groups = dict(analysis["groups"]) if "groups" in analysis else {
+            agents[0] if len(agents) == 1 else "all runs": analysis}
+        facts = []
+        for name, d in groups.items():
+            task = (d.get("tasks") or [{}])[0]
+            facts.append(
+                f'<li>{esc(name)}: bias² {_num(task.get("bias"))} · variance {_num(task.get("variance"))} · '
+                f'error {_num(task.get("error"))} · {esc(task.get("n"))} runs, {esc(task.get("successes"))} '
+                "successes</li>")
+        body += f"<ul>{''.join(facts)}</ul>" + report.clusters_section(groups)
     if note:
         body += f'<p class="note">{esc(note)}</p>'
     refs = sorted({str(r["reference"]) for r in runs if r.get("reference")})
@@ -262,9 +267,14 @@ def task_page(task_id: str, analysis: Mapping[str, Any] | None, runs: Sequence[M
     return page(f"Task {_short(task_id, 80)}", body, json_link=f"{task_url(task_id)}?format=json")
 
 
-def drift_page(result: Mapping[str, Any] | str, window: str) -> str:
+def drift_page(result: Mapping[str, Any] | str, window: str, by: str | None = None) -> str:
+    checked = " checked" if by == "agent" else ""
     form = (f'<form class="filters" method="get" action="/drift"><label>window <input name="window" '
-            f'value="{esc(window)}"></label><button type="submit">show</button></form>')
-    return page("Drift over time", form + report.drift_section({"all runs": result} if not isinstance(result, str)
-                                                                  else result),
-                json_link=with_json("/drift", {"window": window}))
+            f'value="{esc(window)}"></label><label><input type="checkbox" name="by" value="agent"{checked}> '
+            'per agent</label> <button type="submit">show</button></form>')
+    if isinstance(result, str):
+        series: Any = result
+    else:
+        series = dict(result["groups"]) if "groups" in result else {"all runs": result}
+    return page("Drift over time", form + report.drift_section(series),
+                json_link=with_json("/drift", {"window": window, "by": by}))
