@@ -67,7 +67,9 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         code = (f"from hotmess.serve import serve; serve({str(db)!r}, port={self.port}, token={token!r}, "
                 f"max_body={MAX_BODY})")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], env=_env(), stderr=subprocess.PIPE, text=True)
+        self.log = db.with_suffix(".log")
+        with open(self.log, "wb") as log:  # a file, not a pipe nobody reads (a full pipe would block it)
+            self.proc = subprocess.Popen([sys.executable, "-c", code], env=_env(), stderr=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -76,7 +78,7 @@ class Server:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise AssertionError("the server did not start: " + (self.proc.stderr.read() if self.proc.stderr else ""))
+        raise AssertionError("the server did not start: " + self.log.read_text(errors="replace"))
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
@@ -86,8 +88,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
 
     def get_json(self, path: str) -> dict:
         status, _, body = request(self.url + path)
@@ -361,3 +361,50 @@ def test_overview_and_run_page_in_chromium(server, evil_run, browser):
     assert browser.execute_script("return document.scripts.length") == 0
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_protobuf_partial_success_is_a_protobuf_response(server):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for span_id, name in ((b"\x0a" * 8, "invoke_agent pb"), (b"\x01\x02", "short id")):
+        s = spans.add(trace_id=b"\x08" * 16, span_id=span_id, name=name, start_time_unix_nano=T0,
+                      end_time_unix_nano=T0 + 10)
+        s.attributes.append(KeyValue(key="gen_ai.operation.name", value=AnyValue(string_value="invoke_agent")))
+        s.attributes.append(KeyValue(key="hotmess.task.id", value=AnyValue(string_value="pb-task")))
+    body = gzip.compress(req.SerializeToString())
+    status, headers, reply = request(server.url + "/v1/traces", body, headers={
+        "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
+    assert status == 200 and headers["content-type"] == "application/x-protobuf"
+    response = ExportTraceServiceResponse.FromString(reply)
+    assert response.partial_success.rejected_spans == 1 and "spanId" in response.partial_success.error_message
+    runs = server.get_json("/api/runs?task=pb-task")["runs"]
+    assert [r["run_id"] for r in runs] == ["08" * 16]
+
+
+def test_too_many_waiting_requests_get_503_with_retry_after(tmp_path):
+    from starlette.testclient import TestClient
+
+    from hotmess.serve import create_app
+
+    with TestClient(create_app(str(tmp_path / "busy.db"), max_pending=0)) as client:
+        r = client.post("/v1/traces", content=b"{}", headers={"Content-Type": "application/json"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert client.get("/").status_code == 200  # the UI still answers: no runs yet
+        assert "no runs" in client.get("/").text
+
+
+def test_another_process_closing_the_database_leaves_the_server_its_wal(server):
+    """The UI's reads must not drop the writer's locks (a plain open() of the file would), or
+    another process closing its connection deletes the WAL and the shared memory under it."""
+    for path in ("/", "/runs", "/drift"):
+        assert request(server.url + path)[0] == 200
+    with hotmess.open(server.db) as db:
+        db.runs()
+    assert Path(f"{server.db}-wal").exists() and Path(f"{server.db}-shm").exists()
+    assert request(server.url + "/api/runs")[0] == 200

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import sqlite3
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -90,10 +92,35 @@ class TokenAuth:
         await response(scope, receive, send)
 
 
+class Readers:
+    """One read-only connection per worker thread, opened once by SQLite itself.
+
+    Not :func:`hotmess.store.database.connect` per request: it reads the file's header with a
+    plain ``open()``, and closing any descriptor of a file drops every POSIX lock the process
+    holds on it, the writer's SHARED lock included; another process closing its connection
+    could then take the database for its last user and delete the WAL under the server."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def database(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+        database = hotmess.api.open(conn)
+        database.path = self.path
+        return database
+
+
 def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                max_pending: int = 64) -> Any:
     """The ASGI app serving ``db`` (created if missing); one writer for all requests."""
-    writer = Writer(db, max_pending=max_pending)
+    writer = Writer(db, max_pending=max_pending)  # opens (creates, checks) the database first
+    readers = Readers(db)
 
     async def traces(request: Request) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -129,11 +156,10 @@ def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX
         async def endpoint(request: Request) -> Response:
             def work() -> Response:
                 try:
-                    with hotmess.api.open(db) as database:
-                        data, html = render(request, database)
-                        if api or request.query_params.get("format") == "json":
-                            return Response(json.dumps(data, default=str), media_type=JSON, headers=SECURITY_HEADERS)
-                        return HTMLResponse(html(), headers=SECURITY_HEADERS)
+                    data, html = render(request, readers.database())
+                    if api or request.query_params.get("format") == "json":
+                        return Response(json.dumps(data, default=str), media_type=JSON, headers=SECURITY_HEADERS)
+                    return HTMLResponse(html(), headers=SECURITY_HEADERS)
                 except LookupError as exc:
                     return _error(request, api, 404, str(exc.args[0]))
                 except (HotmessError, ValueError) as exc:
