@@ -9,10 +9,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -33,12 +31,6 @@ SRC = HERE.parent / "src"
 TOKEN = "t0ken-for-tests"
 MAX_BODY = 200_000
 EVIL_TASK = "<script>x</script>"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env() -> dict[str, str]:
@@ -62,23 +54,24 @@ def request(url: str, data: bytes | None = None, *, token: str | None = TOKEN, h
 
 
 class Server:
+    """``hotmess serve --port 0 --json`` in a subprocess: the CLI itself, on a free port it reports."""
+
     def __init__(self, db: Path, token: str | None = TOKEN) -> None:
-        self.db, self.port = db, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        code = (f"from hotmess.serve import serve; serve({str(db)!r}, port={self.port}, token={token!r}, "
-                f"max_body={MAX_BODY})")
+        self.db = db
         self.log = db.with_suffix(".log")
+        args = ["serve", "--db", str(db), "--port", "0", "--json", "--max-body", str(MAX_BODY)]
+        args += ["--token", token] if token else []
         with open(self.log, "wb") as log:  # a file, not a pipe nobody reads (a full pipe would block it)
-            self.proc = subprocess.Popen([sys.executable, "-c", code], env=_env(), stderr=log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if request(self.url + "/healthz", token=token)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError("the server did not start: " + self.log.read_text(errors="replace"))
+            self.proc = subprocess.Popen([sys.executable, "-c", "from hotmess.cli import main; main()", *args],
+                                         env=_env(), stdout=subprocess.PIPE, stderr=log, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise AssertionError("the server did not start: " + self.log.read_text(errors="replace"))
+        where = json.loads(line)
+        assert where["token_required"] is (token is not None) and where["db"] == str(db)
+        self.url, self.port = where["otlp_endpoint"], where["port"]
+        assert request(self.url + "/healthz", token=token)[0] == 200
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
@@ -88,6 +81,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc.stdout.close()
 
     def get_json(self, path: str) -> dict:
         status, _, body = request(self.url + path)
@@ -408,3 +402,15 @@ def test_another_process_closing_the_database_leaves_the_server_its_wal(server):
         db.runs()
     assert Path(f"{server.db}-wal").exists() and Path(f"{server.db}-shm").exists()
     assert request(server.url + "/api/runs")[0] == 200
+
+
+def test_the_cli_refuses_other_interfaces_without_a_token_and_a_port_in_use(server, tmp_path):
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from hotmess.cli import main; main()", "serve",
+                               "--db", str(tmp_path / "x.db"), *args], env=_env(), capture_output=True,
+                              text=True, timeout=30)
+
+    refused = cli("--host", "0.0.0.0")
+    assert refused.returncode == 1 and "--token" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    taken = cli("--port", str(server.port))
+    assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{server.port}" in taken.stderr

@@ -10,6 +10,8 @@ Neither Starlette nor uvicorn is imported by ``import hotmess``: only by this pa
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+from typing import Any
 
 from hotmess.errors import ParameterError
 
@@ -46,12 +48,31 @@ def create_app(db: str, **options):
 
 
 def serve(db: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
-          max_body: int | None = None, log_level: str = "warning") -> None:
-    """Run the server until interrupted."""
+          max_body: int | None = None, log_level: str = "warning",
+          ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run the server until interrupted. ``port=0`` picks a free port; ``ready`` is called with
+    where it listens (``url``, ``otlp_endpoint``, ``db``) once it can be reached."""
     check_bind(host, token)
+    import socket
+
     import uvicorn
 
     from hotmess.serve.receiver import DEFAULT_MAX_BODY
 
     app = create_app(db, token=token, max_body=max_body or DEFAULT_MAX_BODY)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ParameterError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    where = {"url": f"http://{shown}:{bound}/", "otlp_endpoint": f"http://{shown}:{bound}", "db": db,
+             "host": host, "port": bound, "token_required": token is not None}
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False))
+    if ready is not None:
+        ready(where)
+    server.run(sockets=[sock])
