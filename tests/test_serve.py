@@ -256,14 +256,18 @@ def test_binding_beyond_loopback_needs_a_token():
 
 
 def test_an_acknowledged_span_survives_a_killed_server(tmp_path):
-    srv = Server(tmp_path / "killed.db")
+    srv = Server(tmp_path / "killed.db", token=None)  # no token: the default, loopback only
     try:
         root, tool = _trace("5" * 32, "kill-task", "agent-kill", "kept")
         assert srv.post_json(_request(root, tool))[0] == 200
+        sender = subprocess.run([sys.executable, str(HERE / "otlp_sender.py"), srv.url, "unused", "agent-kill",
+                                 "kill-task-2", "2", "batch"], env=_env(), capture_output=True, text=True, timeout=60)
+        assert sender.returncode == 0, sender.stdout + sender.stderr
     finally:
         srv.stop(signal.SIGKILL)
     with hotmess.open(tmp_path / "killed.db") as db:
         runs = db.runs(task="kill-task").to_records()
+        assert len(db.runs(task="kill-task-2")) == 2
     assert [r["run_id"] for r in runs] == ["5" * 32] and runs[0]["n_steps"] == 1
 
 
@@ -386,11 +390,26 @@ def test_too_many_waiting_requests_get_503_with_retry_after(tmp_path):
 
     from hotmess.serve import create_app
 
-    with TestClient(create_app(str(tmp_path / "busy.db"), max_pending=0)) as client:
-        r = client.post("/v1/traces", content=b"{}", headers={"Content-Type": "application/json"})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(str(tmp_path / "busy.db"), max_pending=0, token=TOKEN)) as client:
+        r = client.post("/v1/traces", content=b"{}", headers={"Content-Type": "application/json", **auth})
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
-        assert client.get("/").status_code == 200  # the UI still answers: no runs yet
-        assert "no runs" in client.get("/").text
+        assert client.get("/", headers=auth).status_code == 200  # the UI still answers: no runs yet
+        assert "no runs" in client.get("/", headers=auth).text
+
+
+def test_without_a_token_only_loopback_host_names_are_served(tmp_path):
+    from starlette.testclient import TestClient
+
+    from hotmess.serve import create_app
+
+    with TestClient(create_app(str(tmp_path / "open.db")), base_url="http://127.0.0.1:4318") as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/healthz", headers={"Host": "localhost:4318"}).status_code == 200
+        # a page from evil.example that rebinds its name to 127.0.0.1 must not read the runs
+        assert client.get("/api/runs", headers={"Host": "evil.example:4318"}).status_code == 400
+        assert client.post("/v1/traces", content=b"{}", headers={
+            "Host": "evil.example", "Content-Type": "application/json"}).status_code == 400
 
 
 def test_another_process_closing_the_database_leaves_the_server_its_wal(server):

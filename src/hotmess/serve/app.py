@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL, Headers, QueryParams
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -60,6 +61,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 PER_PAGE = 50
+#: The Host headers accepted without a token (the server then listens on loopback only).
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 COOKIE = "hotmess_token"
 
 
@@ -183,6 +186,8 @@ def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.writer = writer
+    if token is None:  # loopback only: a web page whose name resolves to 127.0.0.1 (DNS rebinding) is refused
+        return TrustedHostMiddleware(app, allowed_hosts=LOOPBACK_NAMES)
     return TokenAuth(app, token)
 
 
