@@ -433,3 +433,14 @@ def test_the_cli_refuses_other_interfaces_without_a_token_and_a_port_in_use(serv
     assert refused.returncode == 1 and "--token" in refused.stderr and len(refused.stderr.splitlines()) == 1
     taken = cli("--port", str(server.port))
     assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{server.port}" in taken.stderr
+
+
+def test_pages_show_runs_that_arrive_after_they_were_computed(server):
+    server.get_json("/api/overview")  # computed, and kept until the database changes
+    before = server.get_json("/api/overview")
+    assert "agent-late" not in before["groups"]
+    for i in range(2):
+        root, tool = _trace("ef"[i] * 32, "late-task", "agent-late", f"answer {i}")
+        assert server.post_json(_request(root, tool))[0] == 200
+    assert "agent-late" in server.get_json("/api/overview")["groups"]
+    assert server.get_json("/api/tasks/late-task")["analysis"]["n_runs"] == 2

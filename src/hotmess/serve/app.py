@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -119,11 +120,47 @@ class Readers:
         return database
 
 
+class Analyses:
+    """Analysis results (overview, task, drift) kept until the database changes: keyed by what
+    was asked, valid while the database file and its WAL have the size and mtime they had when
+    the analysis started (any commit, by this server or another process, changes one of them)."""
+
+    def __init__(self, path: str, size: int = 64, generation: Callable[[], int] = lambda: 0) -> None:
+        self.path, self.size, self.generation = path, size, generation
+        self._items: dict[tuple, tuple[tuple, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _version(self) -> tuple:
+        out: list[int] = [self.generation()]
+        for suffix in ("", "-wal"):
+            try:
+                st = os.stat(self.path + suffix)  # a stat, never an open (see Readers)
+                out += [st.st_mtime_ns, st.st_size]
+            except OSError:
+                out += [0, 0]
+        return tuple(out)
+
+    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        version = self._version()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._items.pop(key, None)
+            self._items[key] = (version, value)
+            while len(self._items) > self.size:
+                self._items.pop(next(iter(self._items)))
+        return value
+
+
 def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                max_pending: int = 64) -> Any:
     """The ASGI app serving ``db`` (created if missing); one writer for all requests."""
     writer = Writer(db, max_pending=max_pending)  # opens (creates, checks) the database first
     readers = Readers(db)
+    analyses = Analyses(db, generation=lambda: writer.generation)
 
     async def traces(request: Request) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -155,11 +192,11 @@ def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX
             return fail(400, 3, str(exc))
         return Response(encode_response(reply, stored.rejected, stored.message), 200, media_type=reply)
 
-    def view(render: Callable[[Request, Any], tuple[Any, Callable[[], str]]], *, api: bool = False):
+    def view(render: Callable[..., tuple[Any, Callable[[], str]]], *, api: bool = False):
         async def endpoint(request: Request) -> Response:
             def work() -> Response:
                 try:
-                    data, html = render(request, readers.database())
+                    data, html = render(request, readers.database(), analyses)
                     if api or request.query_params.get("format") == "json":
                         return Response(json.dumps(data, default=str), media_type=JSON, headers=SECURITY_HEADERS)
                     return HTMLResponse(html(), headers=SECURITY_HEADERS)
@@ -219,18 +256,18 @@ def _refresh(request: Request) -> int | None:
 # ---------------------------------------------------------------------------- views
 
 
-def _overview(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
+def _overview(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:
     n_runs = db.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
     if n_runs == 0:
         data = {"schema_version": None, "by": "agent", "groups": {}, "n_runs": 0}
         return data, lambda: pages.message_page(
             "Overview", f"no runs in {db.path} yet: point an OpenTelemetry exporter here "
             f"(OTEL_EXPORTER_OTLP_ENDPOINT={request.base_url}) or record with @hotmess.trace")
-    result = db.analyze(by="agent").to_json()
+    result = analyses.get(("overview",), lambda: db.analyze(by="agent").to_json())
     return result, lambda: pages.overview_page(result, db.path, n_runs, _refresh(request))
 
 
-def _runs(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
+def _runs(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:
     q = request.query_params
     params = {k: (q.get(k) or None) for k in ("agent", "task", "status", "q")}
     if params["status"] not in (None, "ok", "error", "incomplete"):
@@ -246,7 +283,7 @@ def _runs(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
                                          _refresh(request))
 
 
-def _run(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
+def _run(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:
     run_id = request.path_params["run_id"]
     try:
         detail = db.run(run_id).to_json()
@@ -255,14 +292,16 @@ def _run(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
     return detail, lambda: pages.run_page(detail)
 
 
-def _task(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
+def _task(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:
     task_id = request.path_params["task_id"]
     runs = db.runs(task=task_id).to_records()
     if not runs:
         raise LookupError(f"no task {task_id!r} in {db.path}")
     try:  # per agent when several ran it, as the report's clusters are
         several = len({r["agent"] for r in runs}) > 1
-        analysis, note = db.analyze(task=task_id, by="agent" if several else None).to_json(), None
+        analysis = analyses.get(("task", task_id, several), lambda: db.analyze(
+            task=task_id, by="agent" if several else None).to_json())
+        note = None
     except HotmessError as exc:
         analysis, note = None, str(exc)
     data = {"task_id": task_id, "analysis": analysis, "note": note,
@@ -270,13 +309,14 @@ def _task(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
     return data, lambda: pages.task_page(task_id, analysis, runs, note)
 
 
-def _drift(request: Request, db: Any) -> tuple[Any, Callable[[], str]]:
+def _drift(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:
     window = request.query_params.get("window") or "1d"
     by = request.query_params.get("by") or None
     if by not in (None, "agent"):
         raise ValueError(f"by must be agent, not {by!r}")
     try:
-        result: Any = db.drift(window=window, by=by, n_perm=200).to_json()
+        result: Any = analyses.get(("drift", window, by),
+                                   lambda: db.drift(window=window, by=by, n_perm=200).to_json())
     except HotmessError as exc:  # no runs, or a window that is not a duration: said on the page
         result = str(exc)
     data = result if isinstance(result, dict) else {"error": result}

@@ -130,6 +130,7 @@ class Writer:
         self.path = path
         self.max_pending = max_pending
         self.pending = 0
+        self.generation = 0  # commits made: what the UI's cached analyses are checked against
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection = connect(path, create=True)
         # a commit is on disk before the 200 that acknowledges it (NORMAL could lose the last
@@ -168,6 +169,7 @@ class Writer:
         if not batch.runs and not stored:
             return
         result = insert_otlp(self._conn, batch)
+        self.generation += 1
         out.runs, out.new = result.runs, result.new
         if result.left_out_spans:
             out.rejected += result.left_out_spans
