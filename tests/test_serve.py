@@ -357,6 +357,12 @@ def test_overview_and_run_page_in_chromium(server, evil_run, browser):
     assert not browser.find_elements(By.CSS_SELECTOR, "body img, body b script")
     assert browser.find_elements(By.CSS_SELECTOR, "svg.waterfall rect.bar")
     assert browser.execute_script("return document.scripts.length") == 0
+    # the runs table: a filter and a search through the form
+    browser.get(server.url + "/runs")
+    browser.find_element(By.NAME, "q").send_keys("onerror")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.runs tr")[1:]
+    assert len(rows) == 1 and EVIL_TASK in rows[0].text and "q=onerror" in browser.current_url
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
 
