@@ -285,7 +285,7 @@ def evil_run(server):
 
 def test_ui_pages_escape_agent_text(server, evil_run):
     pages = ["/", "/runs", f"/runs?task={quote(EVIL_TASK)}", "/runs?q=onerror", f"/runs/{evil_run}",
-             f"/tasks/{quote(EVIL_TASK, safe='')}", "/drift", "/drift?window=1h", "/runs?page=2&per=1"]
+             f"/tasks/{quote(EVIL_TASK, safe='')}", "/drift", "/drift?window=1h", "/runs?per=1&after=1:zz"]
     for path in pages:
         status, headers, body = request(server.url + path)
         text = body.decode()
@@ -450,3 +450,19 @@ def test_pages_show_runs_that_arrive_after_they_were_computed(server):
         assert server.post_json(_request(root, tool))[0] == 200
     assert "agent-late" in server.get_json("/api/overview")["groups"]
     assert server.get_json("/api/tasks/late-task")["analysis"]["n_runs"] == 2
+
+
+def test_the_runs_table_pages_by_keyset_through_every_run(server, evil_run):
+    everything = server.get_json("/api/runs?per=1000")
+    assert everything["next"] is None
+    seen, cursor = [], None
+    while True:
+        page = server.get_json("/api/runs?per=3" + (f"&after={quote(cursor)}" if cursor else ""))
+        seen += [r["run_id"] for r in page["runs"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == [r["run_id"] for r in everything["runs"]] and len(seen) > 6
+    html = request(server.url + "/runs?per=3")[2].decode()
+    assert "older →" in html and "newest" not in html
+    assert request(server.url + "/runs?after=nonsense")[0] == 400

@@ -272,15 +272,27 @@ def _runs(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[
     params = {k: (q.get(k) or None) for k in ("agent", "task", "status", "q")}
     if params["status"] not in (None, "ok", "error", "incomplete"):
         raise ValueError(f"status must be ok, error or incomplete, not {params['status']!r}")
-    page_no = int(q.get("page") or 1) if (q.get("page") or "1").isdigit() else 1
     per = min(int(q.get("per") or PER_PAGE), 1000) if (q.get("per") or "1").isdigit() else PER_PAGE
+    after = _cursor(q.get("after"))
     rows = read_runs_page(db.conn, agent=params["agent"], task_id=params["task"], status=params["status"],
-                          search=params["q"], limit=per + 1, offset=(max(page_no, 1) - 1) * per)
+                          search=params["q"], limit=per + 1, after=after)
     has_more, rows = len(rows) > per, rows[:per]
-    data = {"runs": rows, "page": page_no, "per_page": per, "has_more": has_more,
+    following = f"{rows[-1]['start_ns'] if rows[-1]['start_ns'] is not None else ''}:{rows[-1]['run_id']}" \
+        if has_more else None
+    data = {"runs": rows, "per_page": per, "next": following,
             "filters": {k: v for k, v in params.items() if v is not None}}
-    return data, lambda: pages.runs_page(rows, {**params, "page": page_no}, db.agents(), has_more,
-                                         _refresh(request))
+    shown = {**params, "per": q.get("per"), "after": q.get("after")}
+    return data, lambda: pages.runs_page(rows, shown, db.agents(), following, after is not None, _refresh(request))
+
+
+def _cursor(text: str | None) -> tuple[int | None, str] | None:
+    """``START_NS:RUN_ID`` (START_NS empty for a run with no start time), as ``next`` gives it."""
+    if not text:
+        return None
+    start, sep, run_id = text.partition(":")
+    if not sep or not run_id or not (start == "" or start.lstrip("-").isdigit()):
+        raise ValueError(f"after must be START_NS:RUN_ID, as a page's next link gives it, not {text!r}")
+    return (int(start) if start else None), run_id
 
 
 def _run(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:

@@ -122,7 +122,9 @@ def _task_links(groups: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def runs_page(rows: Sequence[Mapping[str, Any]], params: Mapping[str, Any], agents: Sequence[str],
-              has_more: bool, refresh: int | None) -> str:
+              following: str | None, paged: bool, refresh: int | None) -> str:
+    """``following``: the cursor of the next page (None on the last); ``paged``: not the first."""
+    first = not paged
     def field(name: str, label: str) -> str:
         return f'<label>{label} <input name="{name}" value="{esc(params.get(name) or "")}"></label>'
 
@@ -150,14 +152,13 @@ def runs_page(rows: Sequence[Mapping[str, Any]], params: Mapping[str, Any], agen
         '<th class="num">steps</th><th>started (UTC)</th><th>outcome</th></tr>' + body_rows + "</table>"
         if rows else '<p class="note">no runs match</p>'
     )
-    page_no = int(params.get("page") or 1)
+    base = {k: v for k, v in params.items() if v not in (None, "") and k not in ("after", "format")}
     links = []
-    base = {k: v for k, v in params.items() if v not in (None, "") and k not in ("page", "format")}
-    if page_no > 1:
-        links.append(f'<a href="/runs?{esc(urlencode({**base, "page": page_no - 1}))}">← newer</a>')
-    if has_more:
-        links.append(f'<a href="/runs?{esc(urlencode({**base, "page": page_no + 1}))}">older →</a>')
-    pager = f'<p>page {page_no} {" ".join(links)}</p>'
+    if not first:
+        links.append(f'<a href="/runs?{esc(urlencode(base))}">← newest</a>')
+    if following:
+        links.append(f'<a href="/runs?{esc(urlencode({**base, "after": following}))}">older →</a>')
+    pager = f'<p>{" ".join(links)}</p>'
     return page("Runs", form + table + pager, refresh=refresh, json_link=with_json("/runs", params))
 
 
