@@ -343,6 +343,7 @@ def browser():
 
 def test_overview_and_run_page_in_chromium(server, evil_run, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server.url + f"/?token={TOKEN}")  # sets the cookie, then the overview
     assert browser.current_url == server.url + "/"
@@ -350,7 +351,7 @@ def test_overview_and_run_page_in_chromium(server, evil_run, browser):
     assert "<b>agent</b>" in browser.find_element(By.CSS_SELECTOR, "table.agents").text  # shown as text
     assert EVIL_TASK in browser.find_element(By.TAG_NAME, "body").text
     browser.find_element(By.LINK_TEXT, EVIL_TASK).click()
-    assert "Outcome clusters" in browser.page_source
+    WebDriverWait(browser, 20).until(lambda b: "/tasks/" in b.current_url and "Outcome clusters" in b.page_source)
     browser.get(server.url + f"/runs/{evil_run}")
     text = browser.find_element(By.TAG_NAME, "body").get_attribute("textContent")
     assert EVIL_TASK in text and "<img src=x onerror=alert(1)>" in text  # markup shown as text
@@ -361,8 +362,10 @@ def test_overview_and_run_page_in_chromium(server, evil_run, browser):
     browser.get(server.url + "/runs")
     browser.find_element(By.NAME, "q").send_keys("onerror")
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    WebDriverWait(browser, 20).until(lambda b: "q=onerror" in b.current_url
+                                     and b.execute_script("return document.readyState") == "complete")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.runs tr")[1:]
-    assert len(rows) == 1 and EVIL_TASK in rows[0].text and "q=onerror" in browser.current_url
+    assert len(rows) == 1 and EVIL_TASK in rows[0].text
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
 

@@ -49,7 +49,7 @@ from hotmess.serve.receiver import (
     encode_status,
     gunzip,
 )
-from hotmess.store.readers import read_runs_page
+from hotmess.store.readers import read_agents, read_runs_page
 
 __all__ = ["create_app"]
 
@@ -282,7 +282,7 @@ def _runs(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[
     data = {"runs": rows, "per_page": per, "next": following,
             "filters": {k: v for k, v in params.items() if v is not None}}
     shown = {**params, "per": q.get("per"), "after": q.get("after")}
-    return data, lambda: pages.runs_page(rows, shown, db.agents(), following, after is not None, _refresh(request))
+    return data, lambda: pages.runs_page(rows, shown, read_agents(db.conn), following, after is not None, _refresh(request))
 
 
 def _cursor(text: str | None) -> tuple[int | None, str] | None:

@@ -251,3 +251,8 @@ def read_runs_page(
     sql = f"SELECT {', '.join(PAGE_COLUMNS)} FROM runs{where} ORDER BY start_ns DESC, run_id LIMIT ?"
     rows = conn.execute(sql, [*params, int(limit)]).fetchall()
     return [dict(zip(PAGE_COLUMNS, r, strict=True)) for r in rows]
+
+
+def read_agents(conn: sqlite3.Connection) -> list[str]:
+    """The agents that have runs, sorted (from the ``runs_agent`` index, not a scan of the runs)."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT agent FROM runs WHERE agent IS NOT NULL ORDER BY agent")]
