@@ -89,7 +89,7 @@ from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
 __all__ = [
     "DEFAULT_TASK_ATTR", "MAX_ERRORS", "SOURCE", "OtlpBatch", "OtlpFile", "OtlpImportResult", "insert_otlp",
-    "parse_otlp_json",
+    "parse_otlp_json", "parse_otlp_requests",
 ]
 
 #: Errors kept in the batch; the rest are only counted.
@@ -260,11 +260,7 @@ def _parse(
                     continue
                 info.spans += len(spans)
                 for rec in spans:
-                    trace = traces.get(rec.trace_id)
-                    if trace is None:
-                        trace = traces[rec.trace_id] = {}
-                    if rec.end_ns is not None or rec.span_id not in trace:  # an ended copy wins
-                        trace[rec.span_id] = rec
+                    _add_span(traces, rec)
                     if many:
                         info.trace_ids.add(rec.trace_id)
         except EmptyFile:
@@ -279,6 +275,27 @@ def _parse(
         batch.skipped += info.skipped
     if not many:
         batch.files[0].trace_ids = set(traces)
+    _map_traces(batch, traces, task_attr, agent, redactor, max_chars, progress)
+    if not batch.runs and not batch.unmapped:
+        if batch.skipped == 1 and batch.records == 1:
+            raise batch.errors[0]
+        raise InputError(where, None, _nothing_message(batch, len(traces)))
+    return batch  # with no run, but traces that may be stored runs' (insert_otlp decides)
+
+
+def _add_span(traces: dict[str, dict[str, SpanRecord]], rec: SpanRecord) -> None:
+    trace = traces.get(rec.trace_id)
+    if trace is None:
+        trace = traces[rec.trace_id] = {}
+    if rec.end_ns is not None or rec.span_id not in trace:  # an ended copy wins
+        trace[rec.span_id] = rec
+
+
+def _map_traces(
+    batch: OtlpBatch, traces: dict[str, dict[str, SpanRecord]], task_attr: str, agent: str | None,
+    redactor: Redactor | None, max_chars: int, progress: Progress | None,
+) -> None:
+    """Each trace's spans made into a run of the batch, or kept aside as no agent's (``unmapped``)."""
     resources: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     for trace_id, trace in counted(traces.items(), progress, "traces", len(traces)):
         spans = list(trace.values())
@@ -289,11 +306,38 @@ def _parse(
         if redactor is not None or max_chars > 0:
             scrub(spans, redactor, max_chars, resources)
         _run(batch, spans, task_attr, agent)
-    if not batch.runs and not batch.unmapped:
-        if batch.skipped == 1 and batch.records == 1:
-            raise batch.errors[0]
-        raise InputError(where, None, _nothing_message(batch, len(traces)))
-    return batch  # with no run, but traces that may be stored runs' (insert_otlp decides)
+
+
+def parse_otlp_requests(
+    requests: Iterable[Any],
+    *,
+    where: str = "OTLP/HTTP request",
+    task_attr: str = DEFAULT_TASK_ATTR,
+    agent: str | None = None,
+    redact: bool | Redactor = True,
+    max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS,
+) -> tuple[OtlpBatch, list[str]]:
+    """ExportTraceServiceRequests already decoded to their OTLP/JSON dict form (a request body
+    that ``hotmess serve`` received, protobuf through ``MessageToDict``) → the batch
+    :func:`parse_otlp_json` makes of a file holding them, mapped the same way; and the spans
+    rejected as malformed, each saying what is wrong with it (the others are kept: OTLP's
+    partial success). Raises :class:`~hotmess.errors.InputError` when a request is not an OTLP
+    trace request at all. A batch may hold nothing (no spans; only traces of no agent, which
+    :func:`insert_otlp` merges into their stored runs, if any). Nothing is logged in the
+    ``imports`` table for it (the batch has no ``files``)."""
+    batch = OtlpBatch(path=where, options=(task_attr, agent, make_redactor(redact), max_chars))
+    traces: dict[str, dict[str, SpanRecord]] = {}
+    rejected: list[str] = []
+    for i, request in enumerate(requests):
+        batch.records += 1
+        try:
+            spans = request_spans(request, rejected)
+        except BadRecord as exc:
+            raise InputError(where, None if i == 0 else f"request {i}", str(exc)) from None
+        for rec in spans:
+            _add_span(traces, rec)
+    _map_traces(batch, traces, task_attr, agent, batch.options[2], max_chars, None)
+    return batch, rejected
 
 
 def _nothing_message(batch: OtlpBatch, n_traces: int) -> str:

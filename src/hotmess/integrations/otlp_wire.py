@@ -361,8 +361,11 @@ def _span_fast(s: dict[str, Any], resource: dict[str, Any], scope: str | None) -
     )
 
 
-def request_spans(request: Any) -> list[SpanRecord]:
-    """Every span of one ExportTraceServiceRequest; BadRecord (with where it is) if any is malformed."""
+def request_spans(request: Any, rejected: list[str] | None = None) -> list[SpanRecord]:
+    """Every span of one ExportTraceServiceRequest; BadRecord (with where it is) if any is malformed.
+
+    With ``rejected`` (a list), a malformed span is left out and what is wrong with it appended
+    there instead (OTLP/HTTP's partial success); a malformed request around the spans still raises."""
     if type(request) is not dict:
         raise BadRecord(f"expected an OTLP ExportTraceServiceRequest object, got {_kind(request)}")
     if "resourceSpans" not in request:
@@ -395,7 +398,10 @@ def request_spans(request: Any) -> list[SpanRecord]:
                     try:
                         rec = _span(s, resource, scope)
                     except BadRecord as exc:
-                        raise BadRecord(f"{where}.spans[{pi}]: {exc}") from None
+                        if rejected is None:
+                            raise BadRecord(f"{where}.spans[{pi}]: {exc}") from None
+                        rejected.append(f"{where}.spans[{pi}]: {exc}")
+                        continue
                 out.append(rec)
     return out
 

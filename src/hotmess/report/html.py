@@ -586,3 +586,12 @@ def build_report(data: Mapping[str, Any]) -> str:
         f"<title>{title}</title><style>{_CSS}</style></head>"
         f'<body>{body}<footer class="small"><p>Made by hotmess: one file, no network, no scripts.</p></footer></body></html>\n'
     )
+
+
+# The pieces of the page that the web UI (``hotmess serve``) shows on its own pages.
+CSS, CSP = _CSS, _CSP
+groups_of = _groups
+verdict_section = _verdict_section
+clusters_section = _clusters_section
+drift_section = _drift_section
+steps_section = _steps_section

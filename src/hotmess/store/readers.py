@@ -214,3 +214,45 @@ def read_instructions(
             if text is not None:
                 found[run_id] = text
     return found
+
+
+#: The columns of a runs listing (:func:`read_runs_page`).
+PAGE_COLUMNS = ("run_id", "task_id", "agent", "instance", "status", "success", "n_steps", "start_ns", "end_ns",
+                "outcome", "error")
+
+
+def read_runs_page(
+    conn: sqlite3.Connection,
+    *,
+    agent: str | None = None,
+    task_id: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    after: tuple[int | None, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One page of runs, newest first (the web UI's runs table): filtered by agent, task and
+    status, ``search`` a case-insensitive substring of the outcome or the error. ``after`` is
+    the ``(start_ns, run_id)`` of the last run of the page before (keyset paging: a page far
+    down is read from the ``runs_start`` index as fast as the first, no OFFSET skipping)."""
+    def like(text: str) -> str:
+        return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+    cursor = None
+    if after is not None:  # NULL start times sort last (DESC)
+        start, run_id = after
+        cursor = (("start_ns IS NULL AND run_id > ?", [run_id]) if start is None else
+                  ("(start_ns < ? OR (start_ns = ? AND run_id > ?) OR start_ns IS NULL)", [start, start, run_id]))
+    where, params = _where([
+        ("agent = ?", agent), ("task_id = ?", task_id), ("status = ?", status),
+        ("(outcome LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\')", None if not search else [like(search)] * 2),
+        *([cursor] if cursor else []),
+    ])
+    sql = f"SELECT {', '.join(PAGE_COLUMNS)} FROM runs{where} ORDER BY start_ns DESC, run_id LIMIT ?"
+    rows = conn.execute(sql, [*params, int(limit)]).fetchall()
+    return [dict(zip(PAGE_COLUMNS, r, strict=True)) for r in rows]
+
+
+def read_agents(conn: sqlite3.Connection) -> list[str]:
+    """The agents that have runs, sorted (from the ``runs_agent`` index, not a scan of the runs)."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT agent FROM runs WHERE agent IS NOT NULL ORDER BY agent")]
