@@ -479,6 +479,28 @@ class Database:
             "duplicates": batch.duplicates, "hashed_task_ids": batch.hashed_task_ids,
         })
 
+    def import_langsmith(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        task_attr: str = "hotmess.task.id",
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import a file of LangSmith runs (``hotmess import langsmith``; serialised ``RunTree`` /
+        ``Run`` objects, JSON lines or a list) in one transaction: one run per trace, steps from
+        its child runs. See :mod:`hotmess.integrations.langsmith_runs`."""
+        from hotmess.integrations.langsmith_runs import parse_langsmith_file
+
+        if agent is not None and not agent.strip():
+            raise HotmessError("agent must not be empty")
+        _exists(file)
+        batch = parse_langsmith_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                     progress=progress)
+        return self._platform_report(batch, progress)
+
 
 _GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
 

@@ -10,6 +10,7 @@ import typer
 from hotmess.cli import render
 from hotmess.cli.app import DbOption, JsonOption, db_path, import_app, stages
 from hotmess.cli.imports import next_steps
+from hotmess.errors import HotmessError
 
 TaskAttrOption = Annotated[str, typer.Option(
     "--task-attr", help="Where the task id is: a trace tag or metadata key (task_id, tags.task_id, "
@@ -33,7 +34,7 @@ def _print(report, db: Path | None, label: str) -> None:
     render.print_import(result, db_path(db), source=label)
     out = render.console
     if batch.skipped:
-        out.print(f"[yellow]{batch.skipped} of {render.plural(batch.records, 'trace')} malformed and skipped:[/]")
+        out.print(f"[yellow]{batch.skipped} of {render.plural(batch.records, batch.unit)} malformed and skipped:[/]")
         for error in batch.errors[:_SHOWN_ERRORS]:
             out.print(f"  {render.escape(str(error))}")
         if batch.skipped > _SHOWN_ERRORS:
@@ -81,3 +82,32 @@ def import_mlflow_command(
         render.print_json(report.to_json())
         return
     _print(report, db, label)
+
+
+@import_app.command("langsmith")
+def import_langsmith_command(
+    file: Annotated[Path, typer.Argument(
+        help="LangSmith runs as the SDK serialises them (RunTree / Run JSON), one per line or a JSON list (gzip ok).")],
+    db: DbOption = None,
+    task_attr: TaskAttrOption = "hotmess.task.id",
+    agent: AgentOption = None,
+    no_redact: NoRedactOption = False,
+    max_chars: MaxCharsOption = 8192,
+    as_json: JsonOption = False,
+) -> None:
+    """Import LangSmith runs: one run per trace (trace_id), steps from its child runs (llm, tool, chain).
+
+    One transaction; traces imported before are left as they are, malformed records skipped and named.
+    """
+    import hotmess
+
+    _check_agent(agent)
+    if not file.exists():  # before the database is created
+        raise HotmessError(f"{file}: no such file")
+    with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_langsmith(file, task_attr=task_attr, agent=agent, redact=not no_redact,
+                                        max_chars=max_chars, progress=progress)
+    if as_json:
+        render.print_json(report.to_json())
+        return
+    _print(report, db, file.name)

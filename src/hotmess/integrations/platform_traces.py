@@ -79,6 +79,7 @@ class PlatformBatch:
     duplicates: int = 0
     hashed_task_ids: int = 0
     is_file: bool = True
+    unit: str = "trace"  # what one record is: a trace (MLflow), a run (LangSmith), ...
     _seen: set[str] = field(default_factory=set, repr=False)
 
     def skip(self, record: str | int | None, message: str) -> None:
@@ -186,7 +187,7 @@ def check_batch(batch: PlatformBatch) -> None:
         if batch.skipped:
             first = "; ".join(f"{e.record}: {e.message}" for e in batch.errors[:3])
             raise InputError(batch.path, None, f"nothing to import: {batch.skipped} of {batch.records} "
-                             f"traces are malformed (first: {first})")
+                             f"{batch.unit}s are malformed (first: {first})")
         raise InputError(batch.path, None, "nothing to import: no traces found")
 
 
