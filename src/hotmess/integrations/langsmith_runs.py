@@ -40,9 +40,6 @@ attachments, ``serialized``. A trace whose root run is not in the file is ``inco
 
 from __future__ import annotations
 
-import ast
-import re
-from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -52,6 +49,8 @@ from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records
 from hotmess.integrations.platform_traces import (
     PlatformBatch,
     add_trace,
+    exception_of,
+    iso_ns,
     json_text,
     named_task,
     value_text,
@@ -67,42 +66,6 @@ __all__ = ["SOURCE", "exception_of", "parse_langsmith_file", "run_record"]
 SOURCE = "langsmith"
 
 _KINDS = {"llm": "LLM", "tool": "TOOL", "chain": "CHAIN", "retriever": "RETRIEVER", "embedding": "EMBEDDING"}
-_REPR = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.S)
-_TYPED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)): ?(.*)$", re.S)
-
-
-def exception_of(error: str) -> tuple[str, str]:
-    """(type, message) of a LangSmith error: ``ConnectionError('down')`` (+ traceback) as the
-    SDK writes it, or ``ValueError: boom``; anything else is type ``Error``."""
-    first = error.strip().split("\n\n", 1)[0].strip()
-    found = _REPR.match(first)
-    if found:
-        kind, args = found.groups()
-        try:
-            value = ast.literal_eval(args) if args else ""
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            value = args
-        return kind, value if isinstance(value, str) else str(value)
-    found = _TYPED.match(first)
-    if found:
-        return found.group(1), found.group(2)
-    return "Error", first.splitlines()[0] if first else "error"
-
-
-def _ns(value: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value * 1e9) if value < 1e12 else int(value * 1e6)  # seconds or milliseconds
-    if not isinstance(value, str):
-        raise BadRecord(f"{what} is not a time")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRecord(f"{what} is not an ISO time: {value[:40]!r}") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def _unwrapped(outputs: Any) -> Any:
@@ -166,8 +129,8 @@ def run_record(run: Any) -> SpanRecord:
     extra = run.get("extra") if isinstance(run.get("extra"), dict) else {}
     metadata = extra.get("metadata") if isinstance(extra.get("metadata"), dict) else {}
     inputs, outputs = run.get("inputs"), _unwrapped(run.get("outputs"))
-    start = _ns(run.get("start_time"), "start_time")
-    end = _ns(run.get("end_time"), "end_time")
+    start = iso_ns(run.get("start_time"), "start_time")
+    end = iso_ns(run.get("end_time"), "end_time")
     attrs: dict[str, Any] = {}
     kind = _KINDS.get(run_type.lower())
     if kind:

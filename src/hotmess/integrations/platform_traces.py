@@ -12,9 +12,11 @@ a run already stored is left as it is, so importing the same traces twice adds n
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
+import re
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -25,6 +27,7 @@ from typing import Any
 
 from hotmess.errors import HotmessError, InputError
 from hotmess.integrations.otlp_traces import scrub, trace_rows
+from hotmess.integrations.otlp_wire import BadRecord
 from hotmess.progress import Progress
 from hotmess.redact import Redactor
 from hotmess.store import rows
@@ -40,7 +43,7 @@ from hotmess.vocab import conventions
 from hotmess.vocab.records import SpanRecord
 
 __all__ = [
-    "MAX_ERRORS", "PlatformBatch", "add_trace", "check_batch", "insert_batch", "json_text", "named_task", "parse_time",
+    "MAX_ERRORS", "PlatformBatch", "add_trace", "check_batch", "exception_of", "insert_batch", "iso_ns", "json_text", "named_task", "parse_time",
     "require", "value_text",
 ]
 
@@ -141,6 +144,46 @@ def named_task(task_attr: str, places: Mapping[str, Mapping[str, Any] | None]) -
             if value is not None and value != "" and not isinstance(value, (dict, list)):
                 return str(value)
     return None
+
+
+_REPR = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.S)
+_TYPED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)): ?(.*)$", re.S)
+
+
+def exception_of(error: str) -> tuple[str, str]:
+    """(type, message) of a LangSmith error: ``ConnectionError('down')`` (+ traceback) as the
+    SDK writes it, or ``ValueError: boom``; anything else is type ``Error``."""
+    first = error.strip().split("\n\n", 1)[0].strip()
+    found = _REPR.match(first)
+    if found:
+        kind, args = found.groups()
+        try:
+            value = ast.literal_eval(args) if args else ""
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = args
+        return kind, value if isinstance(value, str) else str(value)
+    found = _TYPED.match(first)
+    if found:
+        return found.group(1), found.group(2)
+    return "Error", first.splitlines()[0] if first else "error"
+
+
+def iso_ns(value: Any, what: str) -> int | None:
+    """A record's time in nanoseconds since the epoch: an ISO 8601 text (UTC unless it says
+    otherwise), or a number of seconds (or milliseconds); BadRecord when it is neither."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value * 1e9) if value < 1e12 else int(value * 1e6)  # seconds or milliseconds
+    if not isinstance(value, str):
+        raise BadRecord(f"{what} is not a time")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRecord(f"{what} is not an ISO time: {value[:40]!r}") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def json_text(value: Any) -> str:
