@@ -501,6 +501,28 @@ class Database:
                                      progress=progress)
         return self._platform_report(batch, progress)
 
+    def import_langfuse(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        task_attr: str = "hotmess.task.id",
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import a file of Langfuse observations, pages of them or traces with their
+        observations (``hotmess import langfuse``; the public API's JSON) in one transaction: one
+        run per trace. See :mod:`hotmess.integrations.langfuse_traces`."""
+        from hotmess.integrations.langfuse_traces import parse_langfuse_file
+
+        if agent is not None and not agent.strip():
+            raise HotmessError("agent must not be empty")
+        _exists(file)
+        batch = parse_langfuse_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                    progress=progress)
+        return self._platform_report(batch, progress)
+
 
 _GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
 

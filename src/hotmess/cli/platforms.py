@@ -111,3 +111,33 @@ def import_langsmith_command(
         render.print_json(report.to_json())
         return
     _print(report, db, file.name)
+
+
+@import_app.command("langfuse")
+def import_langfuse_command(
+    file: Annotated[Path, typer.Argument(
+        help="Langfuse API JSON: observations, pages of them ({\"data\": [...]}) or traces with their "
+             "observations; one per line or a JSON list (gzip ok).")],
+    db: DbOption = None,
+    task_attr: TaskAttrOption = "hotmess.task.id",
+    agent: AgentOption = None,
+    no_redact: NoRedactOption = False,
+    max_chars: MaxCharsOption = 8192,
+    as_json: JsonOption = False,
+) -> None:
+    """Import Langfuse traces: one run per trace, steps from its observations (GENERATION, TOOL, SPAN, ...).
+
+    One transaction; traces imported before are left as they are, malformed records skipped and named.
+    """
+    import hotmess
+
+    _check_agent(agent)
+    if not file.exists():  # before the database is created
+        raise HotmessError(f"{file}: no such file")
+    with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_langfuse(file, task_attr=task_attr, agent=agent, redact=not no_redact,
+                                       max_chars=max_chars, progress=progress)
+    if as_json:
+        render.print_json(report.to_json())
+        return
+    _print(report, db, file.name)
