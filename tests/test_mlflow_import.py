@@ -40,7 +40,7 @@ def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
 def recorded(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("mlflow")
     subprocess.run([sys.executable, str(HERE / "mlflow_agent.py"), str(out)], check=True, timeout=300,
-                   env=_env(), capture_output=True)
+                   env=_env(), capture_output=True, cwd=out)  # MLflow's artifacts (./mlruns) go there
     return out, json.loads((out / "truth.json").read_text())
 
 
@@ -211,3 +211,82 @@ def test_without_mlflow_hotmess_imports_and_the_error_names_the_extra(recorded, 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["14", "this import needs the mlflow package: pip install 'hotmess[mlflow]'"]
+
+
+def test_store_is_read_page_by_page(recorded, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from hotmess.integrations.mlflow_traces import read_mlflow_store
+
+    out, truth = recorded
+    pages = []
+    search = MlflowClient.search_traces
+
+    def counting(self, *args, **kwargs):
+        page = search(self, *args, **kwargs)
+        pages.append((kwargs["page_token"], len(page)))
+        return page
+
+    monkeypatch.setattr(MlflowClient, "search_traces", counting)
+    batch = read_mlflow_store(f"sqlite:///{out / 'mlruns.db'}", page_size=4)
+    assert len(batch.runs) == len(truth) and [n for _, n in pages] == [4, 4, 4, 2]
+    assert pages[0][0] is None and all(token for token, _ in pages[1:])
+    starts = [r["start_ns"] for r in batch.runs]
+    assert starts == sorted(starts)  # oldest first
+
+
+def test_a_directory_or_the_sqlite_file_is_the_store(recorded, tmp_path):
+    out, truth = recorded
+    store_dir = tmp_path / "server"
+    store_dir.mkdir()
+    (store_dir / "mlflow.db").write_bytes((out / "mlruns.db").read_bytes())
+    for source in (store_dir, out / "mlruns.db"):
+        with hotmess.open(tmp_path / f"{source.name}.db", create=True) as store:
+            report = store.import_mlflow(source)
+        assert report.to_dict()["new"] == len(truth), source
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tracking_server_on_localhost(recorded, tmp_path):
+    """The API path: ``mlflow server`` on 127.0.0.1 over the recorded store, read over HTTP."""
+    import signal
+    import time
+    import urllib.request
+
+    out, truth = recorded
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    env = {**_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(
+        [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{out / 'mlruns.db'}", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--default-artifact-root", str(tmp_path / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(0.5)
+        db = tmp_path / "http.db"
+        text = " ".join(cli("import", "mlflow", f"http://127.0.0.1:{port}", "--db", str(db),
+                            "--experiment", "weather-agent", "--since", "2000-01-01").stdout.split())
+        assert f"Imported {len(truth)} new runs" in text
+        assert set(_runs(db)) == set(truth)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

@@ -73,7 +73,9 @@ def import_mlflow_command(
     _check_agent(agent)
     parse_time(since, "--since")  # a bad bound fails before anything is read
     parse_time(until, "--until")
-    label = source if "://" in source else Path(source).name
+    from hotmess.integrations.mlflow_traces import shown_uri
+
+    label = shown_uri(source) if "://" in source else Path(source).name
     with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
         report = store.import_mlflow(source, experiments=experiment or None, since=since, until=until,
                                      task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,

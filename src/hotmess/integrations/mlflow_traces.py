@@ -49,6 +49,7 @@ import base64
 import binascii
 import contextlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
@@ -71,7 +72,7 @@ from hotmess.vocab import attributes as A
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
-__all__ = ["SOURCE", "is_tracking_uri", "parse_mlflow_file", "read_mlflow_store", "trace_spans"]
+__all__ = ["SOURCE", "is_tracking_uri", "parse_mlflow_file", "read_mlflow_store", "shown_uri", "store_traces", "trace_spans"]
 
 SOURCE = "mlflow"
 
@@ -318,11 +319,24 @@ def is_tracking_uri(source: str | PathLike[str]) -> bool:
 
 
 def _uri(source: str | PathLike[str]) -> str:
+    """The tracking URI of a source: a URI as it is; a directory holding ``mlflow.db`` (where
+    ``mlflow server`` and MLflow 3 keep their store by default) or ``mlruns.db``, that SQLite
+    file; another directory as a file store; an SQLite file as itself."""
     text = str(source)
     if "://" in text or text.startswith(("databricks", "sqlite:")):
         return text
     path = Path(text).resolve()
-    return path.as_uri() if path.is_dir() else f"sqlite:///{path}"
+    if path.is_dir():
+        for name in ("mlflow.db", "mlruns.db"):
+            if (path / name).is_file():
+                return f"sqlite:///{path / name}"
+        return path.as_uri()
+    return f"sqlite:///{path}"
+
+
+def shown_uri(source: str | PathLike[str]) -> str:
+    """A source as it may be shown and stored: a URI's user and password left out."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", str(source), flags=re.I)
 
 
 def _experiment_ids(client: Any, experiments: Iterable[str] | None) -> list[str]:
@@ -383,7 +397,7 @@ def read_mlflow_store(
     max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, page_size: int = 100,
 ) -> PlatformBatch:
     """Every trace of a tracking store (:func:`store_traces`) → a batch, as for a file."""
-    batch = PlatformBatch(SOURCE, str(source), is_file=False)
+    batch = PlatformBatch(SOURCE, shown_uri(source), is_file=False)
     options = dict(task_attr=task_attr, agent=agent, redactor=make_redactor(redact), max_chars=max_chars)
     try:
         for trace_id, trace in store_traces(source, experiments=experiments, since=since, until=until,
@@ -392,5 +406,5 @@ def read_mlflow_store(
     except HotmessError:
         raise
     except Exception as exc:  # noqa: BLE001 - MLflow's own errors (a bad URI, a server down)
-        raise InputError(str(source), None, f"cannot read the MLflow tracking store: {type(exc).__name__}: {exc}") from None
+        raise InputError(shown_uri(source), None, f"cannot read the MLflow tracking store: {type(exc).__name__}: {exc}") from None
     return batch
