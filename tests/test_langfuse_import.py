@@ -143,3 +143,13 @@ def test_cli(recorded, tmp_path):
     assert f"Imported {len(truth)} new runs" in text and "3 runs without a task id" in text
     again = json.loads(cli("import", "langfuse", str(out / "observations.jsonl"), "--db", str(db), "--json").stdout)
     assert (again["source"], again["new"], again["already_stored"]) == ("langfuse", 0, len(truth))
+
+
+def test_since_and_until_bound_the_traces_start(recorded, tmp_path):
+    out, truth = recorded  # trace i starts at 2026-03-01 12:00 + i minutes
+    with hotmess.open(tmp_path / "w.db", create=True) as store:
+        report = store.import_langfuse(out / "pages.jsonl", since="2026-03-01T12:05", until="2026-03-01T12:10Z")
+    assert report.to_dict()["new"] == 5 and report.batch.outside == len(truth) - 5
+    with pytest.raises(InputError, match=f"nothing to import: all {len(truth)} traces start outside --since/--until"):
+        hotmess.open(tmp_path / "never.db", create=True).import_langfuse(out / "pages.jsonl", until="2026-01-01")
+    assert not (tmp_path / "never.db").exists()

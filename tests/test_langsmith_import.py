@@ -159,3 +159,11 @@ def test_cli(recorded, tmp_path):
     assert (again["source"], again["new"], again["already_stored"]) == ("langsmith", 0, len(truth))
     proc = cli("import", "langsmith", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "x.db"), ok=False)
     assert proc.returncode == 1 and "no such file" in proc.stderr and not (tmp_path / "x.db").exists()
+
+
+def test_since_and_until(recorded, tmp_path):
+    path, truth = recorded
+    with hotmess.open(tmp_path / "s.db", create=True) as store:
+        assert store.import_langsmith(path, since="2000-01-01").to_dict()["new"] == len(truth)
+    with pytest.raises(InputError, match="start outside --since/--until"):
+        hotmess.open(tmp_path / "never.db", create=True).import_langsmith(path, until=946684800)

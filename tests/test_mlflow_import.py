@@ -179,6 +179,11 @@ def test_task_attr_since_until_and_experiments(recorded, tmp_path):
     with pytest.raises(HotmessError, match="not a time"):
         hotmess.open(tmp_path / "c.db", create=True).import_mlflow(uri, since="last tuesday")
     assert not (tmp_path / "c.db").exists()
+    with hotmess.open(tmp_path / "d.db", create=True) as store:  # a file's traces: by their root's start
+        report = store.import_mlflow(out / "traces.jsonl", since="2000-01-01", until="2999-01-01")
+    assert report.to_dict()["new"] == len(truth) and report.batch.outside == 0
+    with pytest.raises(InputError, match="start outside --since/--until"):
+        hotmess.open(tmp_path / "c.db", create=True).import_mlflow(out / "traces.jsonl", since="2999-01-01")
 
 
 def test_cli_terminal_and_json(recorded, tmp_path):

@@ -448,7 +448,8 @@ class Database:
         """Import MLflow traces (``hotmess import mlflow``) in one transaction: from a tracking
         store (a tracking URI such as ``sqlite:///mlruns.db``, a directory, or the SQLite file;
         read with MLflow's client, ``hotmess[mlflow]``), or from a file of ``Trace.to_json()``
-        traces. One run per trace; traces stored before are left as they are. See
+        traces. One run per trace; traces stored before are left as they are; ``since`` /
+        ``until`` bound the request time (of a file's traces, their root's start). See
         :mod:`hotmess.integrations.mlflow_traces`."""
         from hotmess.integrations import mlflow_traces as m
 
@@ -459,11 +460,11 @@ class Database:
                                         task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
                                         page_size=page_size)
         else:
-            if since is not None or until is not None or experiments:
-                raise HotmessError("since, until and experiments apply to a tracking store, not a file of traces")
+            if experiments:
+                raise HotmessError("experiments apply to a tracking store, not a file of traces")
             _exists(source)
             batch = m.parse_mlflow_file(source, task_attr=task_attr, agent=agent, redact=redact,
-                                        max_chars=max_chars, progress=progress)
+                                        max_chars=max_chars, progress=progress, since=since, until=until)
         return self._platform_report(batch, progress)
 
     def _platform_report(self, batch: Any, progress: Progress | None) -> ImportReport:
@@ -487,18 +488,21 @@ class Database:
         agent: str | None = None,
         redact: bool = True,
         max_chars: int = 8192,
+        since: Any = None,
+        until: Any = None,
         progress: Progress | None = None,
     ) -> ImportReport:
         """Import a file of LangSmith runs (``hotmess import langsmith``; serialised ``RunTree`` /
         ``Run`` objects, JSON lines or a list) in one transaction: one run per trace, steps from
-        its child runs. See :mod:`hotmess.integrations.langsmith_runs`."""
+        its child runs; only traces starting in ``[since, until)`` when given. See
+        :mod:`hotmess.integrations.langsmith_runs`."""
         from hotmess.integrations.langsmith_runs import parse_langsmith_file
 
         if agent is not None and not agent.strip():
             raise HotmessError("agent must not be empty")
         _exists(file)
         batch = parse_langsmith_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                     progress=progress)
+                                     progress=progress, since=since, until=until)
         return self._platform_report(batch, progress)
 
     def import_langfuse(
@@ -509,18 +513,21 @@ class Database:
         agent: str | None = None,
         redact: bool = True,
         max_chars: int = 8192,
+        since: Any = None,
+        until: Any = None,
         progress: Progress | None = None,
     ) -> ImportReport:
         """Import a file of Langfuse observations, pages of them or traces with their
         observations (``hotmess import langfuse``; the public API's JSON) in one transaction: one
-        run per trace. See :mod:`hotmess.integrations.langfuse_traces`."""
+        run per trace; only traces starting in ``[since, until)`` when given. See
+        :mod:`hotmess.integrations.langfuse_traces`."""
         from hotmess.integrations.langfuse_traces import parse_langfuse_file
 
         if agent is not None and not agent.strip():
             raise HotmessError("agent must not be empty")
         _exists(file)
         batch = parse_langfuse_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                    progress=progress)
+                                    progress=progress, since=since, until=until)
         return self._platform_report(batch, progress)
 
 

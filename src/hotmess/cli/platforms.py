@@ -39,6 +39,8 @@ def _print(report, db: Path | None, label: str) -> None:
             out.print(f"  {render.escape(str(error))}")
         if batch.skipped > _SHOWN_ERRORS:
             out.print(f"  … and {batch.skipped - _SHOWN_ERRORS} more")
+    if batch.outside:
+        out.print(f"[dim]{render.plural(batch.outside, 'trace')} left out: they start outside --since/--until[/]")
     if batch.duplicates:
         out.print(f"[dim]{render.plural(batch.duplicates, 'trace')} read twice, kept once[/]")
     if batch.hashed_task_ids:
@@ -91,6 +93,8 @@ def import_langsmith_command(
     file: Annotated[Path, typer.Argument(
         help="LangSmith runs as the SDK serialises them (RunTree / Run JSON), one per line or a JSON list (gzip ok).")],
     db: DbOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     task_attr: TaskAttrOption = "hotmess.task.id",
     agent: AgentOption = None,
     no_redact: NoRedactOption = False,
@@ -102,13 +106,16 @@ def import_langsmith_command(
     One transaction; traces imported before are left as they are, malformed records skipped and named.
     """
     import hotmess
+    from hotmess.integrations.platform_traces import parse_time
 
     _check_agent(agent)
+    parse_time(since, "--since")  # a bad bound fails before anything is read
+    parse_time(until, "--until")
     if not file.exists():  # before the database is created
         raise HotmessError(f"{file}: no such file")
     with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
         report = store.import_langsmith(file, task_attr=task_attr, agent=agent, redact=not no_redact,
-                                        max_chars=max_chars, progress=progress)
+                                        max_chars=max_chars, progress=progress, since=since, until=until)
     if as_json:
         render.print_json(report.to_json())
         return
@@ -121,6 +128,8 @@ def import_langfuse_command(
         help="Langfuse API JSON: observations, pages of them ({\"data\": [...]}) or traces with their "
              "observations; one per line or a JSON list (gzip ok).")],
     db: DbOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     task_attr: TaskAttrOption = "hotmess.task.id",
     agent: AgentOption = None,
     no_redact: NoRedactOption = False,
@@ -132,13 +141,16 @@ def import_langfuse_command(
     One transaction; traces imported before are left as they are, malformed records skipped and named.
     """
     import hotmess
+    from hotmess.integrations.platform_traces import parse_time
 
     _check_agent(agent)
+    parse_time(since, "--since")  # a bad bound fails before anything is read
+    parse_time(until, "--until")
     if not file.exists():  # before the database is created
         raise HotmessError(f"{file}: no such file")
     with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
         report = store.import_langfuse(file, task_attr=task_attr, agent=agent, redact=not no_redact,
-                                       max_chars=max_chars, progress=progress)
+                                       max_chars=max_chars, progress=progress, since=since, until=until)
     if as_json:
         render.print_json(report.to_json())
         return

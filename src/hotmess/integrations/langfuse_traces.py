@@ -57,6 +57,7 @@ from hotmess.integrations.platform_traces import (
     iso_ns,
     json_text,
     named_task,
+    parse_time,
     value_text,
 )
 from hotmess.progress import Progress
@@ -226,12 +227,14 @@ def _records(record: Any) -> list[SpanRecord]:
 
 def parse_langfuse_file(
     path: str | PathLike[str], *, task_attr: str = A.TASK_ID, agent: str | None = None, redact: bool = True,
-    max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, progress: Progress | None = None,
+    max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, progress: Progress | None = None, since: Any = None,
+    until: Any = None,
 ) -> PlatformBatch:
     """A file of Langfuse observations, pages of them or traces (JSON lines or a list; gzip ok)
     → a batch, one run per trace. A malformed record is skipped and named."""
     where = str(path)
-    batch = PlatformBatch(SOURCE, where, unit="record")
+    batch = PlatformBatch(SOURCE, where, unit="record",
+                          since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"))
     traces: dict[str, dict[str, SpanRecord]] = {}
     try:
         for label, record in read_records(Path(path), where, progress):

@@ -280,13 +280,15 @@ def _add(batch: PlatformBatch, label: str | None, trace: Any, options: dict[str,
 
 def parse_mlflow_file(
     path: str | PathLike[str], *, task_attr: str = A.TASK_ID, agent: str | None = None, redact: bool = True,
-    max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, progress: Progress | None = None,
+    max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, progress: Progress | None = None, since: Any = None,
+    until: Any = None,
 ) -> PlatformBatch:
     """A file of ``Trace.to_json()`` traces (JSON lines, one trace, or a list; gzip ok) → a batch.
     A malformed record is skipped and named (``line 3: ...``); an unreadable or empty file
     raises :class:`~hotmess.errors.InputError`."""
     where = str(path)
-    batch = PlatformBatch(SOURCE, where)
+    batch = PlatformBatch(SOURCE, where,
+                          since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"))
     options = dict(task_attr=task_attr, agent=agent, redactor=make_redactor(redact), max_chars=max_chars)
     try:
         for label, record in read_records(Path(path), where, progress):

@@ -82,6 +82,9 @@ class PlatformBatch:
     duplicates: int = 0
     hashed_task_ids: int = 0
     is_file: bool = True
+    since_ns: int | None = None  # only traces that start in [since_ns, until_ns)
+    until_ns: int | None = None
+    outside: int = 0  # traces left out as starting outside those bounds
     unit: str = "trace"  # what one record is: a trace (MLflow), a run (LangSmith), ...
     _seen: set[str] = field(default_factory=set, repr=False)
 
@@ -93,7 +96,7 @@ class PlatformBatch:
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "source": self.source, "records": self.records, "runs": len(self.runs),
                 "steps": len(self.steps), "spans": len(self.spans), "skipped": self.skipped,
-                "duplicates": self.duplicates, "errors": [str(e) for e in self.errors],
+                "duplicates": self.duplicates, "outside": self.outside, "errors": [str(e) for e in self.errors],
                 "hashed_task_ids": self.hashed_task_ids}
 
 
@@ -104,12 +107,20 @@ def add_trace(
     """Map one trace's spans (one run) into the batch. ``task_id``, when the platform's trace
     carries one outside its spans (a tag, metadata), is the run's; else the OTLP rules over the
     spans' attributes (``task_attr``, then the first user message's hash). A trace already in
-    the batch is counted in ``duplicates`` and left out."""
+    the batch is counted in ``duplicates`` and left out; one whose root starts outside
+    ``batch.since_ns`` / ``until_ns`` is counted in ``outside`` and left out."""
     trace_id = spans[0].trace_id
     if trace_id in batch._seen:
         batch.duplicates += 1
         return
     batch._seen.add(trace_id)
+    if batch.since_ns is not None or batch.until_ns is not None:
+        roots = [s.start_ns for s in spans if s.parent_span_id is None] or [s.start_ns for s in spans]
+        start = min(roots)
+        if (batch.since_ns is not None and start < batch.since_ns) or (
+                batch.until_ns is not None and start >= batch.until_ns):
+            batch.outside += 1
+            return
     if redactor is not None or max_chars > 0:
         scrub(spans, redactor, max_chars, {})
     if task_id is not None:
@@ -231,6 +242,9 @@ def check_batch(batch: PlatformBatch) -> None:
             first = "; ".join(f"{e.record}: {e.message}" for e in batch.errors[:3])
             raise InputError(batch.path, None, f"nothing to import: {batch.skipped} of {batch.records} "
                              f"{batch.unit}s are malformed (first: {first})")
+        if batch.outside:
+            raise InputError(batch.path, None, f"nothing to import: all {batch.outside} traces start outside "
+                             "--since/--until")
         raise InputError(batch.path, None, "nothing to import: no traces found")
 
 
