@@ -122,7 +122,9 @@ def test_file_exports_give_the_same_runs_and_steps(imported, recorded, tmp_path)
         assert got.keys() == want.keys()
         for run_id, (run, steps) in got.items():
             stored = want[run_id][0]
-            assert json.loads(run.pop("attributes")) == json.loads(stored["attributes"]), name
+            from_store = json.loads(stored["attributes"])
+            assert from_store.pop("mlflow.tracking_uri") == f"sqlite:///{out / 'mlruns.db'}"
+            assert json.loads(run.pop("attributes")) == from_store, name
             assert run == {k: v for k, v in stored.items() if k != "attributes"}, name
             assert steps == want[run_id][1], name
 
@@ -236,7 +238,7 @@ def test_store_is_read_page_by_page(recorded, tmp_path, monkeypatch):
     batch = read_mlflow_store(f"sqlite:///{out / 'mlruns.db'}", page_size=4)
     assert len(batch.runs) == len(truth) and [n for _, n in pages] == [4, 4, 4, 2]
     assert pages[0][0] is None and all(token for token, _ in pages[1:])
-    starts = [r["start_ns"] for r in batch.runs]
+    starts = [r["start_ns"] // 1_000_000 for r in batch.runs]  # MLflow orders by the millisecond
     assert starts == sorted(starts)  # oldest first
 
 
@@ -295,3 +297,20 @@ def test_tracking_server_on_localhost(recorded, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def test_resume_asks_only_for_traces_after_the_newest_stored(recorded, tmp_path):
+    out, truth = recorded
+    uri = f"sqlite:///{out / 'mlruns.db'}"
+    times = sorted(json.loads(line)["info"]["request_time"] for line in (out / "traces.jsonl").read_text().splitlines())
+    db = tmp_path / "r.db"
+    with hotmess.open(db, create=True) as store:
+        first = store.import_mlflow(uri, until=times[8], resume=True)  # nothing stored yet: from the start
+        assert first.to_dict()["new"] == 8
+        rest = store.import_mlflow(uri, resume=True)
+        assert rest.to_dict()["new"] == len(truth) - 8 and rest.batch.records < len(truth)
+        again = store.import_mlflow(uri, resume=True)
+        assert again.to_dict()["new"] == 0 and again.batch.records <= 2
+        assert {r["run_id"] for r in store.runs().to_records()} == set(truth)
+        with pytest.raises(HotmessError, match="resume continues reading a tracking store"):
+            store.import_mlflow(out / "traces.jsonl", resume=True)

@@ -443,6 +443,7 @@ class Database:
         redact: bool = True,
         max_chars: int = 8192,
         page_size: int = 100,
+        resume: bool = False,
         progress: Progress | None = None,
     ) -> ImportReport:
         """Import MLflow traces (``hotmess import mlflow``) in one transaction: from a tracking
@@ -450,11 +451,16 @@ class Database:
         read with MLflow's client, ``hotmess[mlflow]``), or from a file of ``Trace.to_json()``
         traces. One run per trace; traces stored before are left as they are; ``since`` /
         ``until`` bound the request time (of a file's traces, their root's start). See
-        :mod:`hotmess.integrations.mlflow_traces`."""
+        :mod:`hotmess.integrations.mlflow_traces`. ``resume`` (a store only, without ``since``):
+        ask the store only for traces from the newest one an earlier import read from it on."""
         from hotmess.integrations import mlflow_traces as m
 
         if agent is not None and not agent.strip():
             raise HotmessError("agent must not be empty")
+        if resume and (since is not None or not m.is_tracking_uri(source)):
+            raise HotmessError("resume continues reading a tracking store; it takes no since, and no file")
+        if resume and Path(self.path).exists():
+            since = m.newest_stored(self.conn, source)
         if m.is_tracking_uri(source):
             batch = m.read_mlflow_store(source, experiments=experiments, since=since, until=until,
                                         task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,

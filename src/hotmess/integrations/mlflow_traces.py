@@ -51,6 +51,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ from hotmess.vocab import attributes as A
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
-__all__ = ["SOURCE", "is_tracking_uri", "parse_mlflow_file", "read_mlflow_store", "shown_uri", "store_traces", "trace_spans"]
+__all__ = ["SOURCE", "STORE_ATTR", "newest_stored", "is_tracking_uri", "parse_mlflow_file", "read_mlflow_store", "shown_uri", "store_traces", "trace_spans"]
 
 SOURCE = "mlflow"
 
@@ -263,13 +264,21 @@ def trace_spans(trace: Any) -> tuple[list[SpanRecord], dict[str, Any], dict[str,
     return records, tags, metadata
 
 
-def _add(batch: PlatformBatch, label: str | None, trace: Any, options: dict[str, Any]) -> None:
+#: The run attribute naming the tracking store a run was read from (``resume`` reads it).
+STORE_ATTR = "mlflow.tracking_uri"
+
+
+def _add(batch: PlatformBatch, label: str | None, trace: Any, options: dict[str, Any], store: str | None = None) -> None:
     batch.records += 1
     try:
         spans, tags, metadata = trace_spans(trace)
     except BadRecord as exc:
         batch.skip(label, str(exc))
         return
+    if store is not None:
+        for rec in spans:
+            if "mlflow.trace_id" in rec.attributes:  # the root
+                rec.attributes[STORE_ATTR] = store
     task_id = named_task(options["task_attr"], {"tags": tags, "metadata": metadata})
     add_trace(batch, spans, task_id=task_id, **options)
 
@@ -404,9 +413,21 @@ def read_mlflow_store(
     try:
         for trace_id, trace in store_traces(source, experiments=experiments, since=since, until=until,
                                             page_size=page_size):
-            _add(batch, trace_id, trace, options)
+            _add(batch, trace_id, trace, options, batch.path)
     except HotmessError:
         raise
     except Exception as exc:  # noqa: BLE001 - MLflow's own errors (a bad URI, a server down)
         raise InputError(shown_uri(source), None, f"cannot read the MLflow tracking store: {type(exc).__name__}: {exc}") from None
     return batch
+
+
+def newest_stored(conn: Any, source: str | PathLike[str]) -> datetime | None:
+    """When the newest run read from this tracking store started (``resume``: the next import
+    asks the store only for traces from then on), less a millisecond so none of that moment is
+    missed (traces stored already are passed over); None when none was."""
+    row = conn.execute(
+        "SELECT max(start_ns) FROM runs WHERE source = ? AND json_extract(attributes, ?) = ?",
+        (SOURCE, f'$."{STORE_ATTR}"', shown_uri(source))).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return datetime.fromtimestamp((row[0] // 1000 - 1000) / 1e6, UTC)
