@@ -73,7 +73,10 @@ from hotmess.vocab import attributes as A
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
-__all__ = ["SOURCE", "STORE_ATTR", "newest_stored", "is_tracking_uri", "parse_mlflow_file", "read_mlflow_store", "shown_uri", "store_traces", "trace_spans"]
+__all__ = [
+    "SOURCE", "STORE_ATTR", "is_tracking_uri", "newest_stored", "parse_mlflow_file", "read_mlflow_store",
+    "shown_uri", "store_traces", "trace_spans",
+]
 
 SOURCE = "mlflow"
 

@@ -43,8 +43,8 @@ from hotmess.vocab import conventions
 from hotmess.vocab.records import SpanRecord
 
 __all__ = [
-    "MAX_ERRORS", "PlatformBatch", "add_trace", "check_batch", "exception_of", "insert_batch", "iso_ns", "json_text", "named_task", "parse_time",
-    "require", "value_text",
+    "MAX_ERRORS", "PlatformBatch", "add_trace", "check_batch", "exception_of", "insert_batch", "iso_ns",
+    "json_text", "named_task", "parse_time", "require", "value_text",
 ]
 
 #: Errors kept in a batch; the rest are only counted.
