@@ -429,6 +429,113 @@ class Database:
         shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
         return f"no task {task!r} in {self.path}" + (f" (its {len(known)} tasks: {shown})" if known else " (it has no runs)")
 
+    # ------------------------------------------------------------------ tracing platforms
+
+    def import_mlflow(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        experiments: list[str] | None = None,
+        since: Any = None,
+        until: Any = None,
+        task_attr: str = "hotmess.task.id",
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        page_size: int = 100,
+        resume: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import MLflow traces (``hotmess import mlflow``) in one transaction: from a tracking
+        store (a tracking URI such as ``sqlite:///mlruns.db``, a directory, or the SQLite file;
+        read with MLflow's client, ``hotmess[mlflow]``), or from a file of ``Trace.to_json()``
+        traces. One run per trace; traces stored before are left as they are; ``since`` /
+        ``until`` bound the request time (of a file's traces, their root's start). See
+        :mod:`hotmess.integrations.mlflow_traces`. ``resume`` (a store only, without ``since``):
+        ask the store only for traces from the newest one an earlier import read from it on."""
+        from hotmess.integrations import mlflow_traces as m
+
+        if agent is not None and not agent.strip():
+            raise HotmessError("agent must not be empty")
+        if resume and (since is not None or not m.is_tracking_uri(source)):
+            raise HotmessError("resume continues reading a tracking store; it takes no since, and no file")
+        if resume and Path(self.path).exists():
+            since = m.newest_stored(self.conn, source)
+        if m.is_tracking_uri(source):
+            batch = m.read_mlflow_store(source, experiments=experiments, since=since, until=until,
+                                        task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                        page_size=page_size)
+        else:
+            if experiments:
+                raise HotmessError("experiments apply to a tracking store, not a file of traces")
+            _exists(source)
+            batch = m.parse_mlflow_file(source, task_attr=task_attr, agent=agent, redact=redact,
+                                        max_chars=max_chars, progress=progress, since=since, until=until)
+        return self._platform_report(batch, progress)
+
+    def _platform_report(self, batch: Any, progress: Progress | None) -> ImportReport:
+        """Store a tracing platform's batch (nothing, and no database created, when it holds no
+        run) and report it."""
+        from hotmess.integrations.platform_traces import check_batch, insert_batch
+
+        check_batch(batch)
+        result = insert_batch(self.conn, batch, progress=progress)
+        details = batch.to_dict()
+        return ImportReport(result=result, batch=batch, extra={
+            "records": batch.records, "skipped": batch.skipped, "errors": details["errors"][:5],
+            "duplicates": batch.duplicates, "hashed_task_ids": batch.hashed_task_ids,
+        })
+
+    def import_langsmith(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        task_attr: str = "hotmess.task.id",
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        since: Any = None,
+        until: Any = None,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import a file of LangSmith runs (``hotmess import langsmith``; serialised ``RunTree`` /
+        ``Run`` objects, JSON lines or a list) in one transaction: one run per trace, steps from
+        its child runs; only traces starting in ``[since, until)`` when given. See
+        :mod:`hotmess.integrations.langsmith_runs`."""
+        from hotmess.integrations.langsmith_runs import parse_langsmith_file
+
+        if agent is not None and not agent.strip():
+            raise HotmessError("agent must not be empty")
+        _exists(file)
+        batch = parse_langsmith_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                     progress=progress, since=since, until=until)
+        return self._platform_report(batch, progress)
+
+    def import_langfuse(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        task_attr: str = "hotmess.task.id",
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        since: Any = None,
+        until: Any = None,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import a file of Langfuse observations, pages of them or traces with their
+        observations (``hotmess import langfuse``; the public API's JSON) in one transaction: one
+        run per trace; only traces starting in ``[since, until)`` when given. See
+        :mod:`hotmess.integrations.langfuse_traces`."""
+        from hotmess.integrations.langfuse_traces import parse_langfuse_file
+
+        if agent is not None and not agent.strip():
+            raise HotmessError("agent must not be empty")
+        _exists(file)
+        batch = parse_langfuse_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                    progress=progress, since=since, until=until)
+        return self._platform_report(batch, progress)
+
 
 _GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
 

@@ -1,0 +1,158 @@
+"""``hotmess import mlflow|langsmith|langfuse``: production traces from tracing platforms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hotmess.cli import render
+from hotmess.cli.app import DbOption, JsonOption, db_path, import_app, stages
+from hotmess.cli.imports import next_steps
+from hotmess.errors import HotmessError
+
+TaskAttrOption = Annotated[str, typer.Option(
+    "--task-attr", help="Where the task id is: a trace tag or metadata key (task_id, tags.task_id, "
+    "metadata.task_id) or a span attribute path (else: a hash of the first user message).")]
+AgentOption = Annotated[str | None, typer.Option("--agent", help="Agent name for these runs (default: the root span's name).")]
+NoRedactOption = Annotated[bool, typer.Option("--no-redact", help="Store values as they are (default: secrets are redacted, as when tracing).")]
+MaxCharsOption = Annotated[int, typer.Option("--max-chars", min=0, help="Cut texts longer than this, as when tracing; 0 keeps them whole.")]
+SinceOption = Annotated[str | None, typer.Option("--since", help="Only traces from this time on (ISO date or date-time, UTC; or epoch seconds).")]
+UntilOption = Annotated[str | None, typer.Option("--until", help="Only traces before this time.")]
+
+_SHOWN_ERRORS = 5
+
+
+def _check_agent(agent: str | None) -> None:
+    if agent is not None and not agent.strip():
+        raise typer.BadParameter("must not be empty", param_hint="--agent")
+
+
+def _print(report, db: Path | None, label: str) -> None:
+    result, batch = report.result, report.batch
+    render.print_import(result, db_path(db), source=label)
+    out = render.console
+    if batch.skipped:
+        out.print(f"[yellow]{batch.skipped} of {render.plural(batch.records, batch.unit)} malformed and skipped:[/]")
+        for error in batch.errors[:_SHOWN_ERRORS]:
+            out.print(f"  {render.escape(str(error))}")
+        if batch.skipped > _SHOWN_ERRORS:
+            out.print(f"  … and {batch.skipped - _SHOWN_ERRORS} more")
+    if batch.outside:
+        out.print(f"[dim]{render.plural(batch.outside, 'trace')} left out: they start outside --since/--until[/]")
+    if batch.duplicates:
+        out.print(f"[dim]{render.plural(batch.duplicates, 'trace')} read twice, kept once[/]")
+    if batch.hashed_task_ids:
+        out.print(f"[dim]{render.plural(batch.hashed_task_ids, 'run')} without a task id: task id = hash of the "
+                  "first user message (msg:…); name one with --task-attr[/]")
+    render.print_next_steps(next_steps(batch.runs, production=True), db_path(db))
+
+
+@import_app.command("mlflow")
+def import_mlflow_command(
+    source: Annotated[str, typer.Argument(
+        help="An MLflow tracking URI (sqlite:///mlruns.db, http://127.0.0.1:5000), a tracking directory or "
+             "SQLite file, read with MLflow's client; or a file of Trace.to_json() traces (JSON lines or a list).")],
+    db: DbOption = None,
+    experiment: Annotated[list[str] | None, typer.Option("--experiment", help="Experiment name or id to read (repeatable; default: all).")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Read only the traces from the newest one an earlier import read from this store on.")] = False,
+    task_attr: TaskAttrOption = "hotmess.task.id",
+    agent: AgentOption = None,
+    no_redact: NoRedactOption = False,
+    max_chars: MaxCharsOption = 8192,
+    as_json: JsonOption = False,
+) -> None:
+    """Import MLflow traces: one run per trace, steps from its spans (LLM, tool, agent, chain).
+
+    Reads a tracking store page by page (never writing to it) or a file of exported traces,
+    in one transaction; traces imported before are left as they are, malformed ones skipped and named.
+    """
+    import hotmess
+    from hotmess.integrations.platform_traces import parse_time
+
+    _check_agent(agent)
+    parse_time(since, "--since")  # a bad bound fails before anything is read
+    parse_time(until, "--until")
+    from hotmess.integrations.mlflow_traces import shown_uri
+
+    label = shown_uri(source) if "://" in source else Path(source).name
+    with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_mlflow(source, experiments=experiment or None, since=since, until=until,
+                                     resume=resume, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
+                                     progress=progress)
+    if as_json:
+        render.print_json(report.to_json())
+        return
+    _print(report, db, label)
+
+
+@import_app.command("langsmith")
+def import_langsmith_command(
+    file: Annotated[Path, typer.Argument(
+        help="LangSmith runs as the SDK serialises them (RunTree / Run JSON), one per line or a JSON list (gzip ok).")],
+    db: DbOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    task_attr: TaskAttrOption = "hotmess.task.id",
+    agent: AgentOption = None,
+    no_redact: NoRedactOption = False,
+    max_chars: MaxCharsOption = 8192,
+    as_json: JsonOption = False,
+) -> None:
+    """Import LangSmith runs: one run per trace (trace_id), steps from its child runs (llm, tool, chain).
+
+    One transaction; traces imported before are left as they are, malformed records skipped and named.
+    """
+    import hotmess
+    from hotmess.integrations.platform_traces import parse_time
+
+    _check_agent(agent)
+    parse_time(since, "--since")  # a bad bound fails before anything is read
+    parse_time(until, "--until")
+    if not file.exists():  # before the database is created
+        raise HotmessError(f"{file}: no such file")
+    with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_langsmith(file, task_attr=task_attr, agent=agent, redact=not no_redact,
+                                        max_chars=max_chars, progress=progress, since=since, until=until)
+    if as_json:
+        render.print_json(report.to_json())
+        return
+    _print(report, db, file.name)
+
+
+@import_app.command("langfuse")
+def import_langfuse_command(
+    file: Annotated[Path, typer.Argument(
+        help="Langfuse API JSON: observations, pages of them ({\"data\": [...]}) or traces with their "
+             "observations; one per line or a JSON list (gzip ok).")],
+    db: DbOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    task_attr: TaskAttrOption = "hotmess.task.id",
+    agent: AgentOption = None,
+    no_redact: NoRedactOption = False,
+    max_chars: MaxCharsOption = 8192,
+    as_json: JsonOption = False,
+) -> None:
+    """Import Langfuse traces: one run per trace, steps from its observations (GENERATION, TOOL, SPAN, ...).
+
+    One transaction; traces imported before are left as they are, malformed records skipped and named.
+    """
+    import hotmess
+    from hotmess.integrations.platform_traces import parse_time
+
+    _check_agent(agent)
+    parse_time(since, "--since")  # a bad bound fails before anything is read
+    parse_time(until, "--until")
+    if not file.exists():  # before the database is created
+        raise HotmessError(f"{file}: no such file")
+    with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_langfuse(file, task_attr=task_attr, agent=agent, redact=not no_redact,
+                                       max_chars=max_chars, progress=progress, since=since, until=until)
+    if as_json:
+        render.print_json(report.to_json())
+        return
+    _print(report, db, file.name)
