@@ -132,16 +132,20 @@ def _figures(client: Any, source: Path, task: str | None, options: Any,
     """Every task's figures, computed on the workers of ``client``."""
     dd, _ = _dask()
     filters = None if task is None else [("task_id", "==", task)]
-    runs = dd.read_parquet(str(source / "runs"), columns=list(RUN_COLUMNS), filters=filters)
     if not _has_files(source / "runs"):
         return []
+    workers = max(len(client.scheduler_info().get("workers", {})), 1)
+    runs = _coalesced(dd.read_parquet(str(source / "runs"), columns=list(RUN_COLUMNS),
+                                      filters=filters), source / "runs", workers)
     step_columns: list[str] = []
     if with_steps:
         step_columns = list(ANALYSIS_STEP_COLUMNS)  # run_id first
         if _has_files(source / "steps"):
-            steps = dd.read_parquet(str(source / "steps"),
-                                    columns=list(dict.fromkeys([*step_columns, "start_ns"])),
-                                    filters=[("kind", "==", "tool")])
+            steps = _coalesced(
+                dd.read_parquet(str(source / "steps"),
+                                columns=list(dict.fromkeys([*step_columns, "start_ns"])),
+                                filters=[("kind", "==", "tool")]),
+                source / "steps", workers)
             import pandas as pd
 
             meta = pd.Series([], dtype=object, name=STEPS_COLUMN,
@@ -155,6 +159,19 @@ def _figures(client: Any, source: Path, task: str | None, options: Any,
         _task_record, options, step_columns, meta=("figures", "object"))
     result = client.compute(grouped).result()
     return [box.figures for box in result.tolist() if box is not None]
+
+
+#: Bytes of Parquet per partition when small files (a day each) are put together.
+PARTITION_BYTES = 256 * 2**20
+
+
+def _coalesced(frame: Any, folder: Path, workers: int) -> Any:
+    """``frame`` in fewer partitions when its files are small (one per day): two per worker, or
+    one per ``PARTITION_BYTES`` of files, whichever is more. Neighbouring partitions are
+    concatenated, nothing is shuffled; each partition costs the shuffle by task a fixed price."""
+    size = sum(f.stat().st_size for f in folder.glob("day=*/*.parquet"))
+    target = max(2 * workers, math.ceil(size / PARTITION_BYTES))
+    return frame.repartition(npartitions=target) if frame.npartitions > target else frame
 
 
 def _has_files(folder: Path) -> bool:
