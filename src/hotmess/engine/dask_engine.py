@@ -6,8 +6,8 @@ The plan (one ``compute``):
    that task's rows are read);
 2. when the outcome or the decomposition needs tool calls (``outcome="actions"``,
    ``decomposition="checks"``): ``read_parquet(DIR/steps)`` filtered to ``kind == "tool"``,
-   each run's tool steps packed into one value (``groupby("run_id").apply``) and joined to its
-   run (``merge`` on ``run_id``), so a task's group carries its steps;
+   shuffled by run, each run's tool steps packed into one value (``map_partitions``) and
+   joined to its run (``merge`` on ``run_id``), so a task's group carries its steps;
 3. ``groupby("task_id").apply(task_record)``: on the workers, each task's rows become the
    same :class:`~hotmess.tables.Table`\\ s the SQLite readers return (rows in their order), and
    :func:`~hotmess.analyzers.analysis.task_figures` computes the task's figures;
@@ -148,10 +148,11 @@ def _figures(client: Any, source: Path, task: str | None, options: Any,
                 source / "steps", workers)
             import pandas as pd
 
-            meta = pd.Series([], dtype=object, name=STEPS_COLUMN,
-                             index=pd.Index([], dtype=steps["run_id"].dtype, name="run_id"))
-            packed = steps.groupby("run_id").apply(_pack_steps, step_columns[1:], meta=meta)
-            runs = runs.merge(packed.reset_index(), on="run_id", how="left")
+            meta = pd.DataFrame({"run_id": pd.Series([], dtype=steps["run_id"].dtype),
+                                 STEPS_COLUMN: pd.Series([], dtype=object)})
+            packed = steps.shuffle("run_id").map_partitions(
+                _pack_steps, step_columns[1:], meta=meta)
+            runs = runs.merge(packed, on="run_id", how="left")
     # grouped by a copy of the task id (pandas leaves the grouping column out of each group);
     # a run without a task is in task "<none>", as in the local analysis
     runs = runs.assign(**{TASK_KEY: runs["task_id"].fillna("<none>")})
@@ -178,11 +179,20 @@ def _has_files(folder: Path) -> bool:
     return any(folder.glob("day=*/*.parquet"))
 
 
-def _pack_steps(frame: Any, columns: list[str]) -> str:
-    """One run's tool steps, in step order, as JSON text: one list per column but the run id
-    (the value joined to the run; text, so that the shuffle's Arrow tables carry it)."""
-    frame = frame.sort_values(STEP_ORDER, kind="stable", na_position="first")
-    return json.dumps([_values(frame[c], "int64" if c == "step_index" else "O") for c in columns])
+def _pack_steps(frame: Any, columns: list[str]) -> Any:
+    """The tool steps of whole runs (a partition shuffled by run) as one row per run: its id
+    and its steps, in step order, as JSON text holding one list per column but the run id
+    (text, so that the next shuffle's Arrow tables carry it)."""
+    import pandas as pd
+
+    frame = frame.sort_values(["run_id", *STEP_ORDER], kind="stable", na_position="first")
+    run_ids = _values(frame["run_id"], "O")
+    values = [_values(frame[c], "int64" if c == "step_index" else "O") for c in columns]
+    starts = [i for i in range(len(run_ids)) if i == 0 or run_ids[i] != run_ids[i - 1]]
+    bounds = [*starts, len(run_ids)]
+    packs = [json.dumps([v[lo:hi] for v in values]) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    return pd.DataFrame({"run_id": pd.Series([run_ids[i] for i in starts], dtype=frame["run_id"].dtype),
+                         STEPS_COLUMN: pd.Series(packs, dtype=object)})
 
 
 class _Boxed:
