@@ -25,7 +25,7 @@ from hotmess.store.readers import read_for_analysis, read_instructions, read_run
 from hotmess.store.tasks import TASK_SOURCES, read_inferred_tasks, save_inferred_tasks
 from hotmess.tables import Table
 
-__all__ = ["Database", "ImportReport", "ReportResult", "RunDetail", "open"]
+__all__ = ["Database", "ExportReport", "ImportReport", "ReportResult", "RunDetail", "open"]
 
 
 def _check_tasks(tasks: str) -> str:
@@ -183,6 +183,16 @@ class Database:
         request, tightness, method and threshold; empty before ``infer_tasks``."""
         return read_inferred_tasks(self.conn)
 
+
+    # ------------------------------------------------------------------ export
+
+    def export_parquet(self, out: str | os.PathLike[str]) -> ExportReport:
+        """All runs and steps as Parquet files under ``out``, partitioned by day
+        (``hotmess export parquet``; the layout is in :mod:`hotmess.parquet`)."""
+        from hotmess.parquet import write_parquet
+
+        written = write_parquet(read_runs(self.conn), read_steps(self.conn), out)
+        return ExportReport(**written)
 
     # ------------------------------------------------------------------ over time
 
@@ -562,6 +572,17 @@ class ImportReport(Result):
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.result.to_dict(), **self.extra}
+
+
+@dataclass(frozen=True)
+class ExportReport(Result):
+    """What an export wrote: where, how many runs and steps, the days and the files."""
+
+    out: str
+    runs: int
+    steps: int
+    days: list[str]
+    files: int
 
 
 @dataclass(frozen=True)

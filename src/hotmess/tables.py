@@ -58,6 +58,9 @@ STEP_COLUMNS: dict[str, str] = {
     "model": "O",
 }
 
+#: The step columns the analyzers read (tool calls for the ``actions`` mapper and checks).
+ANALYSIS_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input")
+
 
 def _column(values: Any, dtype: str) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == np.dtype(dtype):

@@ -36,28 +36,40 @@ the steps live in :mod:`.outcome_keys` (2), :mod:`.group` (3–5, one set of run
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
 from hotmess.errors import AnalysisError
 from hotmess.progress import Progress
-from hotmess.tables import Table
+from hotmess.tables import RUN_COLUMNS, Table
 from hotmess.vocab.attributes import CHECKS
 
 from .actions import collect_actions
 from .columns import NO_GROUP, column, float_column, group_values
 from .common import check_confidence, check_n_boot, natural_key
 from .decomposers import DECOMPOSITIONS
-from .group import analyze_group
+from .group import TaskFigures, analyze_group
+from .group import combine as combine_figures
+from .group import task_figures as group_figures
 from .incoherence import INTERVALS, IncoherenceDifference, incoherence_difference
 from .inputs import AnalysisOptions, RunArrays
 from .outcome_keys import INCOMPLETE_KEY, crash_key
 from .outcomes import DEFAULT_READ_ONLY, ReadOnly, read_only_predicate
 from .results import Analysis, GroupedAnalysis
 
-__all__ = ["CHECKS_ATTRIBUTE", "DECOMPOSITIONS", "INCOMPLETE", "OUTCOME_METHODS", "analyze"]
+__all__ = [
+    "CHECKS_ATTRIBUTE",
+    "DECOMPOSITIONS",
+    "INCOMPLETE",
+    "OUTCOME_METHODS",
+    "TaskFigures",
+    "analysis_options",
+    "analyze",
+    "combine",
+    "task_figures",
+]
 
 OUTCOME_METHODS = ("exact", "actions", "text", "embedding")
 #: Run attribute holding explicit checks: a JSON object ``{check name: bool}``
@@ -130,16 +142,11 @@ def analyze(
         n_boot=n_boot, confidence=confidence, seed=seed, interval=interval, incomplete=incomplete,
         read_only=read_only, distance_threshold=distance_threshold, embed=embed, progress=progress,
     )
-    n_all = len(runs)
-    status = column(runs, "status")
-    incomplete_runs = np.fromiter((s == "incomplete" for s in status), dtype=bool, count=n_all)
-    group_all = None if by is None else group_values(runs, by, column(runs, "attributes"))
-    counted = incomplete == "fail"
-    complete = np.arange(n_all) if counted else np.flatnonzero(~incomplete_runs)
-    data = _run_arrays(runs, steps, status, incomplete_runs, complete, counted, opts)
-    if group_all is None:
-        return analyze_group(data, opts, int(incomplete_runs.sum()), counted)
-
+    if by is None:
+        return combine([task_figures(runs, steps, opts)], opts)
+    group_all = group_values(runs, by, column(runs, "attributes"))
+    data, incomplete_runs, complete = _prepare(runs, steps, opts)
+    counted = opts.incomplete == "fail"
     group_complete = group_all[complete]
     names = sorted(set(group_complete.tolist()), key=natural_key)
     warnings = []
@@ -154,6 +161,68 @@ def analyze(
     differences = _differences(groups, opts, warnings)
     n_incomplete = int(incomplete_runs.sum())
     return GroupedAnalysis(by, groups, tuple(differences), n_incomplete, tuple(warnings))
+
+
+def analysis_options(
+    runs: Table | None = None,
+    steps: Table | None = None,
+    *,
+    outcome: str | Callable[[Any], Hashable] = "exact",
+    decomposition: str = "brier",
+    correction: bool = True,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+    interval: str = "jackknife",
+    incomplete: str = "drop",
+    read_only: ReadOnly = DEFAULT_READ_ONLY,
+    distance_threshold: float = 0.5,
+    embed: Callable[[list[str]], Any] | None = None,
+    progress: Progress | None = None,
+) -> AnalysisOptions:
+    """The checked options of :func:`analyze` (its parameters, without ``by``), for
+    :func:`task_figures` and :func:`combine`; ``runs`` defaults to an empty runs table (the
+    options of an analysis whose runs are elsewhere: on the workers of an engine)."""
+    return _options(
+        Table.empty(RUN_COLUMNS) if runs is None else runs, steps, outcome=outcome,
+        decomposition=decomposition, correction=correction, n_boot=n_boot, confidence=confidence,
+        seed=seed, interval=interval, incomplete=incomplete, read_only=read_only,
+        distance_threshold=distance_threshold, embed=embed, progress=progress,
+    )
+
+
+def task_figures(runs: Table, steps: Table | None, options: AnalysisOptions) -> TaskFigures:
+    """The per-task figures (:class:`~.group.TaskFigures`) of the runs of whole tasks — one
+    task's runs or many tasks' — and their tool steps (for ``outcome="actions"`` and
+    ``decomposition="checks"``): every formula that needs a task's runs is applied here.
+
+    The figures of any partition of the tasks, put together by :func:`combine`, are the
+    analysis of all of them: ``analyze(runs, steps)`` is
+    ``combine([task_figures(runs, steps, options)], options)``, and an engine computes
+    ``task_figures`` of each task where the task's rows are and combines on the driver."""
+    data, incomplete_runs, _ = _prepare(runs, steps, options)
+    return group_figures(data, options, int(incomplete_runs.sum()))
+
+
+def combine(figures: Sequence[TaskFigures], options: AnalysisOptions) -> Analysis:
+    """The :class:`Analysis` of the tasks of several :func:`task_figures` (each task in one of
+    them): incoherence ``Σ variance / Σ error`` with its interval over tasks, pooled failure
+    consistency, success rate, pass^k, the means and the warnings."""
+    return combine_figures(figures, options, options.incomplete == "fail")
+
+
+def _prepare(
+    runs: Table, steps: Table | None, opts: AnalysisOptions
+) -> tuple[RunArrays, np.ndarray, np.ndarray]:
+    """The runs analyzed (:func:`_run_arrays`), which of all runs never ended, and the rows
+    of the runs analyzed (all with ``incomplete="fail"``)."""
+    n_all = len(runs)
+    status = column(runs, "status")
+    incomplete_runs = np.fromiter((s == "incomplete" for s in status), dtype=bool, count=n_all)
+    counted = opts.incomplete == "fail"
+    complete = np.arange(n_all) if counted else np.flatnonzero(~incomplete_runs)
+    data = _run_arrays(runs, steps, status, incomplete_runs, complete, counted, opts)
+    return data, incomplete_runs, complete
 
 
 def _options(
@@ -222,6 +291,7 @@ def _options(
         distance_threshold=threshold,
         embed=embed,
         progress=progress,
+        incomplete=incomplete,
     )
 
 

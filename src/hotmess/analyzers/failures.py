@@ -39,6 +39,8 @@ class FailureConsistency(Result):
     consistency: np.ndarray
     entropy: np.ndarray
     n_tasks_with_pairs: int
+    #: per task Σ_k c_ik (c_ik − 1), the numerator of the pooled value (to pool sets of tasks)
+    same_pairs: np.ndarray | None = None
 
     @property
     def diversity(self) -> float:
@@ -117,4 +119,6 @@ def failure_consistency(
     entropy = np.clip(entropy, 0.0, 1.0)  # rounding only; nan stays nan
     total = all_pairs.sum()
     value = float(same.sum() / total) if total > 0 else float("nan")
-    return FailureConsistency(value, m.astype(np.int64), consistency, entropy, int((m >= 2).sum()))
+    return FailureConsistency(
+        value, m.astype(np.int64), consistency, entropy, int((m >= 2).sum()), same
+    )

@@ -18,12 +18,14 @@ group under ``by=`` (the steps are in :mod:`.analysis`'s docstring):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .actions import task_references
-from .common import factorize, natural_codes
+from .common import factorize, natural_codes, natural_key
 from .decompose import TaskDecompositions
 from .decomposers import DECOMPOSERS, Decomposer, GroupRuns
 from .examples import task_clusters
@@ -39,8 +41,12 @@ __all__ = [
     "JUDGED_FAILED_PREFIX",
     "MIN_RUNS_WARNING",
     "MIN_TASKS_WARNING",
+    "TaskFigures",
     "analyze_group",
+    "combine",
     "empty_analysis",
+    "merge_warnings",
+    "task_figures",
 ]
 
 CORRECT_KEY = "<correct>"
@@ -59,11 +65,56 @@ def analyze_group(
     counted: bool,
     notes: tuple[str, ...] = (),
 ) -> Analysis:
-    """The :class:`Analysis` of one set of complete runs (``notes``: warnings said so far)."""
-    n_runs = len(data.task)
+    """The :class:`Analysis` of one set of complete runs (``notes``: warnings said so far):
+    :func:`combine` of the :func:`task_figures` of all of them at once."""
+    return combine([task_figures(data, opts, n_incomplete, notes)], opts, counted)
+
+
+@dataclass(frozen=True, eq=False)
+class TaskFigures:
+    """The per-task figures of a set of whole tasks (one task, or many), in natural order of the
+    task ids: everything :func:`combine` needs to form the analysis of a union of such sets.
+
+    Per task: run count ``n``, correct runs ``successes`` (counted only where ``task_judged``),
+    runs with a verdict ``n_judged`` and correct ones ``n_correct``, the decomposition ``dec``,
+    failed runs ``failures`` with their ``failure_consistency``, ``failure_entropy`` and
+    same-cluster pair count ``failure_pairs``, ``n_clusters`` and the ``clusters`` listing;
+    plus the warnings said about these tasks and ``n_incomplete`` runs left out.
+    """
+
+    task_ids: list[str]
+    n: np.ndarray
+    successes: np.ndarray
+    task_judged: np.ndarray
+    n_judged: np.ndarray
+    n_correct: np.ndarray
+    dec: TaskDecompositions
+    failures: np.ndarray
+    failure_consistency: np.ndarray
+    failure_entropy: np.ndarray
+    failure_pairs: np.ndarray
+    n_clusters: np.ndarray
+    clusters: list
+    warnings: tuple[str, ...] = ()
+    n_incomplete: int = 0
+
+    def __len__(self) -> int:
+        return len(self.task_ids)
+
+
+def task_figures(
+    data: RunArrays,
+    opts: AnalysisOptions,
+    n_incomplete: int = 0,
+    notes: tuple[str, ...] = (),
+) -> TaskFigures:
+    """The :class:`TaskFigures` of a set of complete runs of whole tasks: verdicts, harmonised
+    clusters, decomposition and failure consistency of each task. Each task's figures depend
+    on its own runs only, so the figures of tasks computed apart (on the workers of an engine)
+    put together by :func:`combine` are those of the tasks computed together."""
     warnings: list[str] = list(notes)
-    if n_runs == 0:
-        return empty_analysis(opts, n_incomplete, counted)
+    if len(data.task) == 0:
+        return _no_figures(opts, n_incomplete, tuple(warnings))
 
     task, task_ids = natural_codes(data.task.tolist())  # tasks in natural order of their ids
     n_tasks = len(task_ids)
@@ -80,9 +131,7 @@ def analyze_group(
 
     task_judged, drop = _judged_tasks(task, n, judged, warnings)
     if drop is not None:
-        return analyze_group(
-            data.take(np.flatnonzero(~drop)), opts, n_incomplete, counted, tuple(warnings)
-        )
+        return task_figures(data.take(np.flatnonzero(~drop)), opts, n_incomplete, tuple(warnings))
 
     labels, task_ref_label = _harmonise(keys, ref_keys, task, task_judged, correct)
     label_codes, label_uniques = factorize(labels.tolist())
@@ -91,19 +140,77 @@ def analyze_group(
 
     failed = task_judged[task] & ~correct
     fc = failure_consistency(label_codes, failed, task, n_tasks=n_tasks)
-    successes, pass_hat, pass_at = _passes(task, n, hit, task_judged)
-    success_rate = float(correct[judged].mean()) if judged.any() else float("nan")
-    totals = _totals(dec, n, opts)
-
+    successes = np.bincount(task, weights=hit.astype(np.float64), minlength=n_tasks).astype(
+        np.int64
+    )
     clusters, n_clusters = task_clusters(
         task, n_tasks, label_codes, label_uniques, examples, task_judged, task_ref_label
     )
-    tasks = _task_results(task_ids, n, successes, task_judged, dec, n_clusters, fc, clusters)
-    _warn(warnings, n, totals, opts, decomposer)
+    return TaskFigures(
+        task_ids=task_ids,
+        n=n,
+        successes=successes,
+        task_judged=task_judged,
+        n_judged=np.bincount(task, minlength=n_tasks, weights=judged.astype(np.float64)).astype(
+            np.int64),
+        n_correct=np.bincount(task, minlength=n_tasks,
+                              weights=(correct & judged).astype(np.float64)).astype(np.int64),
+        dec=dec,
+        failures=fc.failures,
+        failure_consistency=fc.consistency,
+        failure_entropy=fc.entropy,
+        failure_pairs=fc.same_pairs,
+        n_clusters=np.asarray(n_clusters, dtype=np.int64),
+        clusters=list(clusters),
+        warnings=tuple(warnings),
+        n_incomplete=n_incomplete,
+    )
 
+
+def _no_figures(opts: AnalysisOptions, n_incomplete: int, warnings: tuple[str, ...]) -> TaskFigures:
+    empty_i = np.zeros(0, dtype=np.int64)
+    empty_f = np.zeros(0, dtype=np.float64)
+    dec = TaskDecompositions(empty_f, empty_f, empty_f, empty_i, np.zeros(0, dtype=bool),
+                             opts.decomposition, opts.correction)
+    return TaskFigures([], empty_i, empty_i, np.zeros(0, dtype=bool), empty_i, empty_i, dec,
+                       empty_i, empty_f, empty_f, empty_f, empty_i, [], warnings, n_incomplete)
+
+
+def combine(figures: Sequence[TaskFigures], opts: AnalysisOptions, counted: bool) -> Analysis:
+    """The :class:`Analysis` of the union of sets of tasks from their :class:`TaskFigures`:
+    the ratios of sums (incoherence with its interval over tasks, pooled failure consistency),
+    success rate, pass^k and pass@k, the means, and the warnings over all of them. The tasks
+    are taken in natural order of their ids, whatever the order of ``figures``."""
+    n_incomplete = sum(f.n_incomplete for f in figures)
+    warnings = merge_warnings([f.warnings for f in figures])
+    f = _concatenate(figures, opts)
+    n_tasks = len(f.task_ids)
+    if n_tasks == 0:
+        return empty_analysis(opts, n_incomplete, counted)
+    n, dec = f.n, f.dec
+    n_judged, n_correct = int(f.n_judged.sum()), int(f.n_correct.sum())
+    success_rate = float(np.float64(n_correct) / n_judged) if n_judged else float("nan")
+    task_judged = f.task_judged
+    if task_judged.any():
+        pass_hat = pass_hat_k(n[task_judged], f.successes[task_judged])
+        pass_at = pass_at_k(n[task_judged], f.successes[task_judged])
+    else:
+        pass_hat, pass_at = {}, {}
+    m = f.failures.astype(np.float64)
+    all_pairs = m * (m - 1)
+    total = all_pairs.sum()
+    fc = FailureConsistency(
+        float(f.failure_pairs.sum() / total) if total > 0 else float("nan"),
+        f.failures, f.failure_consistency, f.failure_entropy, int((m >= 2).sum()),
+        f.failure_pairs,
+    )
+    totals = _totals(dec, n, opts)
+    tasks = _task_results(f.task_ids, n, f.successes, task_judged, dec, f.n_clusters, fc,
+                          f.clusters)
+    _warn(warnings, n, totals, opts, DECOMPOSERS[opts.decomposition].missing)
     return Analysis(
         n_tasks=n_tasks,
-        n_runs=n_runs,
+        n_runs=int(n.sum()),
         n_incomplete=n_incomplete,
         success_rate=success_rate,
         pass_hat_k=pass_hat,
@@ -129,6 +236,102 @@ def analyze_group(
         incomplete="fail" if counted else "drop",
         n_incomplete_counted=n_incomplete if counted else 0,
     )
+
+
+def _concatenate(figures: Sequence[TaskFigures], opts: AnalysisOptions) -> TaskFigures:
+    """One :class:`TaskFigures` of all tasks, in natural order of their ids."""
+    if len(figures) == 1:
+        return figures[0]
+    if not figures:
+        return _no_figures(opts, 0, ())
+    ids = [t for f in figures for t in f.task_ids]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a task's runs are split between two sets of figures: group by task")
+    order = np.array(sorted(range(len(ids)), key=lambda i: natural_key(ids[i])), dtype=np.int64)
+
+    def cat(name: str, source=lambda f, name: getattr(f, name)) -> np.ndarray:
+        return np.concatenate([np.asarray(source(f, name)) for f in figures])[order]
+
+    def dec_cat(name: str) -> np.ndarray:
+        return cat(name, lambda f, name: getattr(f.dec, name))
+
+    dec = TaskDecompositions(dec_cat("bias"), dec_cat("variance"), dec_cat("error"), dec_cat("n"),
+                             dec_cat("has_reference"), opts.decomposition, opts.correction)
+    clusters = [
+        _renumbered(c, local, int(place))
+        for c, local, place in zip(
+            [c for f in figures for c in f.clusters],
+            [t for f in figures for t in range(len(f))],
+            np.argsort(order), strict=True,
+        )
+    ]
+    return TaskFigures(
+        task_ids=[ids[i] for i in order],
+        n=cat("n"),
+        successes=cat("successes"),
+        task_judged=cat("task_judged"),
+        n_judged=cat("n_judged"),
+        n_correct=cat("n_correct"),
+        dec=dec,
+        failures=cat("failures"),
+        failure_consistency=cat("failure_consistency"),
+        failure_entropy=cat("failure_entropy"),
+        failure_pairs=cat("failure_pairs"),
+        n_clusters=cat("n_clusters"),
+        clusters=[clusters[i] for i in order],
+    )
+
+
+#: A cluster key named after its task's code (``text:<code>:<j>``, :func:`~.outcomes.text_clusters`).
+_CODED_KEY = re.compile(r"^((?:<judged failed> )?(?:text|embedding):)(\d+)(:.*)$", re.DOTALL)
+
+
+def _renumbered(clusters: list, local: int, place: int) -> list:
+    """A task's clusters with the keys named after its code among the tasks it was computed
+    with (``local``) renamed after its place among all tasks (``place``)."""
+    if local == place:
+        return clusters
+    out = []
+    for c in clusters:
+        match = None if c.key is None else _CODED_KEY.match(c.key)
+        if match and int(match.group(2)) == local:
+            c = replace(c, key=f"{match.group(1)}{place}{match.group(3)}")
+        out.append(c)
+    return out
+
+
+#: A count in a warning: a whole number between words ("3 tasks have", "in 2 tasks"), not the
+#: digits of a figure ("target 1.0 used").
+_NUMBER = re.compile(r"(?<![\w.])(\d+)(?= )")
+
+
+def merge_warnings(lists: Sequence[Sequence[str]]) -> list[str]:
+    """The warnings of several sets of tasks as one list: warnings that differ only in their
+    counts ("2 tasks have ...", "3 tasks have ...") become one with the counts added, in order
+    of first appearance (the k-th occurrence of a wording within one set merges with the k-th
+    of the others). One set's warnings are returned as they are."""
+    if len(lists) == 1:
+        return list(lists[0])
+    merged: dict[tuple[tuple[str, ...], int], list[int]] = {}
+    for warnings in lists:
+        seen: dict[tuple[str, ...], int] = {}
+        for warning in warnings:
+            parts = _NUMBER.split(warning)
+            template = tuple(parts[0::2])
+            key = (template, seen.get(template, 0))
+            seen[template] = key[1] + 1
+            counts = [int(x) for x in parts[1::2]]
+            if key in merged:
+                merged[key] = [a + b for a, b in zip(merged[key], counts, strict=True)]
+            else:
+                merged[key] = counts
+    out = []
+    for (template, _), counts in merged.items():
+        pieces = [template[0]]
+        for count, text in zip(counts, template[1:], strict=True):
+            pieces += [str(count), text]
+        out.append("".join(pieces))
+    return out
 
 
 def empty_analysis(opts: AnalysisOptions, n_incomplete: int, counted: bool = False) -> Analysis:
@@ -190,22 +393,6 @@ def _judged_tasks(
         "reference) while the other runs of their task do: they are left out, the tasks kept"
     )
     return task_judged, drop
-
-
-def _passes(
-    task: np.ndarray, n: np.ndarray, hit: np.ndarray, task_judged: np.ndarray
-) -> tuple[np.ndarray, dict[int, float], dict[int, float]]:
-    """Correct runs per task, and pass^k and pass@k over the judged tasks."""
-    successes = np.bincount(task, weights=hit.astype(np.float64), minlength=len(n)).astype(
-        np.int64
-    )
-    if not task_judged.any():
-        return successes, {}, {}
-    return (
-        successes,
-        pass_hat_k(n[task_judged], successes[task_judged]),
-        pass_at_k(n[task_judged], successes[task_judged]),
-    )
 
 
 def _harmonise(
@@ -297,7 +484,7 @@ def _task_results(
 
 
 def _warn(
-    warnings: list[str], n: np.ndarray, totals: _Totals, opts: AnalysisOptions, decomposer: Decomposer
+    warnings: list[str], n: np.ndarray, totals: _Totals, opts: AnalysisOptions, missing: str
 ) -> None:
     """What the figures rest on: single-run tasks, few runs or tasks, tasks without a reference."""
     n_tasks = len(n)
@@ -334,7 +521,7 @@ def _warn(
         )
     elif n_with_ref < n_tasks:
         warnings.append(
-            f"{n_tasks - n_with_ref} of {n_tasks} tasks have no {decomposer.missing}: "
+            f"{n_tasks - n_with_ref} of {n_tasks} tasks have no {missing}: "
             "they are left out of bias, error and incoherence"
         )
     if inc.reason and n_with_ref:

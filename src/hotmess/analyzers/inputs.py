@@ -28,6 +28,7 @@ class AnalysisOptions:
     distance_threshold: float
     embed: Callable[[list[str]], Any] | None
     progress: Progress | None = None
+    incomplete: str = "drop"  # "drop" or "fail": what is done with runs that never ended
 
     @property
     def outcome_name(self) -> str:

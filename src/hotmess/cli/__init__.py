@@ -3,6 +3,7 @@
 from hotmess.cli import (  # noqa: F401  (importing registers the commands)
     analyze,
     demo,
+    export,
     goals,
     imports,
     overtime,

@@ -8,6 +8,13 @@ import typer
 
 from hotmess.cli import render
 from hotmess.cli.app import DbOption, JsonOption, app, db_path, stages
+from hotmess.cli.engine import (
+    EngineOption,
+    SchedulerOption,
+    SourceOption,
+    analyze_on_engine,
+    check_engine_options,
+)
 from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
 from hotmess.results import to_json
@@ -27,6 +34,9 @@ def analyze_command(
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples, for --interval bootstrap.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed.")] = 0,
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    source: SourceOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Bias, variance and incoherence (with a bootstrap interval), failure consistency, pass^k."""
     from hotmess.analyzers import DECOMPOSITIONS, OUTCOME_METHODS
@@ -46,6 +56,16 @@ def analyze_command(
             "--outcome embedding needs an embedding function: use hotmess.analyzers.analyze(..., "
             "outcome='embedding', embed=fn) from Python (sentence_transformer_embedder for a local model)"
         )
+    check_engine_options(engine, source, scheduler)
+    if engine is not None:
+        result = analyze_on_engine(engine, source, scheduler, outcome=outcome, decomposition=decomposition, by=by,
+                                   task=task, tasks=tasks, correction=correction, interval=interval,
+                                   incomplete=incomplete, n_boot=n_boot, seed=seed)
+        if as_json:
+            render.print_json(to_json(result))
+        else:
+            render.print_analysis(result.to_dict(), str(source))
+        return
     import hotmess
 
     with stages("analyze") as progress, hotmess.open(db_path(db)) as store:

@@ -9,7 +9,7 @@ from typing import Any
 
 from hotmess.progress import Progress, counted
 from hotmess.store.tasks import INFERRED_TASK_SQL, task_expression
-from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
+from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, STEP_COLUMNS, Table
 from hotmess.vocab.instructions import run_instruction, step_instruction
 
 
@@ -135,10 +135,6 @@ def read_spans(conn: sqlite3.Connection, trace_id: str) -> list[dict[str, Any]]:
 
 def count_runs(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
-
-
-#: The step columns the analyzers read (tool calls for the ``actions`` mapper and checks).
-ANALYSIS_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input")
 
 
 def read_for_analysis(

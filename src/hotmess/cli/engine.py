@@ -1,0 +1,51 @@
+"""The options that run ``hotmess analyze`` on a distributed engine, and the call behind them.
+
+``hotmess analyze --engine dask --source DIR [--scheduler ADDRESS]`` reads the Parquet
+directory ``DIR`` (``hotmess export parquet``) and analyzes it on Dask (:mod:`hotmess.engine`):
+on a new ``LocalCluster`` by default, on the cluster whose scheduler is at ``ADDRESS`` with
+``--scheduler``. The result, and its ``--json``, are those of ``hotmess analyze`` on the
+database the directory was exported from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hotmess.errors import HotmessError
+
+__all__ = ["EngineOption", "SchedulerOption", "SourceOption", "analyze_on_engine", "check_engine_options"]
+
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", help="Analyze on a distributed engine: dask (reads --source, not --db).",
+                 show_default=False),
+]
+SourceOption = Annotated[
+    Path | None,
+    typer.Option("--source", help="With --engine: the Parquet directory (hotmess export parquet --out DIR).",
+                 show_default=False),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="With --engine dask: the scheduler's address (tcp://host:8786); "
+                 "default: a LocalCluster on this machine.", show_default=False),
+]
+
+
+def analyze_on_engine(engine: str, source: Path | None, scheduler: str | None, **kwargs: Any) -> Any:
+    """The :class:`~hotmess.analyzers.results.Analysis` of ``hotmess analyze --engine ...``:
+    ``kwargs`` are the analyze options (outcome, decomposition, by, task, tasks, ...)."""
+    from hotmess.engine import analyze
+
+    if source is None:
+        raise HotmessError("--engine needs --source DIR: a directory written by hotmess export parquet")
+    return analyze(source, engine=engine, scheduler=scheduler, **kwargs)
+
+
+def check_engine_options(engine: str | None, source: Path | None, scheduler: str | None) -> None:
+    """--source and --scheduler only go with --engine."""
+    if engine is None and (source is not None or scheduler is not None):
+        raise HotmessError("--source and --scheduler go with --engine dask")

@@ -1,0 +1,33 @@
+"""The analysis past one machine: the same per-task functions run on a distributed engine.
+
+``hotmess.engine.analyze(source, engine="dask", scheduler=None, ...)`` reads a Parquet
+directory (:mod:`hotmess.parquet`'s layout, written by ``hotmess export parquet``), groups the
+runs by task on the workers, computes each task's figures there
+(:func:`hotmess.analyzers.analysis.task_figures`, the very function the local
+:func:`~hotmess.analyzers.analyze` is built on) and combines the few numbers per task on the
+driver (:func:`hotmess.analyzers.analysis.combine`): the same :class:`Analysis`, the same JSON.
+
+The engine is Dask distributed (``pip install 'hotmess[dask]'``); nothing of it is imported by
+``import hotmess`` or by importing this package, only by calling :func:`analyze`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ENGINES", "analyze"]
+
+#: The engines :func:`analyze` runs on.
+ENGINES = ("dask",)
+
+
+def analyze(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
+    """The :class:`~hotmess.analyzers.results.Analysis` of the runs under ``source`` computed on
+    ``engine``; the keyword arguments are those of :func:`hotmess.engine.dask_engine.analyze`."""
+    from hotmess.errors import HotmessError
+
+    if engine not in ENGINES:
+        raise HotmessError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    from .dask_engine import analyze as dask_analyze
+
+    return dask_analyze(source, **kwargs)

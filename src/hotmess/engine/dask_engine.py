@@ -1,0 +1,253 @@
+"""``analyze`` on Dask distributed: group by task on the workers, combine on the driver.
+
+The plan (one ``compute``):
+
+1. ``read_parquet(DIR/runs)`` (the :data:`~hotmess.tables.RUN_COLUMNS`; with ``task``, only
+   that task's rows are read);
+2. when the outcome or the decomposition needs tool calls (``outcome="actions"``,
+   ``decomposition="checks"``): ``read_parquet(DIR/steps)`` filtered to ``kind == "tool"``,
+   shuffled by run, each run's tool steps packed into one value (``map_partitions``) and
+   joined to its run (``merge`` on ``run_id``), so a task's group carries its steps;
+3. ``groupby("task_id").apply(task_record)``: on the workers, each task's rows become the
+   same :class:`~hotmess.tables.Table`\\ s the SQLite readers return (rows in their order), and
+   :func:`~hotmess.analyzers.analysis.task_figures` computes the task's figures;
+4. on the driver, :func:`~hotmess.analyzers.analysis.combine` forms the ratios of sums, the
+   interval over tasks, pass^k and the warnings, exactly as the local analysis does.
+
+What crosses the network per task is its :class:`~hotmess.analyzers.group.TaskFigures`: a few
+numbers and its cluster listing (each cluster's key, size and a 200-character example).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hotmess.analyzers.analysis import analysis_options, combine, task_figures
+from hotmess.analyzers.group import TaskFigures
+from hotmess.errors import AnalysisError, HotmessError
+from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
+
+__all__ = ["analyze", "connect"]
+
+#: The column of the runs frame that carries each run's packed tool steps.
+STEPS_COLUMN = "_tool_steps"
+#: The column the runs are grouped by: the task id, "<none>" for a run without one.
+TASK_KEY = "_task"
+#: The order of a task's runs, and of a run's steps, in the SQLite readers.
+RUN_ORDER = ["start_ns", "instance", "run_id"]
+STEP_ORDER = ["step_index", "start_ns"]
+
+
+def _dask() -> tuple[Any, Any]:
+    try:
+        import dask.dataframe as dd
+        import distributed
+    except ImportError:  # pragma: no cover - depends on the install
+        raise HotmessError("the Dask engine needs dask: pip install 'hotmess[dask]'") from None
+    return dd, distributed
+
+
+def connect(scheduler: str | None = None, *, n_workers: int | None = None,
+            processes: bool = True) -> Any:
+    """A ``distributed.Client``: to the scheduler at ``scheduler`` (``tcp://host:8786``), or to
+    a new ``LocalCluster`` of ``n_workers`` single-threaded workers (default: one per core;
+    ``processes=False`` keeps them in this process, as the tests do)."""
+    _, distributed = _dask()
+    if scheduler:
+        return distributed.Client(scheduler)
+    # the in-process scheduler logs each shuffle it starts and ends at WARNING level
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
+    cluster = distributed.LocalCluster(
+        n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=processes,
+        dashboard_address=None,
+    )
+    return distributed.Client(cluster)
+
+
+def analyze(
+    source: str | os.PathLike[str],
+    *,
+    scheduler: str | None = None,
+    client: Any = None,
+    task: str | None = None,
+    outcome: str = "exact",
+    decomposition: str = "brier",
+    by: str | None = None,
+    tasks: str = "recorded",
+    correction: bool = True,
+    interval: str = "jackknife",
+    incomplete: str = "drop",
+    n_boot: int = 2000,
+    seed: int = 0,
+    n_workers: int | None = None,
+    processes: bool = True,
+) -> Any:
+    """The analysis of the Parquet directory ``source`` on Dask (the module docstring), equal
+    to ``hotmess.open(db).analyze(...)`` of the database it was exported from, with the same
+    parameters (:func:`hotmess.analyzers.analyze`).
+
+    ``client`` is a ``distributed.Client`` to use (it is left open); otherwise one is made by
+    :func:`connect` (``scheduler`` address, or a ``LocalCluster``) and closed at the end.
+    ``by`` and ``tasks="inferred"`` are not available on the engine yet.
+    """
+    if by is not None:
+        raise HotmessError("--by is not available on the engine yet: analyze one group at a time with --task, or locally")
+    if tasks != "recorded":
+        raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
+    try:
+        options = analysis_options(outcome=outcome, decomposition=decomposition, correction=correction,
+                                   interval=interval, incomplete=incomplete, n_boot=n_boot, seed=seed)
+    except AnalysisError as exc:
+        raise HotmessError(str(exc)) from exc
+    source = Path(source)
+    for part in ("runs", "steps"):
+        if not (source / part).is_dir():
+            raise HotmessError(f"{source}: no {part}/ directory (write one with hotmess export parquet)")
+    own = client is None
+    client = connect(scheduler, n_workers=n_workers, processes=processes) if own else client
+    try:
+        records = _figures(client, source, task, options,
+                           with_steps=outcome == "actions" or decomposition == "checks")
+    finally:
+        if own:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    if not records or sum(len(f.task_ids) + f.n_incomplete for f in records) == 0:
+        raise HotmessError(f"no runs in {source}" + (f" for task {task!r}" if task else ""))
+    try:
+        return combine(records, options)
+    except AnalysisError as exc:
+        raise HotmessError(f"{source}: {exc}") from exc
+
+
+def _figures(client: Any, source: Path, task: str | None, options: Any,
+             with_steps: bool) -> list[TaskFigures]:
+    """Every task's figures, computed on the workers of ``client``."""
+    dd, _ = _dask()
+    filters = None if task is None else [("task_id", "==", task)]
+    if not _has_files(source / "runs"):
+        return []
+    workers = max(len(client.scheduler_info().get("workers", {})), 1)
+    runs = _coalesced(dd.read_parquet(str(source / "runs"), columns=list(RUN_COLUMNS),
+                                      filters=filters), source / "runs", workers)
+    step_columns: list[str] = []
+    if with_steps:
+        step_columns = list(ANALYSIS_STEP_COLUMNS)  # run_id first
+        if _has_files(source / "steps"):
+            steps = _coalesced(
+                dd.read_parquet(str(source / "steps"),
+                                columns=list(dict.fromkeys([*step_columns, "start_ns"])),
+                                filters=[("kind", "==", "tool")]),
+                source / "steps", workers)
+            import pandas as pd
+
+            meta = pd.DataFrame({"run_id": pd.Series([], dtype=steps["run_id"].dtype),
+                                 STEPS_COLUMN: pd.Series([], dtype=object)})
+            packed = steps.shuffle("run_id").map_partitions(
+                _pack_steps, step_columns[1:], meta=meta)
+            runs = runs.merge(packed, on="run_id", how="left")
+    # grouped by a copy of the task id (pandas leaves the grouping column out of each group);
+    # a run without a task is in task "<none>", as in the local analysis
+    runs = runs.assign(**{TASK_KEY: runs["task_id"].fillna("<none>")})
+    grouped = runs.groupby(TASK_KEY).apply(
+        _task_record, options, step_columns, meta=("figures", "object"))
+    result = client.compute(grouped).result()
+    return [box.figures for box in result.tolist() if box is not None]
+
+
+#: Bytes of Parquet per partition when small files (a day each) are put together.
+PARTITION_BYTES = 256 * 2**20
+
+
+def _coalesced(frame: Any, folder: Path, workers: int) -> Any:
+    """``frame`` in fewer partitions when its files are small (one per day): two per worker, or
+    one per ``PARTITION_BYTES`` of files, whichever is more. Neighbouring partitions are
+    concatenated, nothing is shuffled; each partition costs the shuffle by task a fixed price."""
+    size = sum(f.stat().st_size for f in folder.glob("day=*/*.parquet"))
+    target = max(2 * workers, math.ceil(size / PARTITION_BYTES))
+    return frame.repartition(npartitions=target) if frame.npartitions > target else frame
+
+
+def _has_files(folder: Path) -> bool:
+    return any(folder.glob("day=*/*.parquet"))
+
+
+def _pack_steps(frame: Any, columns: list[str]) -> Any:
+    """The tool steps of whole runs (a partition shuffled by run) as one row per run: its id
+    and its steps, in step order, as JSON text holding one list per column but the run id
+    (text, so that the next shuffle's Arrow tables carry it)."""
+    import pandas as pd
+
+    frame = frame.sort_values(["run_id", *STEP_ORDER], kind="stable", na_position="first")
+    run_ids = _values(frame["run_id"], "O")
+    values = [_values(frame[c], "int64" if c == "step_index" else "O") for c in columns]
+    starts = [i for i in range(len(run_ids)) if i == 0 or run_ids[i] != run_ids[i - 1]]
+    bounds = [*starts, len(run_ids)]
+    packs = [json.dumps([v[lo:hi] for v in values]) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    return pd.DataFrame({"run_id": pd.Series([run_ids[i] for i in starts], dtype=frame["run_id"].dtype),
+                         STEPS_COLUMN: pd.Series(packs, dtype=object)})
+
+
+class _Boxed:
+    """A task's figures as one opaque value of a pandas column (pandas would unpack a tuple)."""
+
+    __slots__ = ("figures",)
+
+    def __init__(self, figures: TaskFigures) -> None:
+        self.figures = figures
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Boxed, (self.figures,))
+
+
+def _task_record(frame: Any, options: Any, step_columns: list[str]) -> _Boxed | None:
+    """On a worker: one task's rows (runs, each with its packed tool steps) → its figures."""
+    if len(frame) == 0:
+        return None
+    frame = frame.sort_values(RUN_ORDER, kind="stable", na_position="first")
+    runs = Table({name: _values(frame[name], dtype) for name, dtype in RUN_COLUMNS.items()
+                  if name in frame.columns}, RUN_COLUMNS)
+    steps = None
+    if step_columns:
+        data: dict[str, list[Any]] = {c: [] for c in step_columns}
+        packs = frame[STEPS_COLUMN].tolist() if STEPS_COLUMN in frame.columns else []
+        for run_id, text in zip(runs["run_id"], packs, strict=False):
+            if not isinstance(text, str):  # a run without tool steps (NaN from the join)
+                continue
+            pack = json.loads(text)
+            data["run_id"].extend([run_id] * len(pack[0]))
+            for name, values in zip(step_columns[1:], pack, strict=True):
+                data[name].extend(values)
+        steps = Table(data, {c: ("int64" if c == "step_index" else "O") for c in step_columns})
+    return _Boxed(task_figures(runs, steps, options))
+
+
+def _values(series: Any, dtype: str) -> list[Any]:
+    """A pandas column as the Python values of a :class:`Table` column: text with None for a
+    missing value, floats with nan, integers as they are."""
+    values = series.astype(object).tolist()
+    if dtype == "O":
+        return [None if _missing(v) else v for v in values]
+    if dtype == "float64":
+        return [math.nan if _missing(v) else float(v) for v in values]
+    return [0 if _missing(v) else int(v) for v in values]
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value
+    try:
+        import pandas
+
+        return value is pandas.NA or value is pandas.NaT
+    except ImportError:  # pragma: no cover
+        return False
