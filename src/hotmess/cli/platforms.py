@@ -71,12 +71,9 @@ def import_mlflow_command(
     in one transaction; traces imported before are left as they are, malformed ones skipped and named.
     """
     import hotmess
-    from hotmess.integrations.platform_traces import parse_time
-
-    _check_agent(agent)
-    parse_time(since, "--since")  # a bad bound fails before anything is read
-    parse_time(until, "--until")
     from hotmess.integrations.mlflow_traces import shown_uri
+
+    _check_options(agent, since, until)
 
     label = shown_uri(source) if "://" in source else Path(source).name
     with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
@@ -106,21 +103,8 @@ def import_langsmith_command(
 
     One transaction; traces imported before are left as they are, malformed records skipped and named.
     """
-    import hotmess
-    from hotmess.integrations.platform_traces import parse_time
-
-    _check_agent(agent)
-    parse_time(since, "--since")  # a bad bound fails before anything is read
-    parse_time(until, "--until")
-    if not file.exists():  # before the database is created
-        raise HotmessError(f"{file}: no such file")
-    with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
-        report = store.import_langsmith(file, task_attr=task_attr, agent=agent, redact=not no_redact,
-                                        max_chars=max_chars, progress=progress, since=since, until=until)
-    if as_json:
-        render.print_json(report.to_json())
-        return
-    _print(report, db, file.name)
+    _import_file("import_langsmith", file, db, since=since, until=until, task_attr=task_attr, agent=agent,
+                 redact=not no_redact, max_chars=max_chars, as_json=as_json)
 
 
 @import_app.command("langfuse")
@@ -141,17 +125,32 @@ def import_langfuse_command(
 
     One transaction; traces imported before are left as they are, malformed records skipped and named.
     """
-    import hotmess
+    _import_file("import_langfuse", file, db, since=since, until=until, task_attr=task_attr, agent=agent,
+                 redact=not no_redact, max_chars=max_chars, as_json=as_json)
+
+
+def _check_options(agent: str | None, since: str | None, until: str | None) -> None:
+    """The options every platform import shares, checked before anything is read."""
     from hotmess.integrations.platform_traces import parse_time
 
     _check_agent(agent)
-    parse_time(since, "--since")  # a bad bound fails before anything is read
+    parse_time(since, "--since")
     parse_time(until, "--until")
+
+
+def _import_file(
+    method: str, file: Path, db: Path | None, *, since: str | None, until: str | None, task_attr: str,
+    agent: str | None, redact: bool, max_chars: int, as_json: bool,
+) -> None:
+    """``hotmess import langsmith|langfuse FILE``: one ``Database`` call, then the summary."""
+    import hotmess
+
+    _check_options(agent, since, until)
     if not file.exists():  # before the database is created
         raise HotmessError(f"{file}: no such file")
     with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
-        report = store.import_langfuse(file, task_attr=task_attr, agent=agent, redact=not no_redact,
-                                       max_chars=max_chars, progress=progress, since=since, until=until)
+        report = getattr(store, method)(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                        since=since, until=until, progress=progress)
     if as_json:
         render.print_json(report.to_json())
         return

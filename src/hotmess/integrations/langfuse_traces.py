@@ -43,7 +43,6 @@ Left out: scores (not read as success), costs, prompt links, observation version
 
 from __future__ import annotations
 
-import json
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -52,16 +51,16 @@ from hotmess.errors import InputError
 from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records
 from hotmess.integrations.platform_traces import (
     PlatformBatch,
-    add_trace,
+    add_traces,
     exception_of,
     iso_ns,
     json_text,
-    named_task,
+    messages_in,
+    messages_out,
     parse_time,
     value_text,
 )
 from hotmess.progress import Progress
-from hotmess.redact import make_redactor
 from hotmess.vocab import attributes as A
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
@@ -85,20 +84,8 @@ def _get(d: dict[str, Any], camel: str) -> Any:
     return d.get(snake)
 
 
-def _messages_in(value: Any) -> Any:
-    node = value.get("messages") if isinstance(value, dict) else value
-    if isinstance(node, list) and node and all(isinstance(m, dict) and "role" in m for m in node):
-        return node
-    return None
 
 
-def _messages_out(value: Any) -> list[dict[str, Any]] | None:
-    if isinstance(value, dict) and isinstance(value.get("choices"), list):
-        found = [c["message"] for c in value["choices"] if isinstance(c, dict) and isinstance(c.get("message"), dict)]
-        return found or None
-    if isinstance(value, dict) and value.get("role") == "assistant":
-        return [value]
-    return None
 
 
 def _tokens(d: dict[str, Any]) -> tuple[Any, Any]:
@@ -126,7 +113,7 @@ def _span(d: dict[str, Any], trace_id: str, span_id: str, parent: str | None, ki
     if kind == "TOOL":
         attrs[A.TOOL_NAME] = name
     elif kind == "LLM":
-        found_in, found_out = _messages_in(inputs), _messages_out(outputs)
+        found_in, found_out = messages_in(inputs), messages_out(outputs)
         if found_in:
             attrs[A.INPUT_MESSAGES] = json_text(found_in)
         if found_out:
@@ -254,19 +241,6 @@ def parse_langfuse_file(
         raise InputError(where, None, "the file is empty (no Langfuse traces in it)") from None
     except (OSError, EOFError) as exc:
         raise InputError(where, None, f"cannot read the file: {getattr(exc, 'strerror', None) or exc}") from None
-    redactor = make_redactor(redact)
-    for trace in traces.values():
-        spans = list(trace.values())
-        roots = sorted((s for s in spans if s.parent_span_id is None), key=lambda s: s.start_ns)
-        task_id = named_task(task_attr, {"metadata": _metadata(roots[0])}) if roots else None
-        add_trace(batch, spans, task_attr=task_attr, agent=agent, redactor=redactor, max_chars=max_chars,
-                  task_id=task_id)
+    add_traces(batch, traces, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars)
     return batch
 
-
-def _metadata(root: SpanRecord) -> dict[str, Any]:
-    try:
-        value = json.loads(root.attributes.get("metadata", "{}"))
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

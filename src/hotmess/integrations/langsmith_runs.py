@@ -48,16 +48,14 @@ from hotmess.errors import InputError
 from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records
 from hotmess.integrations.platform_traces import (
     PlatformBatch,
-    add_trace,
+    add_traces,
     exception_of,
     iso_ns,
     json_text,
-    named_task,
     parse_time,
     value_text,
 )
 from hotmess.progress import Progress
-from hotmess.redact import make_redactor
 from hotmess.vocab import attributes as A
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
@@ -208,21 +206,6 @@ def parse_langsmith_file(
         raise InputError(where, None, "the file is empty (no LangSmith runs in it)") from None
     except (OSError, EOFError) as exc:
         raise InputError(where, None, f"cannot read the file: {getattr(exc, 'strerror', None) or exc}") from None
-    redactor = make_redactor(redact)
-    for trace in traces.values():
-        spans = list(trace.values())
-        roots = [s for s in spans if s.parent_span_id is None]
-        metadata = named_task(task_attr, {"metadata": _metadata(roots[0])}) if roots else None
-        add_trace(batch, spans, task_attr=task_attr, agent=agent, redactor=redactor, max_chars=max_chars,
-                  task_id=metadata)
+    add_traces(batch, traces, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars)
     return batch
 
-
-def _metadata(root: SpanRecord) -> dict[str, Any]:
-    import json
-
-    try:
-        value = json.loads(root.attributes.get("metadata", "{}"))
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

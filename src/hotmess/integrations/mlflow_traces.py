@@ -62,6 +62,8 @@ from hotmess.integrations.platform_traces import (
     PlatformBatch,
     add_trace,
     json_text,
+    messages_in,
+    messages_out,
     named_task,
     parse_time,
     require,
@@ -126,20 +128,8 @@ def _decoded(attributes: Any) -> dict[str, Any]:
     return out
 
 
-def _messages_in(inputs: Any) -> list[dict[str, Any]] | None:
-    node = inputs.get("messages") if isinstance(inputs, dict) else inputs
-    if isinstance(node, list) and node and all(isinstance(m, dict) and "role" in m for m in node):
-        return node
-    return None
 
 
-def _messages_out(outputs: Any) -> list[dict[str, Any]] | None:
-    if isinstance(outputs, dict) and isinstance(outputs.get("choices"), list):
-        found = [c["message"] for c in outputs["choices"] if isinstance(c, dict) and isinstance(c.get("message"), dict)]
-        return found or None
-    if isinstance(outputs, dict) and outputs.get("role") == "assistant":
-        return [outputs]
-    return None
 
 
 def _usage(decoded: dict[str, Any], outputs: Any) -> tuple[Any, Any]:
@@ -168,7 +158,7 @@ def _attributes(name: str, decoded: dict[str, Any]) -> dict[str, Any]:
     if kind == "TOOL":
         attrs[A.TOOL_NAME] = name
     elif kind == "LLM":
-        found_in, found_out = _messages_in(inputs), _messages_out(outputs)
+        found_in, found_out = messages_in(inputs), messages_out(outputs)
         if found_in:
             attrs[A.INPUT_MESSAGES] = json_text(found_in)
         if found_out:

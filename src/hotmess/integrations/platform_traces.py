@@ -29,7 +29,7 @@ from hotmess.errors import HotmessError, InputError
 from hotmess.integrations.otlp_traces import scrub, trace_rows
 from hotmess.integrations.otlp_wire import BadRecord
 from hotmess.progress import Progress
-from hotmess.redact import Redactor
+from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
 from hotmess.store.writer import (
     ImportResult,
@@ -43,8 +43,8 @@ from hotmess.vocab import conventions
 from hotmess.vocab.records import SpanRecord
 
 __all__ = [
-    "MAX_ERRORS", "PlatformBatch", "add_trace", "check_batch", "exception_of", "insert_batch", "iso_ns",
-    "json_text", "named_task", "parse_time", "require", "value_text",
+    "MAX_ERRORS", "PlatformBatch", "add_trace", "add_traces", "check_batch", "exception_of", "insert_batch",
+    "iso_ns", "json_text", "messages_in", "messages_out", "named_task", "parse_time", "require", "value_text",
 ]
 
 #: Errors kept in a batch; the rest are only counted.
@@ -137,6 +137,47 @@ def add_trace(
     batch.runs.append(run)
     batch.steps.extend(steps)
     batch.spans.extend(rows.span_row(s) for s in spans)
+
+
+def add_traces(
+    batch: PlatformBatch, traces: Mapping[str, Mapping[str, SpanRecord]], *, task_attr: str,
+    agent: str | None, redact: bool | Redactor, max_chars: int,
+) -> None:
+    """:func:`add_trace` for each trace (span id → span), its task id from the ``task_attr``
+    key of its root's ``metadata`` attribute (a JSON object) when that names one."""
+    redactor = make_redactor(redact)
+    for trace in traces.values():
+        spans = list(trace.values())
+        roots = sorted((s for s in spans if s.parent_span_id is None), key=lambda s: s.start_ns)
+        task_id = named_task(task_attr, {"metadata": _root_metadata(roots[0])}) if roots else None
+        add_trace(batch, spans, task_attr=task_attr, agent=agent, redactor=redactor, max_chars=max_chars,
+                  task_id=task_id)
+
+
+def _root_metadata(root: SpanRecord) -> dict[str, Any]:
+    try:
+        value = json.loads(root.attributes.get("metadata", "{}"))
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def messages_in(value: Any) -> list[dict[str, Any]] | None:
+    """A chat request's messages (``{"messages": [...]}`` or the list itself), else None."""
+    node = value.get("messages") if isinstance(value, dict) else value
+    if isinstance(node, list) and node and all(isinstance(m, dict) and "role" in m for m in node):
+        return node
+    return None
+
+
+def messages_out(value: Any) -> list[dict[str, Any]] | None:
+    """A chat reply's messages (an OpenAI-style ``choices`` list, or one assistant message), else None."""
+    if isinstance(value, dict) and isinstance(value.get("choices"), list):
+        found = [c["message"] for c in value["choices"] if isinstance(c, dict) and isinstance(c.get("message"), dict)]
+        return found or None
+    if isinstance(value, dict) and value.get("role") == "assistant":
+        return [value]
+    return None
 
 
 def named_task(task_attr: str, places: Mapping[str, Mapping[str, Any] | None]) -> str | None:
