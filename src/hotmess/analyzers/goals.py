@@ -578,20 +578,3 @@ def _variance_trend(positions: tuple[GoalPosition, ...]) -> tuple[float, tuple[i
     y = np.array([p.variance for p in used], dtype=np.float64)
     x = x - x.mean()
     return float((x * (y - y.mean())).sum() / (x**2).sum()), tuple(p.position for p in used)
-
-
-def _variance_trend(positions: tuple[GoalPosition, ...]) -> tuple[float, tuple[int, ...]]:
-    if not positions:
-        return float("nan"), ()
-    fullest = max(p.n_runs for p in positions)
-    used = [
-        p
-        for p in positions
-        if p.n_runs >= TREND_MIN_SHARE * fullest and np.isfinite(p.variance)
-    ]
-    if len(used) < 2:
-        return float("nan"), tuple(p.position for p in used)
-    x = np.array([p.position for p in used], dtype=np.float64)
-    y = np.array([p.variance for p in used], dtype=np.float64)
-    x = x - x.mean()
-    return float((x * (y - y.mean())).sum() / (x**2).sum()), tuple(p.position for p in used)
