@@ -41,18 +41,15 @@ attachments, ``serialized``. A trace whose root run is not in the file is ``inco
 from __future__ import annotations
 
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
-from hotmess.errors import InputError
-from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records
+from hotmess.integrations.otlp_wire import BadRecord
 from hotmess.integrations.platform_traces import (
     PlatformBatch,
-    add_traces,
     exception_of,
     iso_ns,
     json_text,
-    parse_time,
+    parse_file,
     value_text,
 )
 from hotmess.progress import Progress
@@ -184,28 +181,7 @@ def parse_langsmith_file(
 ) -> PlatformBatch:
     """A file of LangSmith runs (JSON lines or a list; gzip ok) → a batch, one run per trace.
     A malformed record is skipped and named; an unreadable or empty file raises InputError."""
-    where = str(path)
-    batch = PlatformBatch(SOURCE, where, unit="run",
-                          since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"))
-    traces: dict[str, dict[str, SpanRecord]] = {}
-    try:
-        for label, record in read_records(Path(path), where, progress):
-            batch.records += 1
-            try:
-                if isinstance(record, BadRecord):
-                    raise record
-                spans = [run_record(r) for r in _flattened(record)]
-            except BadRecord as exc:
-                batch.skip(label, str(exc))
-                continue
-            for rec in spans:
-                trace = traces.setdefault(rec.trace_id, {})
-                if rec.end_ns is not None or rec.span_id not in trace:  # an ended copy wins
-                    trace[rec.span_id] = rec
-    except EmptyFile:
-        raise InputError(where, None, "the file is empty (no LangSmith runs in it)") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(where, None, f"cannot read the file: {getattr(exc, 'strerror', None) or exc}") from None
-    add_traces(batch, traces, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars)
-    return batch
+    return parse_file(path, source=SOURCE, unit="run", what="LangSmith runs", to_spans=lambda record: [run_record(r) for r in _flattened(record)],
+                      task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars, progress=progress,
+                      since=since, until=until)
 

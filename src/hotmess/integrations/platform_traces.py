@@ -16,10 +16,11 @@ import ast
 import hashlib
 import json
 import math
+import os
 import re
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 
 from hotmess.errors import HotmessError, InputError
 from hotmess.integrations.otlp_traces import scrub, trace_rows
-from hotmess.integrations.otlp_wire import BadRecord
+from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records
 from hotmess.progress import Progress
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
@@ -44,7 +45,8 @@ from hotmess.vocab.records import SpanRecord
 
 __all__ = [
     "MAX_ERRORS", "PlatformBatch", "add_trace", "add_traces", "check_batch", "exception_of", "insert_batch",
-    "iso_ns", "json_text", "messages_in", "messages_out", "named_task", "parse_time", "require", "value_text",
+    "iso_ns", "json_text", "messages_in", "messages_out", "named_task", "parse_file", "parse_time", "require",
+    "value_text",
 ]
 
 #: Errors kept in a batch; the rest are only counted.
@@ -137,6 +139,41 @@ def add_trace(
     batch.runs.append(run)
     batch.steps.extend(steps)
     batch.spans.extend(rows.span_row(s) for s in spans)
+
+
+def parse_file(
+    path: str | os.PathLike[str], *, source: str, unit: str, what: str,
+    to_spans: Callable[[Any], list[SpanRecord]], task_attr: str, agent: str | None, redact: bool | Redactor,
+    max_chars: int, progress: Progress | None, since: Any, until: Any,
+) -> PlatformBatch:
+    """A file of a platform's records (JSON lines or a list; gzip ok) → a batch, one run per
+    trace: ``to_spans(record)`` gives each record's spans (raising BadRecord for a malformed
+    one, which is skipped and named); a span repeated keeps its ended copy. An unreadable or
+    empty file raises InputError (``what`` names what it should hold)."""
+    where = str(path)
+    batch = PlatformBatch(source, where, unit=unit,
+                          since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"))
+    traces: dict[str, dict[str, SpanRecord]] = {}
+    try:
+        for label, record in read_records(Path(path), where, progress):
+            batch.records += 1
+            try:
+                if isinstance(record, BadRecord):
+                    raise record
+                spans = to_spans(record)
+            except BadRecord as exc:
+                batch.skip(label, str(exc))
+                continue
+            for rec in spans:
+                trace = traces.setdefault(rec.trace_id, {})
+                if rec.end_ns is not None or rec.span_id not in trace:  # an ended copy wins
+                    trace[rec.span_id] = rec
+    except EmptyFile:
+        raise InputError(where, None, f"the file is empty (no {what} in it)") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(where, None, f"cannot read the file: {getattr(exc, 'strerror', None) or exc}") from None
+    add_traces(batch, traces, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars)
+    return batch
 
 
 def add_traces(
