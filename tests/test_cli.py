@@ -26,6 +26,29 @@ def hotmess(*args: str, ok: bool = True, columns: int = 120) -> subprocess.Compl
     return proc
 
 
+def hotmess_here(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """``hotmess ARGS`` through the console script's own entry point, in this process: for
+    error matrices, where a new interpreter per case costs more than the case."""
+    import contextlib
+    import io
+
+    from hotmess.cli import main
+
+    out, err, argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
+    sys.argv = ["hotmess", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+    proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    if ok:
+        assert code == 0, proc.stderr
+    return proc
+
+
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     db = tmp_path_factory.mktemp("demo") / "demo.db"

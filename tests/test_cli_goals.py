@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import TAU, hotmess, needs_tau
+from test_cli import TAU, hotmess, hotmess_here, needs_tau
 
 from hotmess.integrations.taubench import parse_taubench
 from hotmess.store.database import connect
@@ -72,7 +72,7 @@ def test_goals_on_explicit_goal_records_without_reference(tmp_path):
 
 def test_goals_errors_are_one_clear_line(tmp_path, tau_db):
     def error(*args: str) -> str:
-        proc = hotmess("goals", *args, ok=False)
+        proc = hotmess_here("goals", *args, ok=False)
         assert proc.returncode == 1 and proc.stdout == ""
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, proc.stderr

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import TAU, hotmess, needs_tau
+from test_cli import TAU, hotmess, hotmess_here, needs_tau
 from test_drift import production
 from test_horizon import LONGEST, agent_runs
 
@@ -117,7 +117,7 @@ def test_errors_are_one_clear_line(tmp_path, switch_db):
         (("drift", "--db", str(switch_db), "--by", "nope"), "by='nope' is neither a runs column"),
     ]
     for args, message in cases:
-        proc = hotmess(*args, ok=False)
+        proc = hotmess_here(*args, ok=False)
         assert proc.returncode == 1, (args, proc.stderr)
         assert message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

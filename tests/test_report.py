@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_cli import TAU, hotmess, needs_tau
+from test_cli import TAU, hotmess, hotmess_here, needs_tau
 
 import hotmess as hm
 from hotmess.analyzers import analyze
@@ -185,7 +185,7 @@ def test_report_errors_are_one_line(tmp_path, demo_report):
         "No such file or directory": ("report", "--db", str(db), "--out", str(tmp_path / "no" / "dir" / "r.html")),
     }
     for message, args in cases.items():
-        proc = hotmess(*args, ok=False)
+        proc = hotmess_here(*args, ok=False)
         assert proc.returncode == 1 and message in proc.stderr, (message, proc.stderr)
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a.html").exists() and not (tmp_path / "b.html").exists()
