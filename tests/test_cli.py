@@ -1,4 +1,5 @@
-"""The hotmess command as a user runs it: a real process, real files, terminal and JSON forms."""
+"""The hotmess command as a user runs it: its entry point, real files, terminal and JSON forms;
+one real process per kind of output (test_the_console_script_in_a_real_process)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ TAU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-bench" / "g
 needs_tau = pytest.mark.skipif(not TAU.exists(), reason="the tau-bench file lives beside the repository, in ../shared/data/tau-bench (tau-bench's historical_trajectories/gpt-4o-airline.json, MIT)")
 
 
-def hotmess(*args: str, ok: bool = True, columns: int = 120) -> subprocess.CompletedProcess:
+def hotmess_process(*args: str, ok: bool = True, columns: int = 120) -> subprocess.CompletedProcess:
+    """``hotmess ARGS`` in a new interpreter, as a user's shell runs it."""
     proc = subprocess.run(
         [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
         capture_output=True, text=True, timeout=120,
@@ -26,16 +28,22 @@ def hotmess(*args: str, ok: bool = True, columns: int = 120) -> subprocess.Compl
     return proc
 
 
-def hotmess_here(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    """``hotmess ARGS`` through the console script's own entry point, in this process: for
-    error matrices, where a new interpreter per case costs more than the case."""
+def hotmess_here(*args: str, ok: bool = True, columns: int = 120) -> subprocess.CompletedProcess:
+    """``hotmess ARGS`` through the console script's own entry point (``main``), in this process,
+    on a terminal ``columns`` wide: the same parsing, calls, rendering and exit codes as a new
+    interpreter, without paying for one per case (tests/test_cli.py::test_the_console_script_
+    in_a_real_process keeps one real process per kind of output)."""
     import contextlib
     import io
 
-    from hotmess.cli import main
+    from hotmess.cli import main, render
+    from hotmess.cli.app import _Options
 
     out, err, argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
+    widths = render.console._width, render.err_console._width
+    flags = _Options.debug, _Options.quiet
     sys.argv = ["hotmess", *args]
+    render.console.width = render.err_console.width = columns
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             main()
@@ -43,10 +51,15 @@ def hotmess_here(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = argv
+        render.console._width, render.err_console._width = widths
+        _Options.debug, _Options.quiet = flags
     proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
     if ok:
         assert code == 0, proc.stderr
     return proc
+
+
+hotmess = hotmess_here
 
 
 @pytest.fixture(scope="module")
@@ -275,6 +288,25 @@ def test_global_flags_are_accepted_after_the_command(demo_db, tmp_path):
     # --debug after the command shows the traceback of an unexpected error as before the command
     missing = hotmess("runs", "--db", str(tmp_path / "nope.db"), "--debug", ok=False)
     assert missing.returncode == 1 and "Traceback" in missing.stderr
+
+
+def test_the_console_script_in_a_real_process(demo_db, tmp_path):
+    """The installed ``hotmess`` script in a new process gives what the in-process runs give:
+    the JSON, the table at the shell's width, and a one-line error with exit code 1."""
+    db, _ = demo_db
+    script = Path(sys.executable).with_name("hotmess")
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from hotmess.cli import main; main()"]
+    env = {"COLUMNS": "80", "PATH": "/usr/bin:/bin"}
+    run = lambda *args: subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, env=env)  # noqa: E731
+    analysis = run("analyze", "--db", str(db), "--json")
+    assert analysis.returncode == 0, analysis.stderr
+    assert json.loads(analysis.stdout) == json.loads(hotmess("analyze", "--db", str(db), "--json").stdout)
+    table = run("runs", "--db", str(db), "--limit", "5")
+    assert table.stdout == hotmess("runs", "--db", str(db), "--limit", "5", columns=80).stdout
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
+    missing = run("runs", "--db", str(tmp_path / "nope.db"))
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert missing.stderr == hotmess("runs", "--db", str(tmp_path / "nope.db"), ok=False).stderr
 
 
 def test_global_flags_first_moves_only_the_app_flags():
