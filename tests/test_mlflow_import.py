@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_cli import hotmess_here
 
 import hotmess
 from hotmess.errors import HotmessError, InputError
@@ -29,11 +30,8 @@ def _env() -> dict[str, str]:
 
 
 def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", "from hotmess.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300, env=_env())
-    if ok:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+    # in this process: MLflow is imported once for the module, not once per command
+    return hotmess_here(*args, ok=ok, columns=200)
 
 
 @pytest.fixture(scope="module")

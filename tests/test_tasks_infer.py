@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
+from test_cli import hotmess_here
 
 import hotmess
 from hotmess.analyzers.tasks import DEFAULT_THRESHOLD, infer_tasks, mask_request
@@ -26,11 +27,7 @@ def _paraphrases() -> tuple[list[str], list[str]]:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", "from hotmess.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120,
-                          env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 0, proc.stderr
-    return proc
+    return hotmess_here(*args)
 
 
 def test_masking_leaves_the_wording_and_hides_what_varies():
