@@ -53,6 +53,7 @@ attachments, ``serialized``. A trace whose root run is not in the file is ``inco
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from os import PathLike
@@ -248,7 +249,10 @@ def server_runs(project: str, *, since: Any = None, endpoint: str | None = None,
     client = langsmith.Client(api_url=endpoint, api_key=api_key)
     ns = parse_time(since, "since")
     start = None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC)
-    for run in client.list_runs(project_name=project, start_time=start):
+    with warnings.catch_warnings():  # list_runs is deprecated for client.runs.query (newer SDKs only)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        runs = client.list_runs(project_name=project, start_time=start)
+    for run in runs:
         yield run.model_dump(mode="json") if hasattr(run, "model_dump") else json.loads(run.json())
 
 

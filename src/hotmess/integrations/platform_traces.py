@@ -293,7 +293,8 @@ def parse_time(value: str | int | float | datetime | None, option: str = "time")
         return None
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1e9)
+        delta = moment - datetime(1970, 1, 1, tzinfo=UTC)  # exact to the microsecond (a float timestamp is not)
+        return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise HotmessError(f"{option}: not a time: {value!r}")
