@@ -18,6 +18,7 @@ Handler = Callable[[str, str, dict[str, list[str]], Any], tuple[int, Any]]
 class Server:
     def __init__(self, handler: Handler) -> None:
         self.requests: list[tuple[str, str, dict, Any]] = []
+        self.authorization: list[str | None] = []
         outer = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -28,6 +29,7 @@ class Server:
                 body = json.loads(raw) if raw else None
                 query = parse_qs(url.query)
                 outer.requests.append((self.command, url.path, query, body))
+                outer.authorization.append(self.headers.get("Authorization"))
                 status, payload = handler(self.command, url.path, query, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
