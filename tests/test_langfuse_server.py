@@ -166,3 +166,16 @@ def test_cli(server, tmp_path):
     assert json.loads(again.stdout)["new"] == 0
     both = hotmess_here("import", "langfuse", str(tmp_path / "x.json"), "--host", s.url, "--db", str(db), ok=False)
     assert both.returncode != 0 and "not both" in both.stderr
+
+
+def test_an_error_observation_keys_by_its_exception_type():
+    from langfuse.api import ObservationV2
+
+    from hotmess.integrations.langfuse_traces import observation_record
+
+    obs = json.loads(ObservationV2(id="o1", trace_id="t1", project_id="p", type="TOOL", name="get_weather",
+                                   start_time=datetime(2026, 3, 1), level="ERROR",
+                                   status_message="KeyError: 'no such city'").json())
+    rec = observation_record(obs)
+    assert rec.status_code == "ERROR" and rec.status_message == "KeyError: 'no such city'"
+    assert rec.events[0]["attributes"]["exception.type"] == "KeyError"

@@ -454,6 +454,7 @@ class Database:
         max_chars: int = 8192,
         page_size: int = 100,
         resume: bool = False,
+        success_key: str | None = None,
         progress: Progress | None = None,
     ) -> ImportReport:
         """Import MLflow traces (``hotmess import mlflow``) in one transaction: from a tracking
@@ -462,7 +463,8 @@ class Database:
         traces. One run per trace; traces stored before are left as they are; ``since`` /
         ``until`` bound the request time (of a file's traces, their root's start). See
         :mod:`hotmess.integrations.mlflow_traces`. ``resume`` (a store only, without ``since``):
-        ask the store only for traces from the newest one an earlier import read from it on."""
+        ask the store only for traces from the newest one an earlier import read from it on.
+        Success: a ``hotmess.success`` tag, else the feedback assessment ``success_key`` names."""
         from hotmess.integrations import mlflow_traces as m
 
         if agent is not None and not agent.strip():
@@ -474,13 +476,14 @@ class Database:
         if m.is_tracking_uri(source):
             batch = m.read_mlflow_store(source, experiments=experiments, since=since, until=until,
                                         task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                        page_size=page_size)
+                                        page_size=page_size, success_key=success_key)
         else:
             if experiments:
                 raise HotmessError("experiments apply to a tracking store, not a file of traces")
             _exists(source)
             batch = m.parse_mlflow_file(source, task_attr=task_attr, agent=agent, redact=redact,
-                                        max_chars=max_chars, progress=progress, since=since, until=until)
+                                        max_chars=max_chars, progress=progress, since=since, until=until,
+                                        success_key=success_key)
         return self._platform_report(batch, progress)
 
     def _platform_report(self, batch: Any, progress: Progress | None) -> ImportReport:

@@ -63,6 +63,7 @@ def import_mlflow_command(
     since: SinceOption = None,
     until: UntilOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Read only the traces from the newest one an earlier import read from this store on.")] = False,
+    success_key: SuccessKeyOption = None,
     task_attr: TaskAttrOption = "hotmess.task.id",
     agent: AgentOption = None,
     no_redact: NoRedactOption = False,
@@ -82,7 +83,7 @@ def import_mlflow_command(
     label = shown_uri(source) if "://" in source else Path(source).name
     with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
         report = store.import_mlflow(source, experiments=experiment or None, since=since, until=until,
-                                     resume=resume, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
+                                     resume=resume, success_key=success_key, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
                                      progress=progress)
     if as_json:
         render.print_json(report.to_json())
