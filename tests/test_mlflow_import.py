@@ -315,3 +315,26 @@ def test_resume_asks_only_for_traces_after_the_newest_stored(recorded, tmp_path)
         assert {r["run_id"] for r in store.runs().to_records()} == set(truth)
         with pytest.raises(HotmessError, match="resume continues reading a tracking store"):
             store.import_mlflow(out / "traces.jsonl", resume=True)
+
+
+def test_success_from_feedback_assessments(recorded, tmp_path):
+    """MLflow's own ``Feedback`` assessments on the traces: ``correctness`` (found by default)
+    or the one ``success_key`` names is the run's success."""
+    from mlflow.entities import Feedback
+
+    out, truth = recorded
+    traces = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines() if line.strip()]
+    for trace in traces:
+        info = trace["info"]
+        ending = truth[info["trace_id"]]["ending"]
+        info["assessments"] = [Feedback(name="correctness", value=ending == "ok", trace_id=info["trace_id"]).to_dictionary(),
+                               Feedback(name="quality", value=0.2, trace_id=info["trace_id"]).to_dictionary()]
+    path = tmp_path / "assessed.jsonl"
+    path.write_text("\n".join(json.dumps(t) for t in traces) + "\n")
+    with hotmess.open(tmp_path / "a.db", create=True) as store:
+        store.import_mlflow(path)
+        got = {r["run_id"]: r["success"] for r in store.runs().to_records()}
+    assert got == {t: w["ending"] == "ok" for t, w in truth.items()}
+    with hotmess.open(tmp_path / "b.db", create=True) as store:
+        store.import_mlflow(path, success_key="quality")
+        assert {r["success"] for r in store.runs().to_records()} == {False}

@@ -454,6 +454,7 @@ class Database:
         max_chars: int = 8192,
         page_size: int = 100,
         resume: bool = False,
+        success_key: str | None = None,
         progress: Progress | None = None,
     ) -> ImportReport:
         """Import MLflow traces (``hotmess import mlflow``) in one transaction: from a tracking
@@ -462,7 +463,8 @@ class Database:
         traces. One run per trace; traces stored before are left as they are; ``since`` /
         ``until`` bound the request time (of a file's traces, their root's start). See
         :mod:`hotmess.integrations.mlflow_traces`. ``resume`` (a store only, without ``since``):
-        ask the store only for traces from the newest one an earlier import read from it on."""
+        ask the store only for traces from the newest one an earlier import read from it on.
+        Success: a ``hotmess.success`` tag, else the feedback assessment ``success_key`` names."""
         from hotmess.integrations import mlflow_traces as m
 
         if agent is not None and not agent.strip():
@@ -474,13 +476,14 @@ class Database:
         if m.is_tracking_uri(source):
             batch = m.read_mlflow_store(source, experiments=experiments, since=since, until=until,
                                         task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                        page_size=page_size)
+                                        page_size=page_size, success_key=success_key)
         else:
             if experiments:
                 raise HotmessError("experiments apply to a tracking store, not a file of traces")
             _exists(source)
             batch = m.parse_mlflow_file(source, task_attr=task_attr, agent=agent, redact=redact,
-                                        max_chars=max_chars, progress=progress, since=since, until=until)
+                                        max_chars=max_chars, progress=progress, since=since, until=until,
+                                        success_key=success_key)
         return self._platform_report(batch, progress)
 
     def _platform_report(self, batch: Any, progress: Progress | None) -> ImportReport:
@@ -498,52 +501,80 @@ class Database:
 
     def import_langsmith(
         self,
-        file: str | os.PathLike[str],
+        file: str | os.PathLike[str] | None = None,
         *,
+        project: str | None = None,
         task_attr: str = "hotmess.task.id",
         agent: str | None = None,
         redact: bool = True,
         max_chars: int = 8192,
         since: Any = None,
         until: Any = None,
+        resume: bool = False,
+        success_key: str | None = None,
+        endpoint: str | None = None,
         progress: Progress | None = None,
     ) -> ImportReport:
-        """Import a file of LangSmith runs (``hotmess import langsmith``; serialised ``RunTree`` /
-        ``Run`` objects, JSON lines or a list) in one transaction: one run per trace, steps from
-        its child runs; only traces starting in ``[since, until)`` when given. See
+        """Import LangSmith runs (``hotmess import langsmith``) in one transaction: a file of
+        serialised ``RunTree`` / ``Run`` objects (JSON lines or a list), or a ``project`` on a
+        LangSmith server (``LANGSMITH_ENDPOINT`` / ``LANGSMITH_API_KEY``, read with the official
+        client, ``hotmess[langsmith]``). One run per trace, steps from its child runs; only
+        traces starting in ``[since, until)`` when given; success from the root's feedback
+        named ``success_key``. ``resume`` (a project only, without ``since``): read only from
+        the newest run an earlier import read from that project on. See
         :mod:`hotmess.integrations.langsmith_runs`."""
-        from hotmess.integrations.langsmith_runs import parse_langsmith_file
+        from hotmess.integrations import langsmith_runs as m
+        from hotmess.integrations.platform_traces import newest_stored
 
-        if agent is not None and not agent.strip():
-            raise HotmessError("agent must not be empty")
-        _exists(file)
-        batch = parse_langsmith_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                     progress=progress, since=since, until=until)
+        _check_source(file, project, "project", agent, since, resume)
+        if project is None:
+            batch = m.parse_langsmith_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                           progress=progress, since=since, until=until, success_key=success_key)
+        else:
+            if resume and Path(self.path).exists():
+                since = newest_stored(self.conn, m.SOURCE, m.SERVER_ATTR, m.server_label(project, endpoint))
+            batch = m.read_langsmith_server(project, since=since, until=until, endpoint=endpoint,
+                                            task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                            success_key=success_key)
         return self._platform_report(batch, progress)
 
     def import_langfuse(
         self,
-        file: str | os.PathLike[str],
+        file: str | os.PathLike[str] | None = None,
         *,
+        host: str | None = None,
         task_attr: str = "hotmess.task.id",
         agent: str | None = None,
         redact: bool = True,
         max_chars: int = 8192,
         since: Any = None,
         until: Any = None,
+        resume: bool = False,
+        success_key: str | None = None,
+        page_size: int = 50,
         progress: Progress | None = None,
     ) -> ImportReport:
-        """Import a file of Langfuse observations, pages of them or traces with their
-        observations (``hotmess import langfuse``; the public API's JSON) in one transaction: one
-        run per trace; only traces starting in ``[since, until)`` when given. See
-        :mod:`hotmess.integrations.langfuse_traces`."""
-        from hotmess.integrations.langfuse_traces import parse_langfuse_file
+        """Import Langfuse traces (``hotmess import langfuse``) in one transaction: a file of
+        observations, pages of them or traces with their observations (the public API's JSON),
+        or a Langfuse server (``host``, else ``LANGFUSE_HOST``; keys ``LANGFUSE_PUBLIC_KEY`` /
+        ``LANGFUSE_SECRET_KEY``) when no file is given. One run per trace; only traces starting
+        in ``[since, until)`` when given; success from the trace's score named ``success_key``.
+        ``resume`` (a server only, without ``since``): read only from the newest trace an
+        earlier import read from that server on. See :mod:`hotmess.integrations.langfuse_traces`."""
+        from hotmess.integrations import langfuse_traces as m
+        from hotmess.integrations.platform_traces import newest_stored
 
-        if agent is not None and not agent.strip():
-            raise HotmessError("agent must not be empty")
-        _exists(file)
-        batch = parse_langfuse_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                    progress=progress, since=since, until=until)
+        server = host is not None or file is None
+        _check_source(file, "server" if server else None, "host", agent, since, resume)
+        if not server:
+            batch = m.parse_langfuse_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
+                                          progress=progress, since=since, until=until, success_key=success_key)
+        else:
+            if resume and Path(self.path).exists():
+                since = newest_stored(self.conn, m.SOURCE, m.SERVER_ATTR, m.host_of(host))
+            batch = m.read_langfuse_server(host, since=since, until=until, task_attr=task_attr, agent=agent,
+                                           redact=redact, max_chars=max_chars, success_key=success_key,
+                                           page_size=page_size)
         return self._platform_report(batch, progress)
 
 
@@ -553,6 +584,18 @@ _GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
 def _analyzing(progress: Progress | None) -> None:
     if progress is not None:
         progress("analyzing", 0, None)
+
+
+def _check_source(file: Any, server: str | None, what: str, agent: str | None, since: Any, resume: bool) -> None:
+    """A platform import reads a file or a server, not both; resume continues a server's import."""
+    if agent is not None and not agent.strip():
+        raise HotmessError("agent must not be empty")
+    if (file is None) == (server is None):
+        raise HotmessError(f"give a file or a {what}, not both" if file is not None else f"give a file or a {what}")
+    if resume and (since is not None or server is None):
+        raise HotmessError(f"resume continues reading a {what}; it takes no since, and no file")
+    if file is not None:
+        _exists(file)
 
 
 def _exists(file: str | os.PathLike[str]) -> None:

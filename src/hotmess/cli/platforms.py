@@ -20,6 +20,10 @@ NoRedactOption = Annotated[bool, typer.Option("--no-redact", help="Store values 
 MaxCharsOption = Annotated[int, typer.Option("--max-chars", min=0, help="Cut texts longer than this, as when tracing; 0 keeps them whole.")]
 SinceOption = Annotated[str | None, typer.Option("--since", help="Only traces from this time on (ISO date or date-time, UTC; or epoch seconds).")]
 UntilOption = Annotated[str | None, typer.Option("--until", help="Only traces before this time.")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Read only the traces from the newest one an earlier import read from this server on.")]
+SuccessKeyOption = Annotated[str | None, typer.Option(
+    "--success-key", help="The feedback or score read as the run's success (default: the first of success, "
+    "correctness, correct, pass, passed; boolean or 0-1, success when >= 0.5).")]
 
 _SHOWN_ERRORS = 5
 
@@ -59,6 +63,7 @@ def import_mlflow_command(
     since: SinceOption = None,
     until: UntilOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Read only the traces from the newest one an earlier import read from this store on.")] = False,
+    success_key: SuccessKeyOption = None,
     task_attr: TaskAttrOption = "hotmess.task.id",
     agent: AgentOption = None,
     no_redact: NoRedactOption = False,
@@ -78,7 +83,7 @@ def import_mlflow_command(
     label = shown_uri(source) if "://" in source else Path(source).name
     with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
         report = store.import_mlflow(source, experiments=experiment or None, since=since, until=until,
-                                     resume=resume, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
+                                     resume=resume, success_key=success_key, task_attr=task_attr, agent=agent, redact=not no_redact, max_chars=max_chars,
                                      progress=progress)
     if as_json:
         render.print_json(report.to_json())
@@ -88,11 +93,16 @@ def import_mlflow_command(
 
 @import_app.command("langsmith")
 def import_langsmith_command(
-    file: Annotated[Path, typer.Argument(
-        help="LangSmith runs as the SDK serialises them (RunTree / Run JSON), one per line or a JSON list (gzip ok).")],
+    file: Annotated[Path | None, typer.Argument(
+        help="LangSmith runs as the SDK serialises them (RunTree / Run JSON), one per line or a JSON list "
+             "(gzip ok); or none, with --project.")] = None,
     db: DbOption = None,
+    project: Annotated[str | None, typer.Option("--project", help="Read this project's runs from the LangSmith server "
+                                                "(LANGSMITH_ENDPOINT, LANGSMITH_API_KEY) instead of a file.")] = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    resume: ResumeOption = False,
+    success_key: SuccessKeyOption = None,
     task_attr: TaskAttrOption = "hotmess.task.id",
     agent: AgentOption = None,
     no_redact: NoRedactOption = False,
@@ -101,20 +111,26 @@ def import_langsmith_command(
 ) -> None:
     """Import LangSmith runs: one run per trace (trace_id), steps from its child runs (llm, tool, chain).
 
-    One transaction; traces imported before are left as they are, malformed records skipped and named.
+    From a file, or a project on the server (read page by page, never written to). One transaction;
+    traces imported before are left as they are, malformed records skipped and named.
     """
-    _import_file("import_langsmith", file, db, since=since, until=until, task_attr=task_attr, agent=agent,
+    _import_file("import_langsmith", file, db, server={"project": project}, since=since, until=until,
+                 resume=resume, success_key=success_key, task_attr=task_attr, agent=agent,
                  redact=not no_redact, max_chars=max_chars, as_json=as_json)
 
 
 @import_app.command("langfuse")
 def import_langfuse_command(
-    file: Annotated[Path, typer.Argument(
+    file: Annotated[Path | None, typer.Argument(
         help="Langfuse API JSON: observations, pages of them ({\"data\": [...]}) or traces with their "
-             "observations; one per line or a JSON list (gzip ok).")],
+             "observations; one per line or a JSON list (gzip ok). None: read the server.")] = None,
     db: DbOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Read the Langfuse server at this URL (default "
+                                             "LANGFUSE_HOST; keys LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY).")] = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    resume: ResumeOption = False,
+    success_key: SuccessKeyOption = None,
     task_attr: TaskAttrOption = "hotmess.task.id",
     agent: AgentOption = None,
     no_redact: NoRedactOption = False,
@@ -123,10 +139,12 @@ def import_langfuse_command(
 ) -> None:
     """Import Langfuse traces: one run per trace, steps from its observations (GENERATION, TOOL, SPAN, ...).
 
+    From a file, or the server (no file: --host or LANGFUSE_HOST; read page by page, never written to).
     One transaction; traces imported before are left as they are, malformed records skipped and named.
     """
-    _import_file("import_langfuse", file, db, since=since, until=until, task_attr=task_attr, agent=agent,
-                 redact=not no_redact, max_chars=max_chars, as_json=as_json)
+    _import_file("import_langfuse", file, db, server={"host": host} if host or file is None else {},
+                 since=since, until=until, resume=resume, success_key=success_key, task_attr=task_attr,
+                 agent=agent, redact=not no_redact, max_chars=max_chars, as_json=as_json)
 
 
 def _check_options(agent: str | None, since: str | None, until: str | None) -> None:
@@ -139,19 +157,32 @@ def _check_options(agent: str | None, since: str | None, until: str | None) -> N
 
 
 def _import_file(
-    method: str, file: Path, db: Path | None, *, since: str | None, until: str | None, task_attr: str,
-    agent: str | None, redact: bool, max_chars: int, as_json: bool,
+    method: str, file: Path | None, db: Path | None, *, server: dict[str, str | None], since: str | None,
+    until: str | None, resume: bool, success_key: str | None, task_attr: str, agent: str | None, redact: bool,
+    max_chars: int, as_json: bool,
 ) -> None:
-    """``hotmess import langsmith|langfuse FILE``: one ``Database`` call, then the summary."""
+    """``hotmess import langsmith|langfuse [FILE]``: one ``Database`` call, then the summary.
+    ``server`` is the option naming a server (``{"project": ...}``), empty for a file."""
     import hotmess
 
     _check_options(agent, since, until)
-    if not file.exists():  # before the database is created
+    named = {k: v for k, v in server.items() if v is not None}
+    if file is not None and named:
+        raise HotmessError(f"give a file or --{next(iter(named))}, not both")
+    if file is None and not server:
+        raise HotmessError("give a file, or --project")
+    if file is None and "project" in server and not named:
+        raise HotmessError("give a file, or --project NAME to read a LangSmith server")
+    if file is not None and not file.exists():  # before the database is created
         raise HotmessError(f"{file}: no such file")
-    with stages(f"importing {file.name}") as progress, hotmess.open(db_path(db), create=True) as store:
-        report = getattr(store, method)(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                        since=since, until=until, progress=progress)
+    if resume and (file is not None or since is not None):
+        raise HotmessError("--resume continues reading a server; it takes no --since, and no file")
+    label = file.name if file is not None else "the server"
+    with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = getattr(store, method)(file, **server, task_attr=task_attr, agent=agent, redact=redact,
+                                        max_chars=max_chars, since=since, until=until, resume=resume,
+                                        success_key=success_key, progress=progress)
     if as_json:
         render.print_json(report.to_json())
         return
-    _print(report, db, file.name)
+    _print(report, db, file.name if file is not None else report.batch.path)

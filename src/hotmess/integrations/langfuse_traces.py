@@ -1,8 +1,14 @@
 """Langfuse traces and observations → hotmess runs and steps (``hotmess import langfuse``).
 
-Source
-------
-A file of what Langfuse's public API returns (its generated pydantic models' JSON, camelCase):
+Sources
+-------
+- **A Langfuse server** (``read_langfuse_server``; ``hotmess import langfuse --host URL``, else
+  ``LANGFUSE_HOST``): ``GET /api/public/traces`` page by page (``page`` / ``limit``, oldest
+  first, ``fromTimestamp`` / ``toTimestamp`` from ``since`` / ``until``), then each trace with
+  its observations and scores (``GET /api/public/traces/{id}``), with basic auth
+  ``LANGFUSE_PUBLIC_KEY`` : ``LANGFUSE_SECRET_KEY``, through the standard library (nothing is
+  written to the server).
+- **A file** of what Langfuse's public API returns (its generated pydantic models' JSON, camelCase):
 one record per line (JSON lines) or a JSON list, optionally gzipped. A record is
 
 - an **observation** (``ObservationV2``: ``id``, ``traceId``, ``parentObservationId``, ``type``,
@@ -38,23 +44,40 @@ observation is a span (parent ``parentObservationId``) mapped by the OTLP rules
   else the OTLP rules, else the hash of the first user message. Agent: ``agent``, else the
   trace's name. Metadata, tags, session and user ids, release and environment are run attributes.
 
-Left out: scores (not read as success), costs, prompt links, observation versions.
+Success: the trace's ``scores`` (``{"name", "value", "stringValue", "dataType"}``): the one named
+``success_key``, else the first of ``success``, ``correctness``, ``correct``, ``pass``, ``passed``;
+a boolean or 0-1 numeric score is success when ≥ 0.5, a categorical one when ``pass`` / ``true``
+/ ``correct``; a score repeated keeps its newest value; none of them: success unknown.
+
+Left out: observation scores, costs, prompt links, observation versions.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from os import PathLike
 from typing import Any
 
+from hotmess.errors import HotmessError, InputError
 from hotmess.integrations.otlp_wire import BadRecord
 from hotmess.integrations.platform_traces import (
     PlatformBatch,
+    add_traces,
     exception_of,
     iso_ns,
     json_text,
     messages_in,
     messages_out,
     parse_file,
+    parse_time,
+    success_of,
     value_text,
 )
 from hotmess.progress import Progress
@@ -62,7 +85,8 @@ from hotmess.vocab import attributes as A
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
 
-__all__ = ["SOURCE", "observation_record", "parse_langfuse_file"]
+__all__ = ["SERVER_ATTR", "SOURCE", "host_of", "observation_record", "parse_langfuse_file", "read_langfuse_server",
+           "server_traces"]
 
 SOURCE = "langfuse"
 
@@ -164,8 +188,22 @@ def _run_fields(rec: SpanRecord, d: dict[str, Any]) -> None:
     rec.attributes["langfuse.trace_id"] = rec.trace_id
 
 
-def _trace(d: dict[str, Any]) -> list[SpanRecord]:
-    """A trace with its observations: the trace as the root span, its observations under it."""
+def _scores(d: dict[str, Any]) -> dict[str, Any]:
+    """A trace's scores, name → value (the newest of a name wins; text for categorical ones)."""
+    found = [x for x in d.get("scores") or [] if isinstance(x, dict) and isinstance(x.get("name"), str)
+             and not _get(x, "observationId")]
+    found.sort(key=lambda x: str(x.get("timestamp") or ""))
+    out: dict[str, Any] = {}
+    for x in found:
+        kind = str(_get(x, "dataType") or "").upper()
+        value = _get(x, "stringValue") if kind == "CATEGORICAL" else x.get("value")
+        out[x["name"]] = bool(value) if kind == "BOOLEAN" and value is not None else value
+    return out
+
+
+def _trace(d: dict[str, Any], success_key: str | None = None) -> list[SpanRecord]:
+    """A trace with its observations: the trace as the root span, its observations under it;
+    its score named ``success_key`` (module docstring) the run's success."""
     trace_id = d.get("id")
     if not isinstance(trace_id, str) or not trace_id:
         raise BadRecord("trace without an id")
@@ -192,17 +230,20 @@ def _trace(d: dict[str, Any]) -> list[SpanRecord]:
         failed = next(s for s in spans if s.parent_span_id == root_id and s.status_code == "ERROR")
         root.status_code, root.status_message, root.events = "ERROR", failed.status_message, list(failed.events)
     _run_fields(root, d)
+    success = success_of(_scores(d), success_key)
+    if success is not None:
+        root.attributes[A.SUCCESS] = success
     return [root, *spans]
 
 
-def _records(record: Any) -> list[SpanRecord]:
+def _records(record: Any, success_key: str | None = None) -> list[SpanRecord]:
     if isinstance(record, dict) and "observations" in record:
-        return _trace(record)
+        return _trace(record, success_key)
     if isinstance(record, dict) and isinstance(record.get("data"), list) and "id" not in record:
         out = []
         for i, item in enumerate(record["data"]):
             try:
-                out.extend(_records(item))
+                out.extend(_records(item, success_key))
             except BadRecord as exc:
                 raise BadRecord(f"data[{i}]: {exc}") from None
         return out
@@ -212,11 +253,97 @@ def _records(record: Any) -> list[SpanRecord]:
 def parse_langfuse_file(
     path: str | PathLike[str], *, task_attr: str = A.TASK_ID, agent: str | None = None, redact: bool = True,
     max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, progress: Progress | None = None, since: Any = None,
-    until: Any = None,
+    until: Any = None, success_key: str | None = None,
 ) -> PlatformBatch:
     """A file of Langfuse observations, pages of them or traces (JSON lines or a list; gzip ok)
     → a batch, one run per trace. A malformed record is skipped and named."""
-    return parse_file(path, source=SOURCE, unit="record", what="Langfuse traces", to_spans=_records,
+    return parse_file(path, source=SOURCE, unit="record", what="Langfuse traces",
+                      to_spans=lambda record: _records(record, success_key),
                       task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars, progress=progress,
                       since=since, until=until)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# a Langfuse server
+
+#: The run attribute naming the server a run was read from (``resume`` reads it).
+SERVER_ATTR = "langfuse.host"
+
+
+def host_of(host: str | None = None) -> str:
+    """The server: ``host``, else ``LANGFUSE_HOST`` (or ``LANGFUSE_BASE_URL``), else Langfuse's cloud."""
+    url = host or os.environ.get("LANGFUSE_HOST") or os.environ.get("LANGFUSE_BASE_URL") \
+        or "https://cloud.langfuse.com"
+    return url.rstrip("/")
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def server_traces(
+    host: str | None = None, *, since: Any = None, until: Any = None, page_size: int = 50,
+    public_key: str | None = None, secret_key: str | None = None, timeout: float = 30.0,
+) -> Iterator[dict[str, Any]]:
+    """Each trace of a Langfuse project (its keys') with its observations and scores, oldest
+    first: ``GET /api/public/traces`` page by page, then ``GET /api/public/traces/{id}`` (read-only)."""
+    base = host_of(host)
+    public = public_key or os.environ.get("LANGFUSE_PUBLIC_KEY", "")
+    secret = secret_key or os.environ.get("LANGFUSE_SECRET_KEY", "")
+    auth = "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
+
+    def get(path: str, query: dict[str, Any] | None = None) -> Any:
+        url = f"{base}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        request = urllib.request.Request(url, headers={"Authorization": auth, "Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the user's own server
+            return json.loads(response.read().decode("utf-8"))
+
+    query: dict[str, Any] = {"limit": page_size, "orderBy": "timestamp.asc"}
+    for value, name, option in ((since, "fromTimestamp", "since"), (until, "toTimestamp", "until")):
+        ns = parse_time(value, option)
+        if ns is not None:
+            query[name] = _iso(ns)
+    page = 1
+    while True:
+        body = get("/api/public/traces", {**query, "page": page})
+        data = body.get("data") if isinstance(body, dict) else None
+        if not data:
+            return
+        for trace in data:
+            if isinstance(trace, dict) and isinstance(trace.get("id"), str):
+                yield get(f"/api/public/traces/{urllib.parse.quote(trace['id'], safe='')}")
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        if page >= int(meta.get("totalPages") or page):
+            return
+        page += 1
+
+
+def read_langfuse_server(
+    host: str | None = None, *, since: Any = None, until: Any = None, task_attr: str = A.TASK_ID,
+    agent: str | None = None, redact: bool = True, max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS,
+    success_key: str | None = None, page_size: int = 50, public_key: str | None = None,
+    secret_key: str | None = None,
+) -> PlatformBatch:
+    """Every trace on a Langfuse server (:func:`server_traces`) → a batch, one run per trace."""
+    base = host_of(host)
+    batch = PlatformBatch(SOURCE, base, unit="trace", is_file=False,
+                          since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"))
+    traces: dict[str, dict[str, SpanRecord]] = {}
+    try:
+        for trace in server_traces(base, since=since, until=until, page_size=page_size, public_key=public_key,
+                                   secret_key=secret_key):
+            batch.records += 1
+            try:
+                spans = _trace(trace if "observations" in trace else {**trace, "observations": []}, success_key)
+            except BadRecord as exc:
+                batch.skip(trace.get("id") if isinstance(trace, dict) else None, str(exc))
+                continue
+            spans[0].attributes[SERVER_ATTR] = base
+            traces[spans[0].trace_id] = {s.span_id: s for s in spans}
+    except HotmessError:
+        raise
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise InputError(base, None, f"cannot read the Langfuse server: {type(exc).__name__}: {exc}") from None
+    add_traces(batch, traces, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars)
+    return batch

@@ -39,7 +39,9 @@ attribute values decoded) with the attributes the OTLP mapping reads, so the rul
   ``mlflow.traceOutputs`` / size statistics) are the run's attributes ``mlflow.tags`` and
   ``mlflow.metadata``, with ``mlflow.trace_id``, ``mlflow.experiment_id`` and ``mlflow.state``.
 
-Left out: assessments (feedback and expectations; a ``hotmess.success`` tag is read as success),
+Success: a ``hotmess.success`` tag, else the feedback assessment named by ``success_key``
+(default: the first of ``success``, ``correctness``, ``correct``, ``pass``, ``passed``; a boolean,
+a 0-1 number read as success when ≥ 0.5, or ``pass`` / ``fail`` text). Left out: expectations,
 span links, and traces whose spans the store does not hold (skipped and named).
 """
 
@@ -51,12 +53,13 @@ import contextlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from hotmess.errors import HotmessError, InputError
+from hotmess.integrations import platform_traces
 from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records
 from hotmess.integrations.platform_traces import (
     PlatformBatch,
@@ -67,6 +70,7 @@ from hotmess.integrations.platform_traces import (
     named_task,
     parse_time,
     require,
+    success_of,
     value_text,
 )
 from hotmess.progress import Progress
@@ -218,9 +222,22 @@ def _span(d: Any, trace_id: str, i: int) -> SpanRecord:
                       scope="mlflow")
 
 
-def trace_spans(trace: Any) -> tuple[list[SpanRecord], dict[str, Any], dict[str, Any]]:
+def _assessments(info: dict[str, Any]) -> dict[str, Any]:
+    """The trace's feedback assessments, name → value (the newest of a name wins)."""
+    out: dict[str, Any] = {}
+    for a in info.get("assessments") or []:
+        if isinstance(a, dict) and isinstance(a.get("feedback"), dict) and a.get("valid", True) is not False:
+            name = a.get("assessment_name", a.get("name"))
+            if isinstance(name, str):
+                out[name] = a["feedback"].get("value")
+    return out
+
+
+def trace_spans(trace: Any, success_key: str | None = None) -> tuple[list[SpanRecord], dict[str, Any], dict[str, Any]]:
     """One trace as ``Trace.to_dict()`` (or ``to_json()``) gives it → its span records (the
-    root carrying the trace's fields), its tags and its metadata. Raises BadRecord."""
+    root carrying the trace's fields), its tags and its metadata. Raises BadRecord. Success:
+    a ``hotmess.success`` tag, else the feedback assessment ``success_key`` names (default:
+    :data:`~hotmess.integrations.platform_traces.SUCCESS_KEYS`)."""
     if not isinstance(trace, dict):
         raise BadRecord("not an object (a trace is {\"info\": ..., \"data\": {\"spans\": [...]}})")
     info, data = trace.get("info"), trace.get("data")
@@ -251,6 +268,8 @@ def trace_spans(trace: Any) -> tuple[list[SpanRecord], dict[str, Any], dict[str,
                 "mlflow.metadata": {k: v for k, v in metadata.items() if k not in _BULKY_METADATA},
             })
             success = tags.get(A.SUCCESS, metadata.get(A.SUCCESS))
+            if success is None:
+                success = success_of(_assessments(info), success_key)
             if success is not None:
                 rec.attributes[A.SUCCESS] = success
             break
@@ -261,10 +280,11 @@ def trace_spans(trace: Any) -> tuple[list[SpanRecord], dict[str, Any], dict[str,
 STORE_ATTR = "mlflow.tracking_uri"
 
 
-def _add(batch: PlatformBatch, label: str | None, trace: Any, options: dict[str, Any], store: str | None = None) -> None:
+def _add(batch: PlatformBatch, label: str | None, trace: Any, options: dict[str, Any], store: str | None = None,
+         success_key: str | None = None) -> None:
     batch.records += 1
     try:
-        spans, tags, metadata = trace_spans(trace)
+        spans, tags, metadata = trace_spans(trace, success_key)
     except BadRecord as exc:
         batch.skip(label, str(exc))
         return
@@ -283,7 +303,7 @@ def _add(batch: PlatformBatch, label: str | None, trace: Any, options: dict[str,
 def parse_mlflow_file(
     path: str | PathLike[str], *, task_attr: str = A.TASK_ID, agent: str | None = None, redact: bool = True,
     max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, progress: Progress | None = None, since: Any = None,
-    until: Any = None,
+    until: Any = None, success_key: str | None = None,
 ) -> PlatformBatch:
     """A file of ``Trace.to_json()`` traces (JSON lines, one trace, or a list; gzip ok) → a batch.
     A malformed record is skipped and named (``line 3: ...``); an unreadable or empty file
@@ -298,7 +318,7 @@ def parse_mlflow_file(
                 batch.records += 1
                 batch.skip(label, str(record))
                 continue
-            _add(batch, label, record, options)
+            _add(batch, label, record, options, success_key=success_key)
     except EmptyFile:
         raise InputError(where, None, "the file is empty (no MLflow traces in it)") from None
     except (OSError, EOFError) as exc:
@@ -398,7 +418,7 @@ def store_traces(
 def read_mlflow_store(
     source: str | PathLike[str], *, experiments: Iterable[str] | None = None, since: Any = None,
     until: Any = None, task_attr: str = A.TASK_ID, agent: str | None = None, redact: bool = True,
-    max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, page_size: int = 100,
+    max_chars: int = DEFAULT_MAX_ATTRIBUTE_CHARS, page_size: int = 100, success_key: str | None = None,
 ) -> PlatformBatch:
     """Every trace of a tracking store (:func:`store_traces`) → a batch, as for a file."""
     batch = PlatformBatch(SOURCE, shown_uri(source), is_file=False)
@@ -406,7 +426,7 @@ def read_mlflow_store(
     try:
         for trace_id, trace in store_traces(source, experiments=experiments, since=since, until=until,
                                             page_size=page_size):
-            _add(batch, trace_id, trace, options, batch.path)
+            _add(batch, trace_id, trace, options, batch.path, success_key)
     except HotmessError:
         raise
     except Exception as exc:  # noqa: BLE001 - MLflow's own errors (a bad URI, a server down)
@@ -415,12 +435,6 @@ def read_mlflow_store(
 
 
 def newest_stored(conn: Any, source: str | PathLike[str]) -> datetime | None:
-    """When the newest run read from this tracking store started (``resume``: the next import
-    asks the store only for traces from then on), less a millisecond so none of that moment is
-    missed (traces stored already are passed over); None when none was."""
-    row = conn.execute(
-        "SELECT max(start_ns) FROM runs WHERE source = ? AND json_extract(attributes, ?) = ?",
-        (SOURCE, f'$."{STORE_ATTR}"', shown_uri(source))).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return datetime.fromtimestamp((row[0] // 1000 - 1000) / 1e6, UTC)
+    """When the newest run read from this tracking store started (``resume``), less a millisecond;
+    see :func:`hotmess.integrations.platform_traces.newest_stored`."""
+    return platform_traces.newest_stored(conn, SOURCE, STORE_ATTR, shown_uri(source))

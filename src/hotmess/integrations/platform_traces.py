@@ -45,8 +45,8 @@ from hotmess.vocab.records import SpanRecord
 
 __all__ = [
     "MAX_ERRORS", "PlatformBatch", "add_trace", "add_traces", "check_batch", "exception_of", "insert_batch",
-    "iso_ns", "json_text", "messages_in", "messages_out", "named_task", "parse_file", "parse_time", "require",
-    "value_text",
+    "SUCCESS_KEYS", "iso_ns", "json_text", "messages_in", "messages_out", "named_task", "newest_stored",
+    "parse_file", "parse_time", "require", "success_of", "value_text",
 ]
 
 #: Errors kept in a batch; the rest are only counted.
@@ -293,7 +293,8 @@ def parse_time(value: str | int | float | datetime | None, option: str = "time")
         return None
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1e9)
+        delta = moment - datetime(1970, 1, 1, tzinfo=UTC)  # exact to the microsecond (a float timestamp is not)
+        return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise HotmessError(f"{option}: not a time: {value!r}")
@@ -310,6 +311,47 @@ def parse_time(value: str | int | float | datetime | None, option: str = "time")
             f"{option}: not a time: {text!r} (an ISO date such as 2026-01-31 or 2026-01-31T12:00, "
             "or seconds since the epoch)") from None
     return parse_time(moment, option)
+
+
+#: The feedback / score names read as a run's success when no ``success_key`` is named, first found wins.
+SUCCESS_KEYS = ("hotmess.success", "success", "correctness", "correct", "pass", "passed")
+
+_TRUE, _FALSE = {"true", "yes", "pass", "passed", "correct", "success", "1"}, {"false", "no", "fail", "failed",
+                                                                                "incorrect", "failure", "0"}
+
+
+def success_of(scores: Mapping[str, Any], key: str | None = None) -> bool | None:
+    """A run's success from its feedback or scores (name → value): the one named ``key``, else
+    the first of :data:`SUCCESS_KEYS`. A boolean as it is; a number is success when ≥ 0.5 (a 0-1
+    score, or the mean of several 0/1 ones); ``true`` / ``pass`` / ``correct`` (and their
+    opposites) as text; anything else, or no such score, is None (unknown).
+
+    >>> success_of({"correctness": 1.0}), success_of({"pass": "fail"}), success_of({"x": 1}, "y")
+    (True, False, None)
+    """
+    for name in (key,) if key else SUCCESS_KEYS:
+        if name not in scores or scores[name] is None:
+            continue
+        value = scores[name]
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return None if not math.isfinite(value) else value >= 0.5
+        text = str(value).strip().lower()
+        return True if text in _TRUE else False if text in _FALSE else None
+    return None
+
+
+def newest_stored(conn: sqlite3.Connection, source: str, attr: str, value: str) -> datetime | None:
+    """``resume``'s high-water mark: when the newest run of ``source`` whose attribute ``attr``
+    is ``value`` (the store or server it was read from) started, less a millisecond so none of
+    that moment is missed (runs stored already are passed over); None when none was."""
+    row = conn.execute(
+        "SELECT max(start_ns) FROM runs WHERE source = ? AND json_extract(attributes, ?) = ?",
+        (source, f'$."{attr}"', value)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return datetime.fromtimestamp((row[0] // 1000 - 1000) / 1e6, UTC)
 
 
 def check_batch(batch: PlatformBatch) -> None:
