@@ -546,6 +546,49 @@ class Database:
                                     progress=progress, since=since, until=until)
         return self._platform_report(batch, progress)
 
+    def import_phoenix(
+        self,
+        source: str | os.PathLike[str] | None = None,
+        *,
+        endpoint: str | None = None,
+        project: str = "default",
+        since: Any = None,
+        until: Any = None,
+        resume: bool = False,
+        task_attr: str = "hotmess.task.id",
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        page_size: int = 1000,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import Arize Phoenix spans (``hotmess import phoenix``) in one transaction: a file
+        (``source``: the spans dataframe as Parquet or JSON lines, or REST spans pages) or a
+        server (``endpoint``: ``GET /v1/projects/{project}/spans`` read with its cursor, the key
+        from ``PHOENIX_API_KEY``). One run per trace; traces stored before are left as they are;
+        only traces whose root starts in ``[since, until)`` when given. ``resume`` (a server
+        only, without ``since``): ask only for spans from the newest run an earlier import read
+        from that project on. See :mod:`hotmess.integrations.phoenix_spans`."""
+        from hotmess.integrations import phoenix_spans as p
+
+        if agent is not None and not agent.strip():
+            raise HotmessError("agent must not be empty")
+        if (source is None) == (endpoint is None):
+            raise HotmessError("give a file of Phoenix spans or a server endpoint, not both or neither")
+        if resume and (since is not None or endpoint is None):
+            raise HotmessError("resume continues reading a Phoenix server; it takes no since, and no file")
+        if endpoint is not None:
+            p.check_endpoint(endpoint)
+            if resume and Path(self.path).exists():
+                since = p.newest_stored(self.conn, endpoint, project)
+            batch = p.read_phoenix_server(endpoint, project=project, since=since, until=until, task_attr=task_attr,
+                                          agent=agent, redact=redact, max_chars=max_chars, page_size=page_size)
+        else:
+            _exists(source)
+            batch = p.parse_phoenix_file(source, task_attr=task_attr, agent=agent, redact=redact,
+                                         max_chars=max_chars, progress=progress, since=since, until=until)
+        return self._platform_report(batch, progress)
+
 
 _GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
 
