@@ -94,6 +94,36 @@ def _flatten(key: str, value: Any, out: dict[str, Any]) -> None:
         out[key] = value
 
 
+def _listed(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    items = {k: _listed(v) for k, v in node.items()}
+    if items and all(k.isdigit() for k in items) and sorted(map(int, items)) == list(range(len(items))):
+        return [items[str(i)] for i in range(len(items))]
+    return items
+
+
+def _json_texts(attrs: dict[str, Any]) -> None:
+    """JSON-text attributes the REST API flattened (``metadata.task_id``, ``metadata.path.0``)
+    gathered back into one JSON text (``metadata``), in place."""
+    for name in ("metadata", "tool.parameters", "llm.prompt_template.variables"):
+        prefix = name + "."
+        keys = [k for k in attrs if k.startswith(prefix)]
+        if not keys or name in attrs:
+            continue
+        tree: dict[str, Any] = {}
+        for key in keys:
+            node = tree
+            *path, leaf = key[len(prefix):].split(".")
+            for part in path:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    break
+            else:
+                node[leaf] = attrs.pop(key)
+        attrs[name] = json_text(_listed(tree))
+
+
 def _time(value: Any, what: str) -> int | None:
     if isinstance(value, datetime):  # Parquet's timestamps (and pandas')
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -123,6 +153,7 @@ def span_record(span: Any) -> SpanRecord:
     for column, value in span.items():
         if column.startswith("attributes."):
             _flatten(column[len("attributes."):], value, attrs)
+    _json_texts(attrs)
     kind = span.get("span_kind")
     if isinstance(kind, str) and kind and kind != "UNKNOWN":
         attrs.setdefault("openinference.span.kind", kind)
