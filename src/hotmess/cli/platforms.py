@@ -186,3 +186,45 @@ def _import_file(
         render.print_json(report.to_json())
         return
     _print(report, db, file.name if file is not None else report.batch.path)
+
+
+@import_app.command("phoenix")
+def import_phoenix_command(
+    source: Annotated[Path | None, typer.Argument(
+        help="Phoenix's spans dataframe written as Parquet or JSON lines (get_spans_dataframe()), or "
+             "REST spans pages (GET /v1/projects/{project}/spans) one per line; omit with --endpoint.")] = None,
+    db: DbOption = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="A Phoenix server (http://127.0.0.1:6006) to read "
+                                                 "spans from, page by page (API key: PHOENIX_API_KEY).")] = None,
+    project: Annotated[str, typer.Option("--project", help="The Phoenix project to read from the server.")] = "default",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Read only the spans from the newest trace an earlier "
+                                         "import read from this server's project on.")] = False,
+    task_attr: TaskAttrOption = "hotmess.task.id",
+    agent: AgentOption = None,
+    no_redact: NoRedactOption = False,
+    max_chars: MaxCharsOption = 8192,
+    as_json: JsonOption = False,
+) -> None:
+    """Import Arize Phoenix spans: one run per trace, steps from its OpenInference spans (LLM, TOOL, AGENT, CHAIN).
+
+    Reads a file or a server (never writing to it) in one transaction; traces imported before are
+    left as they are, malformed spans skipped and named.
+    """
+    import hotmess
+
+    _check_options(agent, since, until)
+    if (source is None) == (endpoint is None):
+        raise typer.BadParameter("give a FILE or --endpoint (one of them)", param_hint="SOURCE")
+    if source is not None and not source.exists():  # before the database is created
+        raise HotmessError(f"{source}: no such file")
+    label = source.name if source is not None else f"{endpoint} ({project})"
+    with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
+        report = store.import_phoenix(source, endpoint=endpoint, project=project, since=since, until=until,
+                                      resume=resume, task_attr=task_attr, agent=agent, redact=not no_redact,
+                                      max_chars=max_chars, progress=progress)
+    if as_json:
+        render.print_json(report.to_json())
+        return
+    _print(report, db, label)

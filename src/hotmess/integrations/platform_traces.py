@@ -20,7 +20,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,17 +145,20 @@ def parse_file(
     path: str | os.PathLike[str], *, source: str, unit: str, what: str,
     to_spans: Callable[[Any], list[SpanRecord]], task_attr: str, agent: str | None, redact: bool | Redactor,
     max_chars: int, progress: Progress | None, since: Any, until: Any,
+    reader: Callable[[Path, str, Progress | None], Iterable[tuple[str | None, Any]]] = read_records,
 ) -> PlatformBatch:
     """A file of a platform's records (JSON lines or a list; gzip ok) → a batch, one run per
     trace: ``to_spans(record)`` gives each record's spans (raising BadRecord for a malformed
     one, which is skipped and named); a span repeated keeps its ended copy. An unreadable or
-    empty file raises InputError (``what`` names what it should hold)."""
+    empty file raises InputError (``what`` names what it should hold). ``reader`` gives the
+    file's (label, record) pairs (default: JSON, :func:`~hotmess.integrations.otlp_wire.read_records`;
+    it raises EmptyFile, OSError or EOFError for a file it cannot read)."""
     where = str(path)
     batch = PlatformBatch(source, where, unit=unit,
                           since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"))
     traces: dict[str, dict[str, SpanRecord]] = {}
     try:
-        for label, record in read_records(Path(path), where, progress):
+        for label, record in reader(Path(path), where, progress):
             batch.records += 1
             try:
                 if isinstance(record, BadRecord):

@@ -13,17 +13,18 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.progress import Progress
-from hotmess.results import Result
 from hotmess.store.database import connect, default_path
 from hotmess.store.readers import read_for_analysis, read_instructions, read_runs, read_steps
 from hotmess.store.tasks import TASK_SOURCES, read_inferred_tasks, save_inferred_tasks
 from hotmess.tables import Table
+
+from .results import ExportReport, ImportReport, ReportResult, RunDetail
+from .sources import check_exists, check_source
 
 __all__ = ["Database", "ExportReport", "ImportReport", "ReportResult", "RunDetail", "open"]
 
@@ -358,7 +359,7 @@ class Database:
         from hotmess.integrations.taubench import parse_taubench
         from hotmess.store.writer import insert_runs
 
-        _exists(file)
+        check_exists(file)
         batch = parse_taubench(file, agent=agent, redact=redact, skip_invalid=skip_invalid, progress=progress)
         result = insert_runs(self.conn, batch.runs, batch.steps, source="tau-bench", path=file, progress=progress)
         return ImportReport(result=result, batch=batch, extra={
@@ -383,7 +384,7 @@ class Database:
         if agent is not None and not agent.strip():
             raise HotmessError("agent must not be empty")
         for file in paths:
-            _exists(file)
+            check_exists(file)
         batch = parse_otlp_json(paths, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
                                 progress=progress)
         result = insert_otlp(self.conn, batch, progress=progress)
@@ -480,7 +481,7 @@ class Database:
         else:
             if experiments:
                 raise HotmessError("experiments apply to a tracking store, not a file of traces")
-            _exists(source)
+            check_exists(source)
             batch = m.parse_mlflow_file(source, task_attr=task_attr, agent=agent, redact=redact,
                                         max_chars=max_chars, progress=progress, since=since, until=until,
                                         success_key=success_key)
@@ -526,7 +527,7 @@ class Database:
         from hotmess.integrations import langsmith_runs as m
         from hotmess.integrations.platform_traces import newest_stored
 
-        _check_source(file, project, "project", agent, since, resume)
+        check_source(file, project, "project", agent, since, resume)
         if project is None:
             batch = m.parse_langsmith_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
                                            progress=progress, since=since, until=until, success_key=success_key)
@@ -565,7 +566,7 @@ class Database:
         from hotmess.integrations.platform_traces import newest_stored
 
         server = host is not None or file is None
-        _check_source(file, "server" if server else None, "host", agent, since, resume)
+        check_source(file, "server" if server else None, "host", agent, since, resume)
         if not server:
             batch = m.parse_langfuse_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
                                           progress=progress, since=since, until=until, success_key=success_key)
@@ -577,6 +578,49 @@ class Database:
                                            page_size=page_size)
         return self._platform_report(batch, progress)
 
+    def import_phoenix(
+        self,
+        source: str | os.PathLike[str] | None = None,
+        *,
+        endpoint: str | None = None,
+        project: str = "default",
+        since: Any = None,
+        until: Any = None,
+        resume: bool = False,
+        task_attr: str = "hotmess.task.id",
+        agent: str | None = None,
+        redact: bool = True,
+        max_chars: int = 8192,
+        page_size: int = 1000,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import Arize Phoenix spans (``hotmess import phoenix``) in one transaction: a file
+        (``source``: the spans dataframe as Parquet or JSON lines, or REST spans pages) or a
+        server (``endpoint``: ``GET /v1/projects/{project}/spans`` read with its cursor, the key
+        from ``PHOENIX_API_KEY``). One run per trace; traces stored before are left as they are;
+        only traces whose root starts in ``[since, until)`` when given. ``resume`` (a server
+        only, without ``since``): ask only for spans from the newest run an earlier import read
+        from that project on. See :mod:`hotmess.integrations.phoenix_spans`."""
+        from hotmess.integrations import phoenix_spans as p
+
+        if agent is not None and not agent.strip():
+            raise HotmessError("agent must not be empty")
+        if (source is None) == (endpoint is None):
+            raise HotmessError("give a file of Phoenix spans or a server endpoint, not both or neither")
+        if resume and (since is not None or endpoint is None):
+            raise HotmessError("resume continues reading a Phoenix server; it takes no since, and no file")
+        if endpoint is not None:
+            p.check_endpoint(endpoint)
+            if resume and Path(self.path).exists():
+                since = p.newest_stored(self.conn, endpoint, project)
+            batch = p.read_phoenix_server(endpoint, project=project, since=since, until=until, task_attr=task_attr,
+                                          agent=agent, redact=redact, max_chars=max_chars, page_size=page_size)
+        else:
+            check_exists(source)
+            batch = p.parse_phoenix_file(source, task_attr=task_attr, agent=agent, redact=redact,
+                                         max_chars=max_chars, progress=progress, since=since, until=until)
+        return self._platform_report(batch, progress)
+
 
 _GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
 
@@ -584,76 +628,6 @@ _GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
 def _analyzing(progress: Progress | None) -> None:
     if progress is not None:
         progress("analyzing", 0, None)
-
-
-def _check_source(file: Any, server: str | None, what: str, agent: str | None, since: Any, resume: bool) -> None:
-    """A platform import reads a file or a server, not both; resume continues a server's import."""
-    if agent is not None and not agent.strip():
-        raise HotmessError("agent must not be empty")
-    if (file is None) == (server is None):
-        raise HotmessError(f"give a file or a {what}, not both" if file is not None else f"give a file or a {what}")
-    if resume and (since is not None or server is None):
-        raise HotmessError(f"resume continues reading a {what}; it takes no since, and no file")
-    if file is not None:
-        _exists(file)
-
-
-def _exists(file: str | os.PathLike[str]) -> None:
-    if not Path(file).exists():
-        raise HotmessError(f"{file}: no such file")
-
-
-@dataclass(frozen=True)
-class ImportReport(Result):
-    """What an import stored (:class:`~hotmess.store.writer.ImportResult`: runs in the files,
-    new, already stored, steps) and what it read (``batch``: the parser's batch, with what was
-    skipped and why). Its JSON is the stored counts with the importer's details."""
-
-    result: Any
-    batch: Any = field(repr=False)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.result.to_dict(), **self.extra}
-
-
-@dataclass(frozen=True)
-class ExportReport(Result):
-    """What an export wrote: where, how many runs and steps, the days and the files."""
-
-    out: str
-    runs: int
-    steps: int
-    days: list[str]
-    files: int
-
-
-@dataclass(frozen=True)
-class RunDetail(Result):
-    """One run's row and its step rows in order; in JSON the steps are a forest (each step
-    with its ``children``)."""
-
-    run: dict[str, Any]
-    steps: list[dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        from hotmess.tables import step_forest
-
-        return {"run": self.run, "steps": step_forest(self.steps)}
-
-
-@dataclass(frozen=True)
-class ReportResult(Result):
-    """The report written: where, its size, what it covers and which sections it holds
-    (``"included"``, or why not)."""
-
-    path: str
-    bytes: int
-    runs: int
-    tasks: int
-    agents: list[str]
-    sections: dict[str, str]
-    step_trees: dict[str, int]
 
 
 def open(db: str | os.PathLike[str] | sqlite3.Connection | None = None, *, create: bool = False) -> Database:  # noqa: A001
