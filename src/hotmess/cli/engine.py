@@ -18,7 +18,7 @@ from hotmess.errors import HotmessError
 
 __all__ = [
     "EngineOption", "SchedulerOption", "SourceOption", "analyze_on_engine", "check_engine_options",
-    "on_engine",
+    "not_on_engine", "on_engine",
 ]
 
 EngineOption = Annotated[
@@ -58,3 +58,10 @@ def check_engine_options(engine: str | None, source: Path | None, scheduler: str
     """--source and --scheduler only go with --engine."""
     if engine is None and (source is not None or scheduler is not None):
         raise HotmessError("--source and --scheduler go with --engine dask")
+
+
+def not_on_engine(command: str, engine: str | None, source: Path | None, scheduler: str | None) -> None:
+    """``hotmess COMMAND --engine ...`` for a command the engine does not run yet: a clear error."""
+    if engine is not None or source is not None or scheduler is not None:
+        raise HotmessError(f"{command} is not available on the engine yet (analyze and horizon are): "
+                           f"run hotmess {command} --db on a database")

@@ -15,6 +15,7 @@ from hotmess.cli.engine import (
     SchedulerOption,
     SourceOption,
     check_engine_options,
+    not_on_engine,
     on_engine,
 )
 from hotmess.cli.tasks import TasksOption
@@ -89,6 +90,9 @@ def drift_command(
     seed: Annotated[int, typer.Option("--seed", help="Permutation seed.")] = 0,
     tasks: TasksOption = "recorded",
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    source: SourceOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Behaviour per window of runs (success, incoherence, outcome clusters), and when it changed.
     Change points: a scan over the whole series comparing each task's outcomes (clusters and
@@ -99,6 +103,7 @@ def drift_command(
     one before and from the baseline, with its permutation p-value, is descriptive."""
     from hotmess.analyzers.drift import parse_window
 
+    not_on_engine("drift", engine, source, scheduler)
     try:
         parse_window(window)
     except ValueError as exc:
