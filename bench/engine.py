@@ -195,6 +195,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--log", type=Path, help="append each size's report to this file as it is measured (JSON lines)")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # internal: KIND PATH
     args = parser.parse_args()
     if args.measure:
@@ -207,6 +208,9 @@ def main() -> None:
     sizes = []
     for i, n in enumerate(runs):
         sizes.append(one_size(n, args, args.repeats if i == 0 else args.large_repeats, n <= args.local_max))
+        if args.log:
+            with open(args.log, "a") as log:
+                log.write(json.dumps(sizes[-1]) + "\n")
         if not args.json:
             _print(sizes[-1])
     report = dict(sizes[0])  # the first size is the headline (BENCHMARKS.md's table)
