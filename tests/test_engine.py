@@ -1,5 +1,6 @@
 """The Dask engine: the demo exported to Parquet and analyzed on a LocalCluster gives the
-local ``hotmess analyze``'s figures (every one within 1e-9, and in fact the same JSON)."""
+local ``hotmess analyze``'s and ``hotmess horizon``'s figures (every one within 1e-9, and in
+fact the same JSON). One LocalCluster serves the module."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_cli import hotmess_here
 
 import hotmess as hm
 from hotmess.errors import HotmessError
@@ -20,6 +22,7 @@ pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
 
 from hotmess.engine import analyze as engine_analyze  # noqa: E402
+from hotmess.engine import horizon as engine_horizon  # noqa: E402
 from hotmess.engine.dask_engine import connect  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -116,3 +119,35 @@ def test_engine_refuses_what_it_cannot_do(demo, client, tmp_path):
         engine_analyze(out, engine="spark")
     result = hotmess("analyze", "--source", str(out), check=False)
     assert result.returncode != 0 and "--engine" in result.stderr
+
+
+HORIZON_VARIANTS = [
+    {},
+    {"outcome": "actions", "length": "tool_calls"},
+    {"outcome": "text", "groups": 3, "seed": 5, "n_boot": 300, "correction": False},
+]
+
+
+@pytest.mark.parametrize("kwargs", HORIZON_VARIANTS,
+                         ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+def test_engine_gives_the_local_horizon(demo, client, kwargs):
+    db, out = demo
+    with hm.open(db) as store:
+        local = to_json(store.horizon(**kwargs))
+    assert local["median_split"]["n_tasks"] > 0  # the split is exercised, not skipped
+    distributed = to_json(engine_horizon(out, client=client, **kwargs))
+    assert_close(distributed, local)
+    assert distributed == local
+
+
+def test_cli_horizon_on_the_engine(demo):
+    db, out = demo
+    local = json.loads(hotmess_here("horizon", "--db", str(db), "--json", "--n-boot", "200").stdout)
+    distributed = json.loads(hotmess_here("horizon", "--engine", "dask", "--source", str(out), "--json",
+                                          "--n-boot", "200").stdout)
+    assert distributed == local
+    refused = hotmess_here("horizon", "--engine", "dask", "--source", str(out), "--by", "agent", ok=False)
+    assert refused.returncode != 0 and "--by" in refused.stderr
+    for command in ("goals", "drift"):
+        refused = hotmess_here(command, "--engine", "dask", "--source", str(out), ok=False)
+        assert refused.returncode != 0 and f"{command} is not available on the engine" in refused.stderr

@@ -36,11 +36,13 @@ from hotmess.tables import RUN_COLUMNS, STEP_COLUMNS, Table
 __all__ = [
     "ARROW_TYPES",
     "arrow_schema",
+    "check_empty",
     "day_of",
     "read_parquet",
     "read_parquet_runs",
     "read_parquet_steps",
     "write_parquet",
+    "write_parquet_part",
 ]
 
 #: The Arrow type of each numpy dtype of the tables.
@@ -84,7 +86,8 @@ def _arrow_table(table: Table, columns: Mapping[str, str], index: np.ndarray) ->
     return pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
 
 
-def _check_empty(out: Path) -> None:
+def check_empty(out: Path) -> None:
+    """HotmessError unless ``out/runs`` and ``out/steps`` are missing or empty."""
     for part in ("runs", "steps"):
         folder = out / part
         if folder.exists() and any(folder.iterdir()):
@@ -97,33 +100,43 @@ def write_parquet(runs: Table, steps: Table, out: str | os.PathLike[str]) -> dic
     """Write ``runs`` and ``steps`` (all their ``RUN_COLUMNS`` / ``STEP_COLUMNS``) under ``out``
     in the layout of the module docstring; returns what was written (runs, steps, days, files).
     ``out/runs`` and ``out/steps`` must not hold files already."""
+    out = Path(out)
+    check_empty(out)
+    days, files = write_parquet_part(runs, steps, out, 0)
+    return {
+        "out": str(out),
+        "runs": len(runs),
+        "steps": len(steps),
+        "days": days,
+        "files": files,
+    }
+
+
+def write_parquet_part(runs: Table, steps: Table, out: str | os.PathLike[str], part: int) -> tuple[list[str], int]:
+    """Write one part of a directory written in parts (a stream of batches): the rows of
+    ``runs`` and of their ``steps`` as ``part-NNNNN.parquet`` (``NNNNN`` = ``part``) in each
+    day's folder (a step in its run's day); returns the days written and the files. Each
+    part is a file of its own, so parts can be added while nothing reads them."""
     pq = _pyarrow().parquet
     out = Path(out)
-    _check_empty(out)
     run_days = np.array([day_of(s) for s in runs["start_ns"]], dtype=object)
     day_of_run = dict(zip(runs["run_id"].tolist(), run_days.tolist(), strict=True))
     step_days = np.array(
         [day_of_run.get(r, "1970-01-01") for r in steps["run_id"]], dtype=object
     )
     files = 0
-    for part, table, columns, days in (
+    for name, table, columns, days in (
         ("runs", runs, RUN_COLUMNS, run_days),
         ("steps", steps, STEP_COLUMNS, step_days),
     ):
-        (out / part).mkdir(parents=True, exist_ok=True)
+        (out / name).mkdir(parents=True, exist_ok=True)
         for day in sorted(set(days.tolist())):
-            folder = out / part / f"day={day}"
+            folder = out / name / f"day={day}"
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(_arrow_table(table, columns, np.flatnonzero(days == day)),
-                           folder / "part-00000.parquet")
+                           folder / f"part-{part:05d}.parquet")
             files += 1
-    return {
-        "out": str(out),
-        "runs": len(runs),
-        "steps": len(steps),
-        "days": sorted(set(run_days.tolist())),
-        "files": files,
-    }
+    return sorted(set(run_days.tolist())), files
 
 
 def _files(source: Path, part: str) -> list[Path]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,7 @@ from .actions import collect_actions
 from .columns import NO_GROUP, column, float_column, group_values
 from .common import check_confidence, check_n_boot, natural_key
 from .decomposers import DECOMPOSITIONS
-from .group import TaskFigures, analyze_group
+from .group import TaskFigures
 from .group import combine as combine_figures
 from .group import task_figures as group_figures
 from .incoherence import INTERVALS, IncoherenceDifference, incoherence_difference
@@ -67,7 +68,10 @@ __all__ = [
     "TaskFigures",
     "analysis_options",
     "analyze",
+    "GroupFigures",
     "combine",
+    "combine_groups",
+    "grouped_figures",
     "task_figures",
 ]
 
@@ -144,22 +148,47 @@ def analyze(
     )
     if by is None:
         return combine([task_figures(runs, steps, opts)], opts)
+    return combine_groups(by, [grouped_figures(runs, steps, by, opts)], opts)
+
+
+@dataclass(frozen=True, eq=False)
+class GroupFigures:
+    """The figures of a set of whole tasks split by a runs column or attribute ``by``: per
+    group, the task figures of its runs and how many runs count in its analysis (the complete
+    ones; all with ``incomplete="fail"``); and the counted runs with no value of ``by``."""
+
+    figures: dict[str, TaskFigures]
+    counted: dict[str, int]
+    missing: int
+
+
+def grouped_figures(runs: Table, steps: Table | None, by: str, options: AnalysisOptions) -> GroupFigures:
+    """The :class:`GroupFigures` of the runs of whole tasks (one task's, or many): each
+    group's runs through :func:`task_figures`, as ``analyze(by=...)`` does."""
     group_all = group_values(runs, by, column(runs, "attributes"))
-    data, incomplete_runs, complete = _prepare(runs, steps, opts)
-    counted = opts.incomplete == "fail"
-    group_complete = group_all[complete]
-    names = sorted(set(group_complete.tolist()), key=natural_key)
+    incomplete_runs = np.fromiter((s == "incomplete" for s in column(runs, "status")), dtype=bool,
+                                  count=len(runs))
+    counts = np.ones(len(runs), dtype=bool) if options.incomplete == "fail" else ~incomplete_runs
+    figures: dict[str, TaskFigures] = {}
+    counted: dict[str, int] = {}
+    for name in sorted(set(group_all.tolist()), key=natural_key):
+        rows = np.flatnonzero(group_all == name)
+        figures[name] = task_figures(runs.take(rows), steps, options)
+        counted[name] = int(counts[rows].sum())
+    return GroupFigures(figures, counted, int(np.sum((group_all == NO_GROUP) & counts)))
+
+
+def combine_groups(by: str, parts: Sequence[GroupFigures], options: AnalysisOptions) -> GroupedAnalysis:
+    """The :class:`GroupedAnalysis` of the tasks of several :func:`grouped_figures` (each task
+    in one of them): each group's analysis by :func:`combine`, and the groups compared."""
+    names = sorted({n for p in parts for n, c in p.counted.items() if c}, key=natural_key)
     warnings = []
     if NO_GROUP in names:
-        missing = int(np.sum(group_complete == NO_GROUP))
+        missing = sum(p.missing for p in parts)
         warnings.append(f"{missing} runs have no {by!r}: grouped as '<none>'")
-    groups: dict[str, Analysis] = {}
-    for name in names:
-        index = np.flatnonzero(group_complete == name)
-        n_inc = int(np.sum(incomplete_runs & (group_all == name)))
-        groups[name] = analyze_group(data.take(index), opts, n_inc, counted)
-    differences = _differences(groups, opts, warnings)
-    n_incomplete = int(incomplete_runs.sum())
+    groups = {name: combine([p.figures[name] for p in parts if name in p.figures], options) for name in names}
+    differences = _differences(groups, options, warnings)
+    n_incomplete = sum(f.n_incomplete for p in parts for f in p.figures.values())
     return GroupedAnalysis(by, groups, tuple(differences), n_incomplete, tuple(warnings))
 
 

@@ -38,7 +38,7 @@ decompositions and small-sample correction; nothing is re-implemented here):
    slope is the one success cannot drive; the verdict reads both.
 
 3. **Median split.** Within each task the runs are ranked by length, ties in a random order
-   (``default_rng(seed)``), so runs at the median are shared between the halves rather than all
+   (per task: ``default_rng([seed, crc32(task_id)])``, :func:`~.horizon_tasks.tie_breaks`), so runs at the median are shared between the halves rather than all
    put on one side: the lower ``n // 2`` are "short", the upper ``n // 2`` "long" (the middle run
    of an odd count is left out). Tasks whose runs all have one length, or with fewer than
    ``MIN_SPLIT_RUNS`` runs per half, are left out of both halves. Each half is decomposed per
@@ -50,6 +50,12 @@ decompositions and small-sample correction; nothing is re-implemented here):
    incoherence difference can follow success alone.
 
 Runs with ``status == "incomplete"`` are left out everywhere.
+
+**Per task.** Everything above that needs a task's runs is in
+:func:`~.horizon_tasks.horizon_figures` (the task figures of all runs and of each half, the
+length sums); :func:`horizon_combine` forms the groups, fits, bootstrap and split from them.
+``horizon(runs, steps)`` is ``horizon_combine([horizon_figures(runs, steps, ...)])``, and an
+engine computes ``horizon_figures`` task by task on its workers.
 """
 
 from __future__ import annotations
@@ -65,8 +71,7 @@ from hotmess.errors import AnalysisError
 from hotmess.results import Result
 from hotmess.tables import Table
 
-from .analysis import analyze
-from .columns import column
+from .analysis import analysis_options, combine
 from .common import json_float
 from .horizon_fit import (
     bootstrap_slopes,
@@ -77,19 +82,16 @@ from .horizon_fit import (
     ratio,
     task_columns,
 )
+from .horizon_tasks import LENGTHS, HorizonFigures, horizon_figures, run_lengths
 from .incoherence import Incoherence, incoherence
+from .inputs import AnalysisOptions
 from .median_split import MIN_SPLIT_RUNS, MedianSplit, median_split
 from .results import Analysis
 
-__all__ = ["LENGTHS", "MIN_SPLIT_RUNS", "Horizon", "HorizonGroup", "MedianSplit", "horizon", "run_lengths"]
-
-#: Ways to measure a run's length and the runs columns they read.
-LENGTHS: dict[str, tuple[str, ...]] = {
-    "steps": ("n_steps",),
-    "tool_calls": ("n_tool_calls",),
-    "tokens": ("input_tokens", "output_tokens"),
-}
-
+__all__ = [
+    "LENGTHS", "MIN_SPLIT_RUNS", "Horizon", "HorizonFigures", "HorizonGroup", "MedianSplit", "horizon",
+    "horizon_combine", "horizon_figures", "run_lengths",
+]
 
 @dataclass(frozen=True)
 class HorizonGroup(Result):
@@ -180,24 +182,6 @@ class Horizon(Result):
         }
 
 
-def run_lengths(runs: Table, length: str = "steps") -> np.ndarray:
-    """Each run's length as float64: ``n_steps``, ``n_tool_calls`` or input + output tokens."""
-    if length not in LENGTHS:
-        raise AnalysisError(f"length must be one of {', '.join(LENGTHS)}, got {length!r}")
-    total = np.zeros(len(runs), dtype=np.float64)
-    for name in LENGTHS[length]:
-        if name not in runs:
-            raise AnalysisError(
-                f"length={length!r} needs the runs column {name!r}; columns are "
-                f"{', '.join(runs.columns)}"
-            )
-        column = runs[name]
-        if column.dtype == object:
-            column = np.array([np.nan if v is None else float(v) for v in column])
-        total += column.astype(np.float64, copy=False)
-    return total
-
-
 #: The most length groups horizon chooses by itself.
 DEFAULT_GROUPS = 5
 
@@ -250,32 +234,47 @@ def horizon(
         raise AnalysisError(f"groups must be a positive integer, got {groups!r}")
     if "by" in analyze_options:
         raise AnalysisError("horizon takes no by=: call it on each group's runs")
-    lengths_all = run_lengths(runs, length)
-    options = dict(outcome=outcome, decomposition=decomposition, correction=correction,
-                   n_boot=n_boot, confidence=confidence, seed=seed, **analyze_options)
     if "task_id" not in runs:
         raise AnalysisError(f"runs has no 'task_id' column; columns are {', '.join(runs.columns)}")
-    complete = np.flatnonzero(column(runs, "status") != "incomplete")
-    n_incomplete = len(runs) - len(complete)
-    runs = runs.take(complete)
-    lengths = lengths_all[complete]
-    if np.isnan(lengths).any():
-        raise AnalysisError(f"{int(np.isnan(lengths).sum())} runs have no {length} count")
+    run_lengths(runs, length)  # an unknown length or a missing column, before anything else
+    opts = analysis_options(runs, steps, outcome=outcome, decomposition=decomposition, correction=correction,
+                            n_boot=n_boot, confidence=confidence, seed=seed, **analyze_options)
+    figures = horizon_figures(runs, steps, opts, length=length, seed=seed)
+    return horizon_combine([figures], opts, length=length, groups=groups, seed=seed)
 
-    whole = analyze(runs, steps, **options)
-    assert isinstance(whole, Analysis)
+
+def horizon_combine(figures: list[HorizonFigures], options: AnalysisOptions, *, length: str = "steps",
+                    groups: int | None = None, seed: int | None = 0) -> Horizon:
+    """The :class:`Horizon` of the tasks of several :func:`horizon_figures` (each task in one
+    of them): the analysis of all tasks, the length groups, the fits and their bootstrap over
+    tasks, and the median split, formed from the per-task figures."""
+    whole = combine([f.whole for f in figures], options)
+    n_runs = sum(f.n_runs for f in figures)
+    n_incomplete = sum(f.n_incomplete for f in figures)
     warnings = list(whole.warnings)
     if groups is None:
         groups = chosen_groups(whole)
         warnings.append(f"{groups} length groups, chosen for {_usable_count(whole)} tasks with a known error "
                         f"(up to {DEFAULT_GROUPS}, two tasks or more each; --groups sets it)")
     groups = int(groups)
-    tasks = _Tasks.of(whole, runs, lengths, groups)
+    length_sum: dict[str, float] = {}
+    length_count: dict[str, int] = {}
+    for f in figures:
+        length_sum.update(f.length_sum)
+        length_count.update(f.length_count)
+    tasks = _Tasks.of(whole, length_sum, length_count, groups)
     result_groups = _length_groups(whole, tasks, groups, seed)
     slope, intercept, r2, n_fit, diversity_slope = _fit_groups(result_groups, len(tasks.usable), warnings)
     slope_ci, diversity_ci, used = _slope_intervals(whole, tasks, groups, seed, slope, diversity_slope)
 
-    split = median_split(runs, steps, tasks.task, lengths, len(whole.tasks), options, whole)
+    kept = {t for f in figures for t in f.kept}
+    kept_ids = [t.task_id for t in whole.tasks if t.task_id in kept]
+    short = long_half = None
+    if kept_ids:
+        short = combine([f.short for f in figures], options)
+        long_half = combine([f.long for f in figures], options)
+    split = median_split(short, long_half, kept_ids, sum(f.n_short_runs for f in figures),
+                         sum(f.n_long_runs for f in figures), seed, whole)
     if split.n_tasks == 0:
         warnings.append(
             f"no task has {2 * MIN_SPLIT_RUNS}+ runs of different {length}: "
@@ -293,7 +292,7 @@ def horizon(
         n_fit=n_fit,
         median_split=split,
         n_tasks=len(whole.tasks),
-        n_runs=len(runs),
+        n_runs=n_runs,
         n_incomplete=n_incomplete,
         outcome=whole.outcome,
         decomposition=whole.decomposition,
@@ -311,10 +310,9 @@ def horizon(
 
 @dataclass(frozen=True)
 class _Tasks:
-    """Per task (analysis order): each run's task, runs per task, mean run length, the task
-    columns of :func:`~.horizon_fit.task_columns`; the usable tasks (a known error), in order."""
+    """Per task (analysis order): runs per task, mean run length, the task columns of
+    :func:`~.horizon_fit.task_columns`; the usable tasks (a known error), in order."""
 
-    task: np.ndarray
     runs_per_task: np.ndarray
     mean_length: np.ndarray
     arrays: dict[str, np.ndarray]
@@ -322,16 +320,12 @@ class _Tasks:
     usable: np.ndarray
 
     @staticmethod
-    def of(whole: Analysis, runs: Table, lengths: np.ndarray, groups: int) -> _Tasks:
-        task_ids = np.array(["<none>" if t is None else str(t) for t in runs["task_id"]], dtype=object)
-        position = {t.task_id: i for i, t in enumerate(whole.tasks)}
-        task = np.fromiter((position[t] for t in task_ids), dtype=np.int64, count=len(task_ids))
-        n_tasks = len(whole.tasks)
+    def of(whole: Analysis, length_sum: dict[str, float], length_count: dict[str, int],
+           groups: int) -> _Tasks:
         arrays = whole.task_arrays()
-        runs_per_task = np.bincount(task, minlength=n_tasks)
-        mean_length = np.bincount(task, weights=lengths, minlength=n_tasks) / np.maximum(
-            runs_per_task, 1
-        )
+        runs_per_task = np.array([length_count.get(t.task_id, 0) for t in whole.tasks], dtype=np.int64)
+        mean_length = np.array([length_sum.get(t.task_id, 0.0) for t in whole.tasks],
+                               dtype=np.float64) / np.maximum(runs_per_task, 1)
         usable = np.flatnonzero(np.isfinite(arrays["error"]) & np.isfinite(arrays["variance"]))
         if len(usable) == 0:
             raise AnalysisError(
@@ -345,7 +339,7 @@ class _Tasks:
             )
         columns = task_columns(whole)
         columns["same_pairs"] = np.round(columns["same_pairs"])
-        return _Tasks(task, runs_per_task, mean_length, arrays, columns, usable)
+        return _Tasks(runs_per_task, mean_length, arrays, columns, usable)
 
 
 def _length_groups(whole: Analysis, tasks: _Tasks, groups: int, seed: int | None) -> list[HorizonGroup]:

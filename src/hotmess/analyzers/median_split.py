@@ -11,15 +11,13 @@ from typing import Any
 import numpy as np
 
 from hotmess.results import Result
-from hotmess.tables import Table
 
-from .analysis import analyze
 from .common import json_float
 from .horizon_fit import interval_trend, ratio, task_columns
 from .incoherence import Incoherence, IncoherenceDifference, incoherence_difference
 from .results import Analysis
 
-__all__ = ["MIN_SPLIT_RUNS", "MedianSplit", "median_split", "split_halves"]
+__all__ = ["MIN_SPLIT_RUNS", "MedianSplit", "median_split"]
 
 #: Runs a task needs in each half of the median split to take part in it.
 MIN_SPLIT_RUNS = 2
@@ -83,57 +81,32 @@ class MedianSplit(Result):
         }
 
 
-def split_halves(
-    task: np.ndarray, lengths: np.ndarray, n_tasks: int, seed: int | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(short, long, kept tasks): each task's runs ranked by length, ties in random order, the
-    lower n // 2 short and the upper n // 2 long, for tasks whose runs differ in length and give
-    each half ``MIN_SPLIT_RUNS`` runs."""
-    tie_break = np.random.default_rng(seed).random(len(task))
-    order = np.lexsort((tie_break, lengths, task))
-    counts = np.bincount(task, minlength=n_tasks)
-    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rank = np.empty(len(task), dtype=np.int64)
-    rank[order] = np.arange(len(task)) - first[task[order]]
-    half = counts // 2
-    longest = np.full(n_tasks, -np.inf)
-    shortest = np.full(n_tasks, np.inf)
-    np.maximum.at(longest, task, lengths)
-    np.minimum.at(shortest, task, lengths)
-    kept = (half >= MIN_SPLIT_RUNS) & (longest > shortest)
-    short = kept[task] & (rank < half[task])
-    long = kept[task] & (rank >= (counts - half)[task])
-    return short, long, kept
-
-
 def median_split(
-    runs: Table,
-    steps: Table | None,
-    task: np.ndarray,
-    lengths: np.ndarray,
-    n_tasks: int,
-    options: dict[str, Any],
+    short: Analysis | None,
+    long_half: Analysis | None,
+    kept_ids: list[str],
+    n_short_runs: int,
+    n_long_runs: int,
+    seed: int | None,
     whole: Analysis,
 ) -> MedianSplit:
-    short_mask, long_mask, kept = split_halves(task, lengths, n_tasks, options.get("seed"))
+    """The median split from the analyses of the short and the long halves of the tasks in
+    ``kept_ids`` (in ``whole``'s task order; :func:`~.horizon_tasks.horizon_figures` makes
+    the halves): incoherence of each half, their paired difference, success and diversity."""
+    kept = np.array(kept_ids, dtype=object)
     nan = float("nan")
-    if not kept.any():
+    if len(kept) == 0 or short is None or long_half is None:
         empty = Incoherence(
             nan, nan, nan, whole.decomposition, 0, whole.incoherence.confidence,
             whole.incoherence.n_boot, 0, reason="no task can be split at its median",
         )
         return MedianSplit(empty, empty, None, 0, 0, 0)
-    short_idx, long_idx = np.flatnonzero(short_mask), np.flatnonzero(long_mask)
-    short = analyze(runs.take(short_idx), steps, **options)
-    long_half = analyze(runs.take(long_idx), steps, **options)
-    assert isinstance(short, Analysis) and isinstance(long_half, Analysis)
-    kept_ids = [whole.tasks[t].task_id for t in np.flatnonzero(kept)]
     sides = [_aligned(half, kept_ids) for half in (long_half, short)]
     common = dict(
         paired=True,
         n_boot=whole.incoherence.n_boot,
         confidence=whole.incoherence.confidence,
-        seed=options.get("seed"),
+        seed=seed,
         method=whole.decomposition,
         labels=("long", "short"),
     )
@@ -162,9 +135,9 @@ def median_split(
         short=short.incoherence,
         long=long_half.incoherence,
         difference=None if undefined else difference,
-        n_tasks=int(kept.sum()),
-        n_short_runs=len(short_idx),
-        n_long_runs=len(long_idx),
+        n_tasks=len(kept),
+        n_short_runs=int(n_short_runs),
+        n_long_runs=int(n_long_runs),
         success_short=success_short,
         success_long=success_long,
         diversity_short=diversity_short,

@@ -16,7 +16,10 @@ import typer
 
 from hotmess.errors import HotmessError
 
-__all__ = ["EngineOption", "SchedulerOption", "SourceOption", "analyze_on_engine", "check_engine_options"]
+__all__ = [
+    "EngineOption", "SchedulerOption", "SourceOption", "analyze_on_engine", "check_engine_options",
+    "not_on_engine", "on_engine",
+]
 
 EngineOption = Annotated[
     str | None,
@@ -38,14 +41,27 @@ SchedulerOption = Annotated[
 def analyze_on_engine(engine: str, source: Path | None, scheduler: str | None, **kwargs: Any) -> Any:
     """The :class:`~hotmess.analyzers.results.Analysis` of ``hotmess analyze --engine ...``:
     ``kwargs`` are the analyze options (outcome, decomposition, by, task, tasks, ...)."""
-    from hotmess.engine import analyze
+    return on_engine("analyze", engine, source, scheduler, **kwargs)
+
+
+def on_engine(command: str, engine: str, source: Path | None, scheduler: str | None, **kwargs: Any) -> Any:
+    """The result of ``hotmess COMMAND --engine ...`` (``command``: analyze or horizon), from
+    :mod:`hotmess.engine`'s function of that name with the command's options ``kwargs``."""
+    import hotmess.engine
 
     if source is None:
         raise HotmessError("--engine needs --source DIR: a directory written by hotmess export parquet")
-    return analyze(source, engine=engine, scheduler=scheduler, **kwargs)
+    return getattr(hotmess.engine, command)(source, engine=engine, scheduler=scheduler, **kwargs)
 
 
 def check_engine_options(engine: str | None, source: Path | None, scheduler: str | None) -> None:
     """--source and --scheduler only go with --engine."""
     if engine is None and (source is not None or scheduler is not None):
         raise HotmessError("--source and --scheduler go with --engine dask")
+
+
+def not_on_engine(command: str, engine: str | None, source: Path | None, scheduler: str | None) -> None:
+    """``hotmess COMMAND --engine ...`` for a command the engine does not run yet: a clear error."""
+    if engine is not None or source is not None or scheduler is not None:
+        raise HotmessError(f"{command} is not available on the engine yet (analyze and horizon are): "
+                           f"run hotmess {command} --db on a database")

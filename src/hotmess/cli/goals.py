@@ -8,6 +8,7 @@ import typer
 
 from hotmess.cli import render
 from hotmess.cli.app import DbOption, JsonOption, app, db_path, stages
+from hotmess.cli.engine import EngineOption, SchedulerOption, SourceOption, not_on_engine
 from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
 from hotmess.results import SCHEMA_VERSION, jsonable
@@ -26,12 +27,16 @@ def goals_command(
     limit: Annotated[int, typer.Option("--limit", min=0, help="Drifting runs listed.")] = 10,
     correction: Annotated[bool, typer.Option("--correction/--plug-in", help="The unbiased small-sample form (default), or the plug-in figures.")] = True,
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    source: SourceOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Spread of intermediate goals across runs at each step (variance, bias against reference
     actions, incoherence) and each run's drift from its first goal (or its instruction)."""
     from hotmess.analyzers.goals import ALIGNMENTS, DRIFT_FROM
     from hotmess.cli import render_goals
 
+    not_on_engine("goals", engine, source, scheduler)
     if align not in ALIGNMENTS:
         raise HotmessError(f"--align must be one of {', '.join(ALIGNMENTS)}, not {align!r}")
     if method == "embedding":

@@ -97,6 +97,7 @@ def import_otlp_command(
     no_redact: Annotated[bool, typer.Option("--no-redact", help="Store values as they are (default: secrets are redacted, as when tracing).")] = False,
     max_chars: Annotated[int, typer.Option("--max-chars", min=0, help="Cut texts longer than this, as when tracing; 0 keeps them whole.")] = 8192,
     as_json: JsonOption = False,
+    to: Annotated[tuple[str, Path] | None, typer.Option("--to", metavar="parquet DIR", help="Write the Parquet layout to DIR instead of a database (streamed in bounded batches; hotmess analyze --engine dask --source DIR reads it).", show_default=False)] = None,
 ) -> None:
     """Import production traces from OTLP JSON files: one run per trace, steps from its spans.
 
@@ -111,6 +112,9 @@ def import_otlp_command(
     for file in files:
         if not file.exists():  # before the database is created
             raise HotmessError(f"{file}: no such file")
+    if to is not None:
+        _otlp_to_parquet(files, to, task_attr, agent, not no_redact, max_chars, as_json)
+        return
     label = files[0].name if len(files) == 1 else f"{len(files)} files"
     with stages(f"importing {label}") as progress, hotmess.open(db_path(db), create=True) as store:
         report = store.import_otlp(files, task_attr=task_attr, agent=agent, redact=not no_redact,
@@ -153,6 +157,28 @@ def next_steps(runs: list[dict[str, Any]], production: bool = False) -> list[tup
     if production:
         steps.append(("drift --window 1d", "behaviour day by day; changed days flagged"))
     return steps
+
+
+def _otlp_to_parquet(files: list[Path], to: tuple[str, Path], task_attr: str, agent: str | None, redact: bool,
+                     max_chars: int, as_json: bool) -> None:
+    """``import otlp FILES --to parquet DIR``: :func:`hotmess.otlp_parquet.import_otlp_parquet`."""
+    from hotmess.otlp_parquet import import_otlp_parquet
+
+    kind, out = to
+    if kind != "parquet":
+        raise HotmessError(f"--to takes parquet DIR, not {kind!r}")
+    report = import_otlp_parquet(files, out, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars)
+    if as_json:
+        render.print_json({"schema_version": 1, **report})
+        return
+    render.console.print(
+        f"Wrote {report['runs']:,} runs and {report['steps']:,} steps to {out} ({report['files']} files, "
+        f"{report['batches']} batches; at most {report['max_buffered_spans']:,} spans held at once)")
+    for key, what in (("skipped", "records skipped"), ("ignored_traces", "traces of no agent left out"),
+                      ("late_spans", "spans arrived after their trace was written: left out"),
+                      ("rootless", "runs without a root span: incomplete")):
+        if report[key]:
+            render.console.print(f"  {report[key]:,} {what}")
 
 
 def _print_otlp_notes(batch, result) -> None:

@@ -10,6 +10,14 @@ import typer
 
 from hotmess.cli import render, render_overtime
 from hotmess.cli.app import DbOption, JsonOption, app, db_path, stages
+from hotmess.cli.engine import (
+    EngineOption,
+    SchedulerOption,
+    SourceOption,
+    check_engine_options,
+    not_on_engine,
+    on_engine,
+)
 from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
 from hotmess.results import to_json
@@ -42,6 +50,9 @@ def horizon_command(
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     tasks: TasksOption = "recorded",
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    source: SourceOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Incoherence against run length: per length group, a log-log power-law fit, and each
     task's longer-than-median runs against its shorter ones (with --by, per agent or other group)."""
@@ -52,6 +63,12 @@ def horizon_command(
     if groups is not None and groups < 1:
         raise HotmessError(f"--groups must be at least 1, not {groups}")
     _check_outcome(outcome)
+    check_engine_options(engine, source, scheduler)
+    if engine is not None:
+        result = on_engine("horizon", engine, source, scheduler, length=length, groups=groups, by=by,
+                           outcome=outcome, correction=correction, n_boot=n_boot, seed=seed, tasks=tasks)
+        _show(result, as_json, render_overtime.print_horizon, source)
+        return
 
     import hotmess
 
@@ -73,6 +90,9 @@ def drift_command(
     seed: Annotated[int, typer.Option("--seed", help="Permutation seed.")] = 0,
     tasks: TasksOption = "recorded",
     as_json: JsonOption = False,
+    engine: EngineOption = None,
+    source: SourceOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Behaviour per window of runs (success, incoherence, outcome clusters), and when it changed.
     Change points: a scan over the whole series comparing each task's outcomes (clusters and
@@ -83,6 +103,7 @@ def drift_command(
     one before and from the baseline, with its permutation p-value, is descriptive."""
     from hotmess.analyzers.drift import parse_window
 
+    not_on_engine("drift", engine, source, scheduler)
     try:
         parse_window(window)
     except ValueError as exc:

@@ -15,19 +15,32 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENGINES", "analyze"]
+__all__ = ["ENGINES", "analyze", "horizon"]
 
 #: The engines :func:`analyze` runs on.
 ENGINES = ("dask",)
 
 
-def analyze(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
-    """The :class:`~hotmess.analyzers.results.Analysis` of the runs under ``source`` computed on
-    ``engine``; the keyword arguments are those of :func:`hotmess.engine.dask_engine.analyze`."""
+def _check(engine: str) -> None:
     from hotmess.errors import HotmessError
 
     if engine not in ENGINES:
         raise HotmessError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+
+
+def analyze(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
+    """The :class:`~hotmess.analyzers.results.Analysis` of the runs under ``source`` computed on
+    ``engine``; the keyword arguments are those of :func:`hotmess.engine.dask_engine.analyze`."""
+    _check(engine)
     from .dask_engine import analyze as dask_analyze
 
     return dask_analyze(source, **kwargs)
+
+
+def horizon(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
+    """The :class:`~hotmess.analyzers.horizon.Horizon` of the runs under ``source`` computed on
+    ``engine``; the keyword arguments are those of :func:`hotmess.engine.dask_engine.horizon`."""
+    _check(engine)
+    from .dask_engine import horizon as dask_horizon
+
+    return dask_horizon(source, **kwargs)

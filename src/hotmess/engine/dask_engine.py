@@ -24,15 +24,16 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from hotmess.analyzers.analysis import analysis_options, combine, task_figures
-from hotmess.analyzers.group import TaskFigures
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
 
-__all__ = ["analyze", "connect"]
+__all__ = ["analyze", "connect", "horizon"]
 
 #: The column of the runs frame that carries each run's packed tool steps.
 STEPS_COLUMN = "_tool_steps"
@@ -95,30 +96,16 @@ def analyze(
     :func:`connect` (``scheduler`` address, or a ``LocalCluster``) and closed at the end.
     ``by`` and ``tasks="inferred"`` are not available on the engine yet.
     """
-    if by is not None:
-        raise HotmessError("--by is not available on the engine yet: analyze one group at a time with --task, or locally")
-    if tasks != "recorded":
-        raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
+    _refuse(by, tasks)
     try:
         options = analysis_options(outcome=outcome, decomposition=decomposition, correction=correction,
                                    interval=interval, incomplete=incomplete, n_boot=n_boot, seed=seed)
     except AnalysisError as exc:
         raise HotmessError(str(exc)) from exc
-    source = Path(source)
-    for part in ("runs", "steps"):
-        if not (source / part).is_dir():
-            raise HotmessError(f"{source}: no {part}/ directory (write one with hotmess export parquet)")
-    own = client is None
-    client = connect(scheduler, n_workers=n_workers, processes=processes) if own else client
-    try:
-        records = _figures(client, source, task, options,
-                           with_steps=outcome == "actions" or decomposition == "checks")
-    finally:
-        if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    source = _checked_source(source)
+    records = _per_task(source, scheduler, client, n_workers, processes, task,
+                        partial(task_figures, options=options),
+                        with_steps=outcome == "actions" or decomposition == "checks")
     if not records or sum(len(f.task_ids) + f.n_incomplete for f in records) == 0:
         raise HotmessError(f"no runs in {source}" + (f" for task {task!r}" if task else ""))
     try:
@@ -127,9 +114,84 @@ def analyze(
         raise HotmessError(f"{source}: {exc}") from exc
 
 
-def _figures(client: Any, source: Path, task: str | None, options: Any,
-             with_steps: bool) -> list[TaskFigures]:
-    """Every task's figures, computed on the workers of ``client``."""
+def horizon(
+    source: str | os.PathLike[str],
+    *,
+    scheduler: str | None = None,
+    client: Any = None,
+    length: str = "steps",
+    groups: int | None = None,
+    by: str | None = None,
+    outcome: str = "exact",
+    decomposition: str = "brier",
+    correction: bool = True,
+    n_boot: int = 2000,
+    seed: int = 0,
+    tasks: str = "recorded",
+    n_workers: int | None = None,
+    processes: bool = True,
+) -> Any:
+    """The horizon of the Parquet directory ``source`` on Dask, equal to
+    ``hotmess.open(db).horizon(...)`` of the database it was exported from: each task's
+    :func:`~hotmess.analyzers.horizon.horizon_figures` on the workers (its task figures, its
+    median halves' figures, its length sums), :func:`~hotmess.analyzers.horizon.horizon_combine`
+    on the driver (groups, fits, the bootstrap over tasks, the paired split)."""
+    from hotmess.analyzers.horizon import LENGTHS, horizon_combine, horizon_figures
+
+    _refuse(by, tasks)
+    if length not in LENGTHS:
+        raise HotmessError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
+    try:
+        options = analysis_options(outcome=outcome, decomposition=decomposition, correction=correction,
+                                   n_boot=n_boot, seed=seed)
+    except AnalysisError as exc:
+        raise HotmessError(str(exc)) from exc
+    source = _checked_source(source)
+    records = _per_task(source, scheduler, client, n_workers, processes, None,
+                        partial(horizon_figures, options=options, length=length, seed=seed),
+                        with_steps=outcome == "actions")
+    if not records or sum(r.n_runs + r.n_incomplete for r in records) == 0:
+        raise HotmessError(f"no runs in {source}")
+    try:
+        return horizon_combine(records, options, length=length, groups=groups, seed=seed)
+    except AnalysisError as exc:
+        raise HotmessError(f"{source}: {exc}") from exc
+
+
+def _refuse(by: str | None, tasks: str) -> None:
+    if by is not None:
+        raise HotmessError("--by is not available on the engine yet: analyze one group at a time with --task, or locally")
+    if tasks != "recorded":
+        raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
+
+
+def _checked_source(source: str | os.PathLike[str]) -> Path:
+    source = Path(source)
+    for part in ("runs", "steps"):
+        if not (source / part).is_dir():
+            raise HotmessError(f"{source}: no {part}/ directory (write one with hotmess export parquet)")
+    return source
+
+
+def _per_task(source: Path, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
+              task: str | None, per_task: Callable[[Table, Table | None], Any], with_steps: bool) -> list[Any]:
+    """``per_task(runs, steps)`` of every task under ``source``, computed on the workers of
+    ``client`` (or of a client made by :func:`connect` and closed at the end)."""
+    own = client is None
+    client = connect(scheduler, n_workers=n_workers, processes=processes) if own else client
+    try:
+        return _figures(client, source, task, per_task, with_steps)
+    finally:
+        if own:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _figures(client: Any, source: Path, task: str | None, per_task: Callable[[Table, Table | None], Any],
+             with_steps: bool) -> list[Any]:
+    """``per_task`` of every task's runs and tool steps, computed on the workers of ``client``."""
     dd, _ = _dask()
     filters = None if task is None else [("task_id", "==", task)]
     if not _has_files(source / "runs"):
@@ -157,9 +219,9 @@ def _figures(client: Any, source: Path, task: str | None, options: Any,
     # a run without a task is in task "<none>", as in the local analysis
     runs = runs.assign(**{TASK_KEY: runs["task_id"].fillna("<none>")})
     grouped = runs.groupby(TASK_KEY).apply(
-        _task_record, options, step_columns, meta=("figures", "object"))
+        _task_record, per_task, step_columns, meta=("figures", "object"))
     result = client.compute(grouped).result()
-    return [box.figures for box in result.tolist() if box is not None]
+    return [box.value for box in result.tolist() if box is not None]
 
 
 #: Bytes of Parquet per partition when small files (a day each) are put together.
@@ -198,17 +260,18 @@ def _pack_steps(frame: Any, columns: list[str]) -> Any:
 class _Boxed:
     """A task's figures as one opaque value of a pandas column (pandas would unpack a tuple)."""
 
-    __slots__ = ("figures",)
+    __slots__ = ("value",)
 
-    def __init__(self, figures: TaskFigures) -> None:
-        self.figures = figures
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_Boxed, (self.figures,))
+        return (_Boxed, (self.value,))
 
 
-def _task_record(frame: Any, options: Any, step_columns: list[str]) -> _Boxed | None:
-    """On a worker: one task's rows (runs, each with its packed tool steps) → its figures."""
+def _task_record(frame: Any, per_task: Callable[[Table, Table | None], Any],
+                 step_columns: list[str]) -> _Boxed | None:
+    """On a worker: one task's rows (runs, each with its packed tool steps) → ``per_task``."""
     if len(frame) == 0:
         return None
     frame = frame.sort_values(RUN_ORDER, kind="stable", na_position="first")
@@ -226,7 +289,7 @@ def _task_record(frame: Any, options: Any, step_columns: list[str]) -> _Boxed | 
             for name, values in zip(step_columns[1:], pack, strict=True):
                 data[name].extend(values)
         steps = Table(data, {c: ("int64" if c == "step_index" else "O") for c in step_columns})
-    return _Boxed(task_figures(runs, steps, options))
+    return _Boxed(per_task(runs, steps))
 
 
 def _values(series: Any, dtype: str) -> list[Any]:
