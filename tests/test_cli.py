@@ -120,9 +120,11 @@ def test_demo_horizon_rises_for_the_incoherent_agent_only(demo_db):
     assert all(g["failure_diversity"] == 0 for g in coherent["groups"])  # it always fails the same way
     first, last = incoherent["groups"][0], incoherent["groups"][-1]
     assert last["length_mean"] > 2 * first["length_mean"] and last["incoherence"] > first["incoherence"] + 0.1
-    # paired over tasks, the coherent agent's longer runs are not significantly more incoherent
+    # paired over tasks, the coherent agent's longer runs fail no more diversely (its incoherence
+    # there moves with its success rate, p <= incoherence, which the ties of the split decide)
     split = coherent["median_split"]
-    assert split["paired"] and split["difference_ci"][0] < 0 < split["difference_ci"][1]
+    assert split["paired"] and split["diversity_trend"] == "none"
+    assert split["failure_diversity_short"] == split["failure_diversity_long"] == 0
     shown = hotmess("horizon", "--db", str(db), "--by", "agent").stdout
     assert "agent support-bot-incoherent" in shown and "incoherence rises with length" in shown
     assert "failures scatter more on longer tasks" in shown
