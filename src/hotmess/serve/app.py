@@ -198,14 +198,19 @@ def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX
             return fail(400, 3, str(exc))
         return Response(encode_response(reply, stored.rejected, stored.message), 200, media_type=reply)
 
+    def generation_of() -> str:
+        return "-".join(map(str, analyses.version()))
+
     def view(render: Callable[..., tuple[Any, Callable[[], str]]], *, api: bool = False):
         async def endpoint(request: Request) -> Response:
             def work() -> Response:
                 try:
+                    seen = generation_of()  # before reading: a change after it reloads the page
                     data, html = render(request, readers.database(), analyses)
                     if api or request.query_params.get("format") == "json":
                         return Response(json.dumps(data, default=str), media_type=JSON, headers=SECURITY_HEADERS)
-                    return HTMLResponse(html(), headers=SECURITY_HEADERS)
+                    return HTMLResponse(html().replace('<script src="/live.js"', '<script src="/live.js" '
+                                                       f'data-generation="{seen}"', 1), headers=SECURITY_HEADERS)
                 except LookupError as exc:
                     return _error(request, api, 404, str(exc.args[0]))
                 except (HotmessError, ValueError) as exc:
@@ -218,7 +223,7 @@ def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX
         Route("/healthz", lambda request: PlainTextResponse("ok")),
     ]
     def generation(request: Request) -> Response:
-        return Response(json.dumps({"generation": "-".join(map(str, analyses.version()))}), media_type=JSON,
+        return Response(json.dumps({"generation": generation_of()}), media_type=JSON,
                         headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
     routes += [

@@ -27,11 +27,13 @@ __all__ = ["LIVE_JS", "activity", "compare", "goals", "horizon", "parse_time"]
 View = tuple[Any, Callable[[], str]]
 
 #: Polls ``/api/generation`` (a stat of the database file and its WAL: no query) and reloads the
-#: page when it changed, unless someone is typing in a filter. The URL (query) is kept, so a
+#: page when it differs from the one the page was rendered at (``data-generation`` on the script
+#: tag, set by the server), unless someone is typing in a filter. The URL (query) is kept, so a
 #: filtered or paged view reloads as itself. ``data-every`` on the script tag: seconds between polls.
 LIVE_JS = """(function () {
   "use strict";
-  var me = document.currentScript, every = 1000 * (parseFloat(me && me.dataset.every) || 2), seen = null;
+  var me = document.currentScript, every = 1000 * (parseFloat(me && me.dataset.every) || 2),
+      seen = (me && me.dataset.generation) || null;
   function editing() {
     var a = document.activeElement;
     return a && (a.tagName === "INPUT" || a.tagName === "SELECT") && a.value !== a.defaultValue;
@@ -74,7 +76,10 @@ def _choice(request: Request, name: str, allowed: tuple[str | None, ...]) -> Any
 
 
 def _series(result: Mapping[str, Any], default: str) -> dict[str, Any]:
-    return dict(result["groups"]) if "groups" in result else {default: result}
+    """A grouped result's ``groups`` (a dict by group), or the one result (whose own ``groups``,
+    horizon's length groups, is a list)."""
+    groups = result.get("groups")
+    return dict(groups) if isinstance(groups, Mapping) else {default: result}
 
 
 def _form(action: str, fields: str) -> str:
