@@ -252,7 +252,7 @@ STATUS_COLORS = {"ok": "#228833", "error": "#ee6677", "incomplete": "#bbbbbb"}
 
 
 def runs_over_time_plot(activity: Mapping[str, Any]) -> str:
-    """Runs started per time bucket (``activity["unit"]``: hour or day, UTC), stacked by status."""
+    """Runs started per time bucket (``activity["unit"]``: hour, day or week, UTC), stacked by status."""
     with matplotlib.rc_context(_RC):
         buckets = list(activity.get("buckets", []))
         fig, ax = _figure(7.5, 2.4)
@@ -264,7 +264,7 @@ def runs_over_time_plot(activity: Mapping[str, Any]) -> str:
                 ax.bar(xs, counts, bottom=bottom, color=color, width=0.85, label=status)
                 bottom = [a + c for a, c in zip(bottom, counts, strict=True)]
         step = max(1, len(buckets) // 10)
-        cut = 10 if activity.get("unit") == "day" else 13
+        cut = 13 if activity.get("unit") == "hour" else 10
         ax.set_xticks(xs[::step], [str(b["start"])[:cut].replace("T", " ") for b in buckets[::step]],
                       rotation=30, ha="right")
         ax.set_ylabel("runs started")

@@ -283,7 +283,7 @@ def _overview(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Calla
         return data, lambda: pages.message_page(
             "Overview", f"no runs in {db.path} yet: point an OpenTelemetry exporter here "
             f"(OTEL_EXPORTER_OTLP_ENDPOINT={request.base_url}) or record with @hotmess.trace")
-    result = analyses.get(("overview",), lambda: db.analyze(by="agent").to_json())
+    result = analyses.get(("compare", "agent"), lambda: db.analyze(by="agent").to_json())  # /compare's too
     figure = analyses.get(("activity figure",), lambda: views.activity_figure(views.read_activity(db.conn)))
     return result, lambda: pages.overview_page(result, db.path, n_runs, _refresh(request), figure)
 
