@@ -19,10 +19,18 @@ import pytest
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 
+from test_serve import (  # noqa: E402, I001
+    EVIL_TASK,
+    T0,
+    _request,
+    _trace,
+    browser,  # noqa: E402, F401  (the module's one headless Chromium)
+    request,
+)
+
 import hotmess  # noqa: E402
 from hotmess import demo  # noqa: E402
 from hotmess.store.readers import read_runs_page  # noqa: E402
-from test_serve import EVIL_TASK, T0, _request, _trace, browser, request  # noqa: E402, F401
 
 EVIL_AGENT = "<b>agent</b>"
 STEP_SECRET = "needle-in-a-step-<i>output</i>"
@@ -163,7 +171,7 @@ def _shoot(driver, name: str) -> None:
         driver.save_screenshot(str(Path(where) / f"{name}.png"))
 
 
-def test_views_in_chromium_and_a_new_run_appears_by_itself(site, browser):
+def test_views_in_chromium_and_a_new_run_appears_by_itself(site, browser):  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
