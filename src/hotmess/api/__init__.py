@@ -82,6 +82,14 @@ class Database:
         return read_runs(self.conn, task_id=task, agent=agent, tasks=_check_tasks(tasks),
                          columns=[*RUN_COLUMNS, *DERIVED_RUN_COLUMNS])
 
+    def outcome_clusters(self, task: str) -> dict[str, str]:
+        """Each run of ``task`` with the key of its exact-outcome cluster (``analyze``'s default
+        ``outcome="exact"`` key: :func:`hotmess.analyzers.outcomes.exact_key`)."""
+        from hotmess.analyzers.outcomes import exact_key
+
+        rows = self.conn.execute("SELECT run_id, outcome FROM runs WHERE task_id = ?", (task,))
+        return {run_id: exact_key(outcome) for run_id, outcome in rows}
+
     def agents(self, *, task: str | None = None, tasks: str = "recorded") -> list[str]:
         """The agents that have runs (of ``task``, when given), sorted."""
         names = read_runs(self.conn, task_id=task, tasks=_check_tasks(tasks), columns=["agent"])["agent"]

@@ -595,3 +595,5 @@ verdict_section = _verdict_section
 clusters_section = _clusters_section
 drift_section = _drift_section
 steps_section = _steps_section
+horizon_section = _horizon_section
+goals_section = _goals_section

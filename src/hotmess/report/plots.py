@@ -246,3 +246,29 @@ def drift_plot(series: Mapping[str, Mapping[str, Any]]) -> str:
             ax.xaxis.get_major_locator().set_params(integer=True)
         _legend(ax)
         return _svg(fig, "drift")
+
+
+STATUS_COLORS = {"ok": "#228833", "error": "#ee6677", "incomplete": "#bbbbbb"}
+
+
+def runs_over_time_plot(activity: Mapping[str, Any]) -> str:
+    """Runs started per time bucket (``activity["unit"]``: hour, day or week, UTC), stacked by status."""
+    with matplotlib.rc_context(_RC):
+        buckets = list(activity.get("buckets", []))
+        fig, ax = _figure(7.5, 2.4)
+        xs = list(range(len(buckets)))
+        bottom = [0] * len(buckets)
+        for status, color in STATUS_COLORS.items():
+            counts = [int(b.get(status) or 0) for b in buckets]
+            if any(counts):
+                ax.bar(xs, counts, bottom=bottom, color=color, width=0.85, label=status)
+                bottom = [a + c for a, c in zip(bottom, counts, strict=True)]
+        step = max(1, len(buckets) // 10)
+        cut = 13 if activity.get("unit") == "hour" else 10
+        ax.set_xticks(xs[::step], [str(b["start"])[:cut].replace("T", " ") for b in buckets[::step]],
+                      rotation=30, ha="right")
+        ax.set_ylabel("runs started")
+        ax.set_xlabel(f"{activity.get('unit', 'day')} (UTC)")
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        _legend(ax)
+        return _svg(fig, "runs-over-time")

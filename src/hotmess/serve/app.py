@@ -4,8 +4,11 @@ Routes
 ------
 - ``POST /v1/traces``: OTLP/HTTP traces (:mod:`hotmess.serve.receiver`).
 - ``GET /`` overview, ``/runs`` runs table, ``/runs/{run_id}`` one run, ``/tasks/{task_id}``
-  one task, ``/drift`` drift; each as JSON with ``?format=json`` or under ``/api/...``
+  one task, ``/drift`` drift, ``/horizon``, ``/goals``, ``/compare`` (agents or models),
+  ``/activity`` runs over time; each as JSON with ``?format=json`` or under ``/api/...``
   (``/api/overview``, ``/api/runs``, ...), the same shapes as the CLI's ``--json``.
+- ``GET /live.js``: the pages' live-update script; ``GET /api/generation``: what it polls,
+  a value that changes whenever the database does.
 - ``GET /healthz``: ``ok``.
 
 With a token every request needs it: ``Authorization: Bearer T`` (what
@@ -16,6 +19,7 @@ browser, ``?token=T`` once, which sets a cookie (HttpOnly, SameSite=Strict) and 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import os
@@ -36,7 +40,7 @@ from starlette.routing import Route
 import hotmess.api
 from hotmess.errors import HotmessError
 from hotmess.report import html as report
-from hotmess.serve import pages
+from hotmess.serve import pages, views
 from hotmess.serve.receiver import (
     DEFAULT_MAX_BODY,
     JSON,
@@ -49,12 +53,13 @@ from hotmess.serve.receiver import (
     encode_status,
     gunzip,
 )
-from hotmess.store.readers import read_agents, read_runs_page
+from hotmess.store.readers import STEP_SCAN_RUNS, read_agents, read_runs_page
 
 __all__ = ["create_app"]
 
-#: The policy of every page: nothing remote, no script, forms only to this server.
-CSP = report.CSP + "; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+#: The policy of every page: nothing remote, scripts only from this server (``/live.js``, no
+#: inline script), fetches only to it, forms only to it.
+CSP = report.CSP + "; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -130,7 +135,8 @@ class Analyses:
         self._items: dict[tuple, tuple[tuple, Any]] = {}
         self._lock = threading.Lock()
 
-    def _version(self) -> tuple:
+    def version(self) -> tuple:
+        """What changes with every commit to the database: a stat of the file and its WAL."""
         out: list[int] = [self.generation()]
         for suffix in ("", "-wal"):
             try:
@@ -141,7 +147,7 @@ class Analyses:
         return tuple(out)
 
     def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        version = self._version()
+        version = self.version()
         with self._lock:
             hit = self._items.get(key)
             if hit is not None and hit[0] == version:
@@ -192,14 +198,19 @@ def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX
             return fail(400, 3, str(exc))
         return Response(encode_response(reply, stored.rejected, stored.message), 200, media_type=reply)
 
+    def generation_of() -> str:
+        return "-".join(map(str, analyses.version()))
+
     def view(render: Callable[..., tuple[Any, Callable[[], str]]], *, api: bool = False):
         async def endpoint(request: Request) -> Response:
             def work() -> Response:
                 try:
+                    seen = generation_of()  # before reading: a change after it reloads the page
                     data, html = render(request, readers.database(), analyses)
                     if api or request.query_params.get("format") == "json":
                         return Response(json.dumps(data, default=str), media_type=JSON, headers=SECURITY_HEADERS)
-                    return HTMLResponse(html(), headers=SECURITY_HEADERS)
+                    return HTMLResponse(html().replace('<script src="/live.js"', '<script src="/live.js" '
+                                                       f'data-generation="{seen}"', 1), headers=SECURITY_HEADERS)
                 except LookupError as exc:
                     return _error(request, api, 404, str(exc.args[0]))
                 except (HotmessError, ValueError) as exc:
@@ -211,8 +222,17 @@ def create_app(db: str, *, token: str | None = None, max_body: int = DEFAULT_MAX
         Route("/v1/traces", traces, methods=["POST"]),
         Route("/healthz", lambda request: PlainTextResponse("ok")),
     ]
+    def generation(request: Request) -> Response:
+        return Response(json.dumps({"generation": generation_of()}), media_type=JSON,
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+    routes += [
+        Route("/live.js", lambda request: Response(views.LIVE_JS, media_type="text/javascript", headers=SECURITY_HEADERS)),
+        Route("/api/generation", generation),
+    ]
     for path, render in (("/", _overview), ("/runs", _runs), ("/runs/{run_id:path}", _run),
-                         ("/tasks/{task_id:path}", _task), ("/drift", _drift)):
+                         ("/tasks/{task_id:path}", _task), ("/drift", _drift), ("/horizon", views.horizon),
+                         ("/goals", views.goals), ("/compare", views.compare), ("/activity", views.activity)):
         routes.append(Route(path, view(render)))
         api_path = "/api/overview" if path == "/" else "/api" + path
         routes.append(Route(api_path, view(render, api=True)))
@@ -263,26 +283,45 @@ def _overview(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Calla
         return data, lambda: pages.message_page(
             "Overview", f"no runs in {db.path} yet: point an OpenTelemetry exporter here "
             f"(OTEL_EXPORTER_OTLP_ENDPOINT={request.base_url}) or record with @hotmess.trace")
-    result = analyses.get(("overview",), lambda: db.analyze(by="agent").to_json())
-    return result, lambda: pages.overview_page(result, db.path, n_runs, _refresh(request))
+    result = analyses.get(("compare", "agent"), lambda: db.analyze(by="agent").to_json())  # /compare's too
+    figure = analyses.get(("activity figure",), lambda: views.activity_figure(views.read_activity(db.conn)))
+    return result, lambda: pages.overview_page(result, db.path, n_runs, _refresh(request), figure)
 
 
 def _runs(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:
     q = request.query_params
-    params = {k: (q.get(k) or None) for k in ("agent", "task", "status", "q")}
+    params = {k: (q.get(k) or None) for k in ("agent", "task", "status", "q", "steps", "since", "until", "cluster")}
     if params["status"] not in (None, "ok", "error", "incomplete"):
         raise ValueError(f"status must be ok, error or incomplete, not {params['status']!r}")
+    if params["cluster"] and not params["task"]:
+        raise ValueError("cluster is an outcome cluster of one task: give task= too (the task page links them)")
     per = min(int(q.get("per") or PER_PAGE), 1000) if (q.get("per") or "1").isdigit() else PER_PAGE
     after = _cursor(q.get("after"))
-    rows = read_runs_page(db.conn, agent=params["agent"], task_id=params["task"], status=params["status"],
-                          search=params["q"], limit=per + 1, after=after)
-    has_more, rows = len(rows) > per, rows[:per]
-    following = f"{rows[-1]['start_ns'] if rows[-1]['start_ns'] is not None else ''}:{rows[-1]['run_id']}" \
-        if has_more else None
+    run_ids = None
+    if params["cluster"]:
+        run_ids = [r for r, c in _cluster_of_runs(db, params["task"]) if c == params["cluster"]]
+    rows, following_key = read_runs_page(
+        db.conn, agent=params["agent"], task_id=params["task"], status=params["status"], search=params["q"],
+        step_search=params["steps"], since_ns=views.parse_time(params["since"], "since"),
+        until_ns=views.parse_time(params["until"], "until"), run_ids=run_ids, limit=per, after=after)
+    following = None if following_key is None else \
+        f"{following_key[0] if following_key[0] is not None else ''}:{following_key[1]}"
+    note = None
+    if params["steps"] and following and len(rows) < per:
+        note = (f"a step search looks through {STEP_SCAN_RUNS:,} runs a page (newest first); "
+                "older runs are searched on the next page")
     data = {"runs": rows, "per_page": per, "next": following,
             "filters": {k: v for k, v in params.items() if v is not None}}
     shown = {**params, "per": q.get("per"), "after": q.get("after")}
-    return data, lambda: pages.runs_page(rows, shown, read_agents(db.conn), following, after is not None, _refresh(request))
+    return data, lambda: pages.runs_page(rows, shown, read_agents(db.conn), following, after is not None,
+                                         _refresh(request), note)
+
+
+def _cluster_of_runs(db: Any, task_id: str) -> list[tuple[str, str]]:
+    """Each run of the task with its outcome cluster's id: the first 16 hex digits of the SHA-256
+    of its exact-outcome key (what ``analyze`` groups by by default), so a URL stays short."""
+    return [(run_id, hashlib.sha256(key.encode()).hexdigest()[:16])
+            for run_id, key in db.outcome_clusters(task_id).items()]
 
 
 def _cursor(text: str | None) -> tuple[int | None, str] | None:
@@ -318,7 +357,13 @@ def _task(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[
         analysis, note = None, str(exc)
     data = {"task_id": task_id, "analysis": analysis, "note": note,
             "runs": [{k: r.get(k) for k in ("run_id", "agent", "status", "success", "outcome")} for r in runs]}
-    return data, lambda: pages.task_page(task_id, analysis, runs, note)
+    outcomes = {r["run_id"]: r.get("outcome") for r in runs}
+    sizes: dict[str, list[Any]] = {}
+    for run_id, cluster in _cluster_of_runs(db, task_id):
+        sizes.setdefault(cluster, [0, outcomes.get(run_id)])[0] += 1
+    clusters = [{"cluster": c, "size": n, "example": ex} for c, (n, ex) in
+                sorted(sizes.items(), key=lambda kv: (-kv[1][0], str(kv[1][1])))]
+    return data, lambda: pages.task_page(task_id, analysis, runs, note, clusters)
 
 
 def _drift(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:

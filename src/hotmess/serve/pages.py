@@ -1,4 +1,5 @@
-"""The web UI's pages: result dicts in, HTML out (server-rendered, no script, no remote resource).
+"""The web UI's pages: result dicts in, HTML out (server-rendered, no remote resource; the one
+script is the package's own live-update poller, ``/live.js``, see :mod:`hotmess.serve.views`).
 
 Every string that came from an agent (task ids, agent names, outcomes, step inputs, errors) goes
 through :func:`hotmess.report.html.esc` (quotes too), and every URL built from one is quoted.
@@ -15,7 +16,7 @@ from urllib.parse import quote, urlencode
 from hotmess.report import html as report
 from hotmess.report.html import esc
 
-__all__ = ["drift_page", "message_page", "overview_page", "run_page", "runs_page", "task_page"]
+__all__ = ["drift_page", "groups_table", "message_page", "overview_page", "run_page", "runs_page", "task_page"]
 
 _EXTRA_CSS = """
 nav.top{border-bottom:1px solid #ddd;padding:.3rem 0;margin-bottom:.6rem}nav.top a{margin-right:1rem}
@@ -38,7 +39,7 @@ def _time(ns: Any) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _num(value: Any, digits: int = 3) -> str:
+def num(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
     return f"{value:.{digits}f}" if isinstance(value, float) else esc(value)
@@ -49,9 +50,12 @@ def _short(text: Any, width: int) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
-def page(title: str, body: str, *, refresh: int | None = None, json_link: str | None = None) -> str:
+def page(title: str, body: str, *, refresh: int | None = None, json_link: str | None = None,
+         live: float | None = 2) -> str:
+    """``live``: seconds between the live-update script's polls (None: no script)."""
     nav = " ".join(f'<a href="{href}">{label}</a>' for href, label in (
-        ("/", "overview"), ("/runs", "runs"), ("/drift", "drift")))
+        ("/", "overview"), ("/runs", "runs"), ("/compare", "compare"), ("/horizon", "horizon"),
+        ("/goals", "goals"), ("/drift", "drift")))
     if json_link:
         nav += f' <a class="small" href="{esc(json_link)}">JSON</a>'
     meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
@@ -59,9 +63,11 @@ def page(title: str, body: str, *, refresh: int | None = None, json_link: str | 
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"{meta}<title>{esc(title)} · hotmess</title><style>{report.CSS}{_EXTRA_CSS}</style></head>"
+        f"{meta}<title>{esc(title)} · hotmess</title><style>{report.CSS}{_EXTRA_CSS}</style>"
+        + (f'<script src="/live.js" data-every="{float(live):g}" defer></script>' if live else "")
+        + "</head>"
         f'<body><nav class="top"><b>hotmess</b> {nav}</nav><h1>{esc(title)}</h1>{body}'
-        '<footer class="small"><p>hotmess serve: no scripts, no remote resources.</p></footer></body></html>\n'
+        '<footer class="small"><p>hotmess serve: no remote resources; updates as runs arrive.</p></footer></body></html>\n'
     )
 
 
@@ -77,31 +83,38 @@ def message_page(title: str, message: str) -> str:
 # ---------------------------------------------------------------------------- overview
 
 
-def overview_page(by_agent: Mapping[str, Any], database: str, n_runs: int, refresh: int | None) -> str:
-    groups = dict(by_agent.get("groups", {}))
+def groups_table(groups: Mapping[str, Mapping[str, Any]], by: str = "agent") -> str:
+    """One row per group (agent or model): verdict, incoherence with its interval, success."""
     rows = []
     for name, d in groups.items():
         level, text = report.verdict_text(d)
         inc = d.get("incoherence") or {}
-        interval = (f"[{_num(inc.get('ci_low'))}, {_num(inc.get('ci_high'))}]"
+        interval = (f"[{num(inc.get('ci_low'))}, {num(inc.get('ci_high'))}]"
                     if inc.get("ci_low") is not None else "–")
-        link = "/runs?" + urlencode({"agent": name})
+        cell = f'<a href="{esc("/runs?" + urlencode({"agent": name}))}">{esc(name)}</a>' if by == "agent" else esc(name)
         rows.append(
-            f'<tr><td><a href="{esc(link)}">{esc(name)}</a></td><td class="{esc(level)}">{esc(text)}</td>'
-            f'<td class="num">{_num(inc.get("value"))}</td><td class="num">{interval}</td>'
-            f'<td class="num">{_num(d.get("success_rate"))}</td><td class="num">{_num(d.get("failure_consistency"))}</td>'
+            f'<tr><td>{cell}</td><td class="{esc(level)}">{esc(text)}</td>'
+            f'<td class="num">{num(inc.get("value"))}</td><td class="num">{interval}</td>'
+            f'<td class="num">{num(d.get("success_rate"))}</td><td class="num">{num(d.get("failure_consistency"))}</td>'
             f'<td class="num">{esc(d.get("n_tasks"))}</td><td class="num">{esc(d.get("n_runs"))}</td></tr>'
         )
-    table = (
-        '<table class="agents"><tr><th>agent</th><th>verdict</th><th class="num">incoherence</th>'
+    return (
+        f'<table class="agents"><tr><th>{esc(by)}</th><th>verdict</th><th class="num">incoherence</th>'
         '<th class="num">95% interval</th><th class="num">success</th><th class="num">failure consistency</th>'
         '<th class="num">tasks</th><th class="num">runs</th></tr>' + "".join(rows) + "</table>"
     )
+
+
+def overview_page(by_agent: Mapping[str, Any], database: str, n_runs: int, refresh: int | None,
+                  activity: str = "") -> str:
+    """``activity``: the runs-over-time figure (:func:`hotmess.serve.views.activity_figure`)."""
+    groups = dict(by_agent.get("groups", {}))
+    table = groups_table(groups)
     tasks = _task_links(groups)
     body = (
         f'<p class="small">{esc(database)} · {n_runs} runs · incoherence is the share of error that is '
         "variance (failures each their own way); failure consistency the chance two failed runs of a task "
-        "fail the same way.</p>" + table + tasks
+        "fail the same way.</p>" + table + activity + tasks
     )
     return page("Overview", body, refresh=refresh, json_link="/?format=json")
 
@@ -122,7 +135,7 @@ def _task_links(groups: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def runs_page(rows: Sequence[Mapping[str, Any]], params: Mapping[str, Any], agents: Sequence[str],
-              following: str | None, paged: bool, refresh: int | None) -> str:
+              following: str | None, paged: bool, refresh: int | None, note: str | None = None) -> str:
     """``following``: the cursor of the next page (None on the last); ``paged``: not the first."""
     first = not paged
     def field(name: str, label: str) -> str:
@@ -137,7 +150,13 @@ def runs_page(rows: Sequence[Mapping[str, Any]], params: Mapping[str, Any], agen
         '<form class="filters" method="get" action="/runs">'
         f'<label>agent <select name="agent">{agent_opts}</select></label>{field("task", "task")}'
         f'<label>status <select name="status">{status_opts}</select></label>{field("q", "search outcome")}'
-        '<button type="submit">filter</button></form>'
+        f'{field("steps", "search steps")}{field("since", "since")}{field("until", "until")}'
+        + (f'<input type="hidden" name="cluster" value="{esc(params["cluster"])}">' if params.get("cluster") else "")
+        + '<button type="submit">filter</button></form>'
+        + (f'<p class="small">outcome cluster <span class="mono">{esc(_short(params["cluster"], 200))}</span> of task '
+           f'{esc(params.get("task"))} · <a href="/runs?{esc(urlencode({"task": params.get("task") or ""}))}">all its runs</a></p>'
+           if params.get("cluster") else "")
+        + (f'<p class="note">{esc(note)}</p>' if note else "")
     )
     body_rows = "".join(
         f'<tr><td class="mono"><a href="{esc(run_url(r["run_id"]))}">{esc(str(r["run_id"])[:12])}</a></td>'
@@ -240,7 +259,9 @@ def _waterfall(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> st
 
 
 def task_page(task_id: str, analysis: Mapping[str, Any] | None, runs: Sequence[Mapping[str, Any]],
-              note: str | None) -> str:
+              note: str | None, clusters: Sequence[Mapping[str, Any]] = ()) -> str:
+    """``clusters``: the task's exact-outcome clusters (``cluster`` id, ``size``, ``example``),
+    each linked to the runs table filtered to its runs."""
     body = ""
     if analysis is not None:
         agents = sorted({str(r.get("agent")) for r in runs})
@@ -250,12 +271,18 @@ def task_page(task_id: str, analysis: Mapping[str, Any] | None, runs: Sequence[M
         for name, d in groups.items():
             task = (d.get("tasks") or [{}])[0]
             facts.append(
-                f'<li>{esc(name)}: bias² {_num(task.get("bias"))} · variance {_num(task.get("variance"))} · '
-                f'error {_num(task.get("error"))} · {esc(task.get("n"))} runs, {esc(task.get("successes"))} '
+                f'<li>{esc(name)}: bias² {num(task.get("bias"))} · variance {num(task.get("variance"))} · '
+                f'error {num(task.get("error"))} · {esc(task.get("n"))} runs, {esc(task.get("successes"))} '
                 "successes</li>")
         body += f"<ul>{''.join(facts)}</ul>" + report.clusters_section(groups)
     if note:
         body += f'<p class="note">{esc(note)}</p>'
+    if clusters:
+        links = "".join(
+            f'<li><a class="cluster" href="{esc("/runs?" + urlencode({"task": task_id, "cluster": c["cluster"]}))}">'
+            f'{esc(c["size"])} runs</a> <span class="mono">{esc(_short(c.get("example"), 120))}</span></li>'
+            for c in clusters[:100])
+        body += f"<h2>Runs in each outcome cluster</h2><ul>{links}</ul>"
     refs = sorted({str(r["reference"]) for r in runs if r.get("reference")})
     if refs:
         body += "<h2>Reference</h2>" + "".join(f"<pre>{esc(_short(r, 2000))}</pre>" for r in refs[:3])

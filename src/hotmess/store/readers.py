@@ -217,6 +217,10 @@ PAGE_COLUMNS = ("run_id", "task_id", "agent", "instance", "status", "success", "
                 "outcome", "error")
 
 
+#: Runs whose steps one page of a step search looks through at most (see :func:`read_runs_page`).
+STEP_SCAN_RUNS = 5000
+
+
 def read_runs_page(
     conn: sqlite3.Connection,
     *,
@@ -224,13 +228,29 @@ def read_runs_page(
     task_id: str | None = None,
     status: str | None = None,
     search: str | None = None,
+    step_search: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    run_ids: Sequence[str] | None = None,
     limit: int = 50,
     after: tuple[int | None, str] | None = None,
-) -> list[dict[str, Any]]:
-    """One page of runs, newest first (the web UI's runs table): filtered by agent, task and
-    status, ``search`` a case-insensitive substring of the outcome or the error. ``after`` is
-    the ``(start_ns, run_id)`` of the last run of the page before (keyset paging: a page far
-    down is read from the ``runs_start`` index as fast as the first, no OFFSET skipping)."""
+    scan: int = STEP_SCAN_RUNS,
+) -> tuple[list[dict[str, Any]], tuple[int | None, str] | None]:
+    """One page of runs, newest first (the web UI's runs table), and where the next page starts.
+
+    Filtered by agent, task, status, start time (``since_ns <= start_ns < until_ns``) and a set
+    of run ids (an outcome cluster's); ``search`` a case-insensitive substring of the outcome or
+    the error; ``step_search`` one of any step's input or output. ``after`` is the
+    ``(start_ns, run_id)`` of the last run of the page before (keyset paging: a page far down is
+    read from the ``runs_start`` index as fast as the first, no OFFSET skipping).
+
+    The step search is bounded, not indexed (substring search has no B-tree index, and an FTS
+    table would double the store): a page looks through the steps of at most ``scan`` runs that
+    pass the other filters, newest first, each through the ``steps_run`` index, so one request
+    reads at most ``scan`` runs' steps however many steps there are. When that budget runs out
+    before the page is full, the page is shorter and the cursor returned continues the scan.
+    The cursor is ``None`` on the last page.
+    """
     def like(text: str) -> str:
         return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -242,11 +262,38 @@ def read_runs_page(
     where, params = _where([
         ("agent = ?", agent), ("task_id = ?", task_id), ("status = ?", status),
         ("(outcome LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\')", None if not search else [like(search)] * 2),
+        ("start_ns >= ?", since_ns), ("start_ns < ?", until_ns),
+        ("run_id IN (SELECT value FROM json_each(?))", None if run_ids is None else json.dumps(list(run_ids))),
         *([cursor] if cursor else []),
     ])
-    sql = f"SELECT {', '.join(PAGE_COLUMNS)} FROM runs{where} ORDER BY start_ns DESC, run_id LIMIT ?"
-    rows = conn.execute(sql, [*params, int(limit)]).fetchall()
-    return [dict(zip(PAGE_COLUMNS, r, strict=True)) for r in rows]
+    order = "ORDER BY start_ns DESC, run_id"
+    if not step_search:
+        sql = f"SELECT {', '.join(PAGE_COLUMNS)} FROM runs{where} {order} LIMIT ?"
+        rows = [dict(zip(PAGE_COLUMNS, r, strict=True)) for r in conn.execute(sql, [*params, int(limit) + 1])]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (_key(rows[-1]) if more and rows else None)
+    scanned = conn.execute(f"SELECT run_id, start_ns FROM runs{where} {order} LIMIT ?",
+                           [*params, int(scan) + 1]).fetchall()
+    budget_left = len(scanned) > scan
+    scanned = scanned[:scan]
+    found = f"""SELECT {', '.join(PAGE_COLUMNS)} FROM runs
+        WHERE run_id IN (SELECT value FROM json_each(?)) AND EXISTS (
+          SELECT 1 FROM steps s WHERE s.run_id = runs.run_id
+          AND (s.input LIKE ? ESCAPE '\\' OR s.output LIKE ? ESCAPE '\\')) {order} LIMIT ?"""
+    text = like(step_search)
+    rows = [dict(zip(PAGE_COLUMNS, r, strict=True)) for r in conn.execute(
+        found, [json.dumps([r[0] for r in scanned]), text, text, int(limit) + 1])]
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, _key(rows[-1])
+    if budget_left:  # the page is not full: the next one goes on from the last run looked at
+        return rows, (scanned[-1][1], scanned[-1][0])
+    return rows, None
+
+
+def _key(row: dict[str, Any]) -> tuple[int | None, str]:
+    return row["start_ns"], row["run_id"]
 
 
 def read_agents(conn: sqlite3.Connection) -> list[str]:
