@@ -304,7 +304,8 @@ def test_a_server_is_read_page_by_page_with_its_key(agent, server, tmp_path, mon
 def test_since_until_and_resume(agent, server, tmp_path):
     endpoint, seen, newest_first = server
     roots = sorted(s["start_time"] for s in newest_first if s["parent_id"] is None)
-    middle = roots[15]
+    before, after = (datetime.fromisoformat(t) for t in roots[14:16])
+    middle = (before + (after - before) / 2).isoformat()  # between two roots: no rounding at the bound
     db = tmp_path / "runs.db"
     first = json.loads(hotmess_here("import", "phoenix", "--endpoint", endpoint, "--project", "support",
                                     "--until", middle, "--db", str(db), "--json").stdout)
