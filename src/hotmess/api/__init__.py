@@ -611,12 +611,7 @@ class Database:
         from that project on. See :mod:`hotmess.integrations.phoenix_spans`."""
         from hotmess.integrations import phoenix_spans as p
 
-        if agent is not None and not agent.strip():
-            raise HotmessError("agent must not be empty")
-        if (source is None) == (endpoint is None):
-            raise HotmessError("give a file of Phoenix spans or a server endpoint, not both or neither")
-        if resume and (since is not None or endpoint is None):
-            raise HotmessError("resume continues reading a Phoenix server; it takes no since, and no file")
+        check_source(source, endpoint, "Phoenix server endpoint", agent, since, resume)
         if endpoint is not None:
             p.check_endpoint(endpoint)
             if resume and Path(self.path).exists():
@@ -624,7 +619,6 @@ class Database:
             batch = p.read_phoenix_server(endpoint, project=project, since=since, until=until, task_attr=task_attr,
                                           agent=agent, redact=redact, max_chars=max_chars, page_size=page_size)
         else:
-            check_exists(source)
             batch = p.parse_phoenix_file(source, task_attr=task_attr, agent=agent, redact=redact,
                                          max_chars=max_chars, progress=progress, since=since, until=until)
         return self._platform_report(batch, progress)

@@ -56,6 +56,9 @@ from hotmess.integrations.platform_traces import (
     parse_time,
     require,
 )
+from hotmess.integrations.platform_traces import (
+    newest_stored as platform_newest_stored,
+)
 from hotmess.progress import Progress
 from hotmess.vocab import attributes as A
 from hotmess.vocab.records import SpanRecord
@@ -322,12 +325,7 @@ def read_phoenix_server(
 def newest_stored(conn: Any, endpoint: str, project: str = "default") -> datetime | None:
     """When the newest run read from this server's project started (``resume``: the next import
     asks only for spans from then on), less a millisecond; None when none was."""
-    row = conn.execute(
-        "SELECT max(start_ns) FROM runs WHERE source = ? AND json_extract(attributes, ?) = ?",
-        (SOURCE, f'$."{STORE_ATTR}"', _label(endpoint, project))).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return datetime.fromtimestamp((row[0] // 1000 - 1000) / 1e6, UTC)
+    return platform_newest_stored(conn, SOURCE, STORE_ATTR, _label(endpoint, project))
 
 
 def check_endpoint(endpoint: str) -> None:
