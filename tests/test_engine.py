@@ -38,6 +38,9 @@ VARIANTS = [
     {"interval": "bootstrap", "n_boot": 500, "seed": 3},
     {"incomplete": "fail", "correction": False},
     {"task": "warranty-620"},
+    {"by": "agent"},
+    {"by": "instance", "outcome": "text"},  # every task's runs split across the groups
+    {"by": "gen_ai.operation.name", "interval": "bootstrap", "n_boot": 300, "seed": 1},  # an attribute
 ]
 
 
@@ -107,8 +110,10 @@ def test_cli_engine_json_is_the_cli_json(demo):
 
 def test_engine_refuses_what_it_cannot_do(demo, client, tmp_path):
     _, out = demo
-    with pytest.raises(HotmessError, match="--by"):
-        engine_analyze(out, client=client, by="agent")
+    with pytest.raises(HotmessError, match="by='no.such.key' is neither a runs column"):
+        engine_analyze(out, client=client, by="no.such.key")
+    with pytest.raises(HotmessError, match="by='no.such.key' is neither a runs column"):
+        engine_horizon(out, client=client, by="no.such.key")
     with pytest.raises(HotmessError, match="inferred"):
         engine_analyze(out, client=client, tasks="inferred")
     with pytest.raises(HotmessError, match="no runs/ directory"):
@@ -125,6 +130,8 @@ HORIZON_VARIANTS = [
     {},
     {"outcome": "actions", "length": "tool_calls"},
     {"outcome": "text", "groups": 3, "seed": 5, "n_boot": 300, "correction": False},
+    {"by": "agent", "n_boot": 300},
+    {"by": "instance", "groups": 2, "n_boot": 100},
 ]
 
 
@@ -134,7 +141,9 @@ def test_engine_gives_the_local_horizon(demo, client, kwargs):
     db, out = demo
     with hm.open(db) as store:
         local = to_json(store.horizon(**kwargs))
-    assert local["median_split"]["n_tasks"] > 0  # the split is exercised, not skipped
+    splits = [g["median_split"] for g in local["groups"].values() if "median_split" in g] if "by" in kwargs \
+        else [local["median_split"]]
+    assert splits and any(s["n_tasks"] > 0 for s in splits)  # the split is exercised, not skipped
     distributed = to_json(engine_horizon(out, client=client, **kwargs))
     assert_close(distributed, local)
     assert distributed == local
@@ -146,8 +155,9 @@ def test_cli_horizon_on_the_engine(demo):
     distributed = json.loads(hotmess_here("horizon", "--engine", "dask", "--source", str(out), "--json",
                                           "--n-boot", "200").stdout)
     assert distributed == local
-    refused = hotmess_here("horizon", "--engine", "dask", "--source", str(out), "--by", "agent", ok=False)
-    assert refused.returncode != 0 and "--by" in refused.stderr
+    by_agent = ("horizon", "--by", "agent", "--json", "--n-boot", "100")
+    assert json.loads(hotmess_here(*by_agent, "--engine", "dask", "--source", str(out)).stdout) \
+        == json.loads(hotmess_here(*by_agent, "--db", str(db)).stdout)
     for command in ("goals", "drift"):
         refused = hotmess_here(command, "--engine", "dask", "--source", str(out), ok=False)
         assert refused.returncode != 0 and f"{command} is not available on the engine" in refused.stderr

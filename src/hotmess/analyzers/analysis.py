@@ -162,10 +162,13 @@ class GroupFigures:
     missing: int
 
 
-def grouped_figures(runs: Table, steps: Table | None, by: str, options: AnalysisOptions) -> GroupFigures:
+def grouped_figures(runs: Table, steps: Table | None, by: str, options: AnalysisOptions, *,
+                    check: bool = True) -> GroupFigures:
     """The :class:`GroupFigures` of the runs of whole tasks (one task's, or many): each
-    group's runs through :func:`task_figures`, as ``analyze(by=...)`` does."""
-    group_all = group_values(runs, by, column(runs, "attributes"))
+    group's runs through :func:`task_figures`, as ``analyze(by=...)`` does. ``check=False``
+    leaves the check that some run has ``by`` to :func:`combine_groups`'s caller
+    (:func:`~hotmess.analyzers.columns.group_values`)."""
+    group_all = group_values(runs, by, column(runs, "attributes"), check=check)
     incomplete_runs = np.fromiter((s == "incomplete" for s in column(runs, "status")), dtype=bool,
                                   count=len(runs))
     counts = np.ones(len(runs), dtype=bool) if options.incomplete == "fail" else ~incomplete_runs

@@ -22,6 +22,7 @@ from .common import factorize, natural_key
 __all__ = [
     "BY_COLUMNS",
     "NO_GROUP",
+    "check_by",
     "column",
     "float_column",
     "group_values",
@@ -91,21 +92,20 @@ def lookup(attrs: Mapping[str, Any], key: str) -> Any:
     return node
 
 
-def group_values(runs: Table, by: str, attributes: np.ndarray) -> np.ndarray:
+def group_values(runs: Table, by: str, attributes: np.ndarray, *, check: bool = True) -> np.ndarray:
     """Each run's group under ``by`` (a runs column, else an attribute key) as text; ``"<none>"``
     for a run without a value. Raises ValueError when ``by`` is neither a column nor any run's
-    attribute. ``"task"`` and ``"agent"`` name the ``task_id`` and ``agent`` columns, as everywhere."""
+    attribute (``check=False``: leaves that to the caller, who sees more runs than these, as an
+    engine's driver sees every task's; :func:`check_by`). ``"task"`` and ``"agent"`` name the
+    ``task_id`` and ``agent`` columns, as everywhere."""
     by = BY_COLUMNS.get(by, by)
     if by in runs:
         values = runs[by]
     else:
         parsed = parse_attributes(attributes)
         values = [lookup(a, by) for a in parsed]
-        if len(values) and all(v is None for v in values):
-            raise AnalysisError(
-                f"by={by!r} is neither a runs column ({', '.join(runs.columns)}) "
-                "nor a key of any run's attributes"
-            )
+        if check:
+            check_by(by, runs.columns, len(values) > 0 and all(v is None for v in values))
     out = np.empty(len(values), dtype=object)
     out[:] = [
         NO_GROUP
@@ -116,16 +116,29 @@ def group_values(runs: Table, by: str, attributes: np.ndarray) -> np.ndarray:
     return out
 
 
-def split_runs(runs: Table, steps: Table | None, by: str) -> dict[str, tuple[Table, Table | None]]:
+def check_by(by: str, columns: Any, no_value: bool) -> None:
+    """ValueError when ``by`` is not one of the runs' ``columns`` and ``no_value``: no run
+    (of all the runs, wherever they were grouped) has it among its attributes."""
+    by = BY_COLUMNS.get(by, by)
+    if no_value and by not in columns:
+        raise AnalysisError(
+            f"by={by!r} is neither a runs column ({', '.join(columns)}) "
+            "nor a key of any run's attributes"
+        )
+
+
+def split_runs(runs: Table, steps: Table | None, by: str, *,
+               check: bool = True) -> dict[str, tuple[Table, Table | None]]:
     """The runs, and the steps of each run, per group, for an analysis per group.
 
     ``by`` is a runs column (``"task"`` and ``"agent"`` name ``task_id`` and ``agent``) or a key
     of the runs' attributes; a run without a value is in the group ``"<none>"``. Groups come in
     natural order of their names ("2" before "10"), rows in their original order.
+    ``check``: as in :func:`group_values`.
     """
     by_column = BY_COLUMNS.get(by, by)
     attributes = column(runs, "attributes")
-    codes, names = factorize(group_values(runs, by_column, attributes).tolist())
+    codes, names = factorize(group_values(runs, by_column, attributes, check=check).tolist())
     step_rows: list[np.ndarray] | None = None
     if steps is not None:
         code_of_run = dict(zip(runs["run_id"].tolist(), codes.tolist(), strict=True))

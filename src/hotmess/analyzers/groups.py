@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from hotmess.errors import AnalysisError
 from hotmess.results import Result, jsonable
 from hotmess.tables import Table
 
-__all__ = ["GroupResults", "per_group"]
+__all__ = ["GroupResults", "each_group", "per_group"]
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,19 @@ def per_group(
     if no group can be measured, the first group's error is raised."""
     from hotmess.analyzers import split_runs
 
+    return each_group(by, {name: partial(compute, group_runs, group_steps)
+                           for name, (group_runs, group_steps) in split_runs(runs, steps, by).items()})
+
+
+def each_group(by: str, computes: Mapping[str, Callable[[], Any]]) -> GroupResults:
+    """The :class:`GroupResults` of ``computes`` (group name → its result's computation, in the
+    groups' order); a group whose computation raises AnalysisError gets a note, and if no group
+    can be measured, the first group's error is raised."""
     out: dict[str, Any] = {}
     errors: list[AnalysisError] = []
-    for name, (group_runs, group_steps) in split_runs(runs, steps, by).items():
+    for name, compute in computes.items():
         try:
-            out[name] = compute(group_runs, group_steps)
+            out[name] = compute()
         except AnalysisError as exc:  # an analyzer's "cannot measure this": the group gets a note
             errors.append(exc)
             out[name] = {"note": str(exc)}

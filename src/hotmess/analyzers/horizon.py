@@ -61,8 +61,9 @@ engine computes ``horizon_figures`` task by task on its workers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,8 @@ from hotmess.results import Result
 from hotmess.tables import Table
 
 from .analysis import analysis_options, combine
-from .common import json_float
+from .common import json_float, natural_key
+from .groups import GroupResults, each_group
 from .horizon_fit import (
     bootstrap_slopes,
     curve_slopes,
@@ -82,7 +84,13 @@ from .horizon_fit import (
     ratio,
     task_columns,
 )
-from .horizon_tasks import LENGTHS, HorizonFigures, horizon_figures, run_lengths
+from .horizon_tasks import (
+    LENGTHS,
+    HorizonFigures,
+    grouped_horizon_figures,
+    horizon_figures,
+    run_lengths,
+)
 from .incoherence import Incoherence, incoherence
 from .inputs import AnalysisOptions
 from .median_split import MIN_SPLIT_RUNS, MedianSplit, median_split
@@ -90,7 +98,7 @@ from .results import Analysis
 
 __all__ = [
     "LENGTHS", "MIN_SPLIT_RUNS", "Horizon", "HorizonFigures", "HorizonGroup", "MedianSplit", "horizon",
-    "horizon_combine", "horizon_figures", "run_lengths",
+    "grouped_horizon_figures", "horizon_combine", "horizon_combine_groups", "horizon_figures", "run_lengths",
 ]
 
 @dataclass(frozen=True)
@@ -241,6 +249,17 @@ def horizon(
                             n_boot=n_boot, confidence=confidence, seed=seed, **analyze_options)
     figures = horizon_figures(runs, steps, opts, length=length, seed=seed)
     return horizon_combine([figures], opts, length=length, groups=groups, seed=seed)
+
+
+def horizon_combine_groups(by: str, parts: Sequence[Mapping[str, HorizonFigures]], options: AnalysisOptions, *,
+                           length: str = "steps", groups: int | None = None,
+                           seed: int | None = 0) -> GroupResults:
+    """The horizon per ``by`` group (:class:`~hotmess.analyzers.groups.GroupResults`, as
+    ``horizon`` on each group's runs gives) of the tasks of several
+    :func:`~hotmess.analyzers.horizon_tasks.grouped_horizon_figures` (each task in one of them)."""
+    names = sorted({name for part in parts for name in part}, key=natural_key)
+    return each_group(by, {name: partial(horizon_combine, [p[name] for p in parts if name in p], options,
+                                         length=length, groups=groups, seed=seed) for name in names})
 
 
 def horizon_combine(figures: list[HorizonFigures], options: AnalysisOptions, *, length: str = "steps",

@@ -25,12 +25,12 @@ from hotmess.errors import AnalysisError
 from hotmess.tables import Table
 
 from .analysis import task_figures
-from .columns import column
+from .columns import column, split_runs
 from .group import TaskFigures
 from .inputs import AnalysisOptions
 from .median_split import MIN_SPLIT_RUNS
 
-__all__ = ["LENGTHS", "HorizonFigures", "horizon_figures", "run_lengths", "tie_breaks"]
+__all__ = ["LENGTHS", "HorizonFigures", "grouped_horizon_figures", "horizon_figures", "run_lengths", "tie_breaks"]
 
 #: Ways to measure a run's length and the runs columns they read.
 LENGTHS: dict[str, tuple[str, ...]] = {
@@ -132,3 +132,12 @@ def horizon_figures(runs: Table, steps: Table | None, options: AnalysisOptions, 
         n_short_runs=int(short.sum()), n_long_runs=int(long.sum()),
         n_runs=len(runs), n_incomplete=n_incomplete,
     )
+
+
+def grouped_horizon_figures(runs: Table, steps: Table | None, by: str, options: AnalysisOptions, *,
+                            length: str = "steps", seed: int | None = 0) -> dict[str, HorizonFigures]:
+    """The :class:`HorizonFigures` of each ``by`` group of the runs of whole tasks, as
+    ``horizon`` per group has them (:func:`~hotmess.analyzers.split_runs`, its check that some
+    run has ``by`` left to the caller, who sees every task)."""
+    return {name: horizon_figures(group_runs, group_steps, options, length=length, seed=seed)
+            for name, (group_runs, group_steps) in split_runs(runs, steps, by, check=False).items()}

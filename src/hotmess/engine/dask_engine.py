@@ -29,7 +29,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hotmess.analyzers.analysis import analysis_options, combine, task_figures
+from hotmess.analyzers.analysis import (
+    analysis_options,
+    combine,
+    combine_groups,
+    grouped_figures,
+    task_figures,
+)
+from hotmess.analyzers.columns import NO_GROUP, check_by
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
 
@@ -94,22 +101,30 @@ def analyze(
 
     ``client`` is a ``distributed.Client`` to use (it is left open); otherwise one is made by
     :func:`connect` (``scheduler`` address, or a ``LocalCluster``) and closed at the end.
-    ``by`` and ``tasks="inferred"`` are not available on the engine yet.
+    With ``by``, each task's runs are split into the groups on the workers
+    (:func:`~hotmess.analyzers.analysis.grouped_figures`) and each group's tasks combined on the
+    driver (:func:`~hotmess.analyzers.analysis.combine_groups`). ``tasks="inferred"`` is not
+    available on the engine.
     """
-    _refuse(by, tasks)
+    _refuse(tasks)
     try:
         options = analysis_options(outcome=outcome, decomposition=decomposition, correction=correction,
                                    interval=interval, incomplete=incomplete, n_boot=n_boot, seed=seed)
     except AnalysisError as exc:
         raise HotmessError(str(exc)) from exc
     source = _checked_source(source)
-    records = _per_task(source, scheduler, client, n_workers, processes, task,
-                        partial(task_figures, options=options),
+    per_task = (partial(task_figures, options=options) if by is None
+                else partial(grouped_figures, by=by, options=options, check=False))
+    records = _per_task(source, scheduler, client, n_workers, processes, task, per_task,
                         with_steps=outcome == "actions" or decomposition == "checks")
-    if not records or sum(len(f.task_ids) + f.n_incomplete for f in records) == 0:
+    every = records if by is None else [f for part in records for f in part.figures.values()]
+    if not records or sum(len(f.task_ids) + f.n_incomplete for f in every) == 0:
         raise HotmessError(f"no runs in {source}" + (f" for task {task!r}" if task else ""))
     try:
-        return combine(records, options)
+        if by is None:
+            return combine(records, options)
+        _check_by(by, [part.figures for part in records])
+        return combine_groups(by, records, options)
     except AnalysisError as exc:
         raise HotmessError(f"{source}: {exc}") from exc
 
@@ -135,10 +150,18 @@ def horizon(
     ``hotmess.open(db).horizon(...)`` of the database it was exported from: each task's
     :func:`~hotmess.analyzers.horizon.horizon_figures` on the workers (its task figures, its
     median halves' figures, its length sums), :func:`~hotmess.analyzers.horizon.horizon_combine`
-    on the driver (groups, fits, the bootstrap over tasks, the paired split)."""
-    from hotmess.analyzers.horizon import LENGTHS, horizon_combine, horizon_figures
+    on the driver (groups, fits, the bootstrap over tasks, the paired split). With ``by``, the
+    same per group: :func:`~hotmess.analyzers.horizon.grouped_horizon_figures` on the workers,
+    :func:`~hotmess.analyzers.horizon.horizon_combine_groups` on the driver."""
+    from hotmess.analyzers.horizon import (
+        LENGTHS,
+        grouped_horizon_figures,
+        horizon_combine,
+        horizon_combine_groups,
+        horizon_figures,
+    )
 
-    _refuse(by, tasks)
+    _refuse(tasks)
     if length not in LENGTHS:
         raise HotmessError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
     try:
@@ -147,20 +170,29 @@ def horizon(
     except AnalysisError as exc:
         raise HotmessError(str(exc)) from exc
     source = _checked_source(source)
-    records = _per_task(source, scheduler, client, n_workers, processes, None,
-                        partial(horizon_figures, options=options, length=length, seed=seed),
+    per_task = (partial(horizon_figures, options=options, length=length, seed=seed) if by is None
+                else partial(grouped_horizon_figures, by=by, options=options, length=length, seed=seed))
+    records = _per_task(source, scheduler, client, n_workers, processes, None, per_task,
                         with_steps=outcome == "actions")
-    if not records or sum(r.n_runs + r.n_incomplete for r in records) == 0:
+    every = records if by is None else [f for part in records for f in part.values()]
+    if not records or sum(r.n_runs + r.n_incomplete for r in every) == 0:
         raise HotmessError(f"no runs in {source}")
     try:
-        return horizon_combine(records, options, length=length, groups=groups, seed=seed)
+        if by is None:
+            return horizon_combine(records, options, length=length, groups=groups, seed=seed)
+        _check_by(by, records)
+        return horizon_combine_groups(by, records, options, length=length, groups=groups, seed=seed)
     except AnalysisError as exc:
         raise HotmessError(f"{source}: {exc}") from exc
 
 
-def _refuse(by: str | None, tasks: str) -> None:
-    if by is not None:
-        raise HotmessError("--by is not available on the engine yet: analyze one group at a time with --task, or locally")
+def _check_by(by: str, groups_per_task: list[Any]) -> None:
+    """The check the workers left out (:func:`~hotmess.analyzers.columns.group_values`): ``by``
+    is a runs column or some run's attribute, over every task's runs."""
+    check_by(by, list(RUN_COLUMNS), all(set(groups) <= {NO_GROUP} for groups in groups_per_task))
+
+
+def _refuse(tasks: str) -> None:
     if tasks != "recorded":
         raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
 
