@@ -9,6 +9,10 @@ Peers (MLflow) live only in the benchmark environment ``.venv-bench`` (``make be
 it): scripts marked ``peer`` run with ``--peer-python``.
 
     .venv/bin/python bench/run.py [--quick] [--only step_overhead,durability] [--out BENCHMARKS.md]
+
+Every benchmark's raw JSON is kept beside the report (``BENCHMARKS.json``), with the commit and
+date it was measured at. ``--only`` runs the chosen benchmarks and takes the others' figures from
+that file, so the report stays whole; their sections say when they were measured.
 """
 
 from __future__ import annotations
@@ -201,12 +205,14 @@ def import_details(d: dict) -> list[str]:
 TARGET_S, TARGET_MB, TARGET_STEPS = 30.0, 2048.0, 1_000_000
 
 
-def _growth(sizes: list[dict], key_steps: str, key_value: str) -> str:
-    """Growth of key_value over each tenfold step of size (linear: 10x per tenfold)."""
+def _growth(sizes: list[dict], key_steps: str, key_value: str, within: str | None = None) -> str:
+    """Growth of key_value (of each size's ``within`` part) from each size to the next, against
+    the growth in steps (linear: the same factor)."""
     parts = []
     for a, b in zip(sizes, sizes[1:], strict=False):
-        parts.append(f"{b[key_value] / a[key_value]:.1f}x over {b[key_steps] / a[key_steps]:.0f}x steps")
-    return ", ".join(parts)
+        va, vb = (a[key_value], b[key_value]) if within is None else (a[within][key_value], b[within][key_value])
+        parts.append(f"{vb / va:.1f}x over {b[key_steps] / a[key_steps]:.0f}x steps")
+    return ", ".join(parts) or "one size only"
 
 
 def _counts(values) -> str:  # noqa: ANN001
@@ -240,28 +246,146 @@ def analyze_details(d: dict) -> list[str]:
 
 # --- the Dask engine against the local path (bench/engine.py) ---
 
+def _engine_sizes(d: dict) -> list[dict]:
+    return sorted(d.get("sizes") or [d], key=lambda r: r["steps"])
+
+
 def engine_rows(d: dict) -> list[Row]:
-    local, dask = d["local"], d["dask"]
-    lo, hi = dask["spread_total_s"]
-    return [Row(f"`analyze --engine dask` on {d['steps']:,} steps", f"LocalCluster of {d['workers']} worker processes, "
-                "exact + actions, from Parquet", f"{dask['total_s']:.1f} s, driver peak {dask['peak_mb']:,.0f} MB",
-                f"{lo:.1f} – {hi:.1f} s (min–max)",
-                f"local from SQLite: {local['total_s']:.1f} s, peak {local['peak_mb']:,.0f} MB",
-                f"{d['time_ratio_dask_vs_local']:.1f}x the time", "same figures; report time and memory",
-                yes(d["same_incoherence"]))]
+    sizes = _engine_sizes(d)
+    rows = []
+    for r, target in ((sizes[0], "same figures; report time and memory"),
+                      (sizes[-1], "10M steps; driver memory bounded")):
+        if len(sizes) == 1 and rows:
+            break
+        local, dask = r["local"], r["dask"]
+        lo, hi = dask["spread_total_s"]
+        baseline = (f"local from SQLite: {local['total_s']:.1f} s, peak {local['peak_mb']:,.0f} MB" if local
+                    else "local path not measured at this size")
+        ratio = f"{dask['total_s'] / local['total_s']:.1f}x the time" if local else ""
+        met = yes(r["same_incoherence"]) if r["same_incoherence"] is not None else "—"
+        if target.startswith("10M"):
+            met = at_scale(r["steps"], dask["peak_mb"] < (local["peak_mb"] if local else float("inf"))) \
+                if r["steps"] >= 10_000_000 else f"— (largest size {r['steps']:,} steps)"
+        rows.append(Row(f"`analyze --engine dask` on {r['steps']:,} steps",
+                        f"LocalCluster of {r['workers']} worker processes, exact + actions, from Parquet",
+                        f"{dask['total_s']:.1f} s, driver peak {dask['peak_mb']:,.0f} MB",
+                        f"{lo:.1f} – {hi:.1f} s (min–max)", baseline, ratio, target, met))
+    return rows
 
 
 def engine_details(d: dict) -> list[str]:
-    out = ["| path | exact s | actions s | total s | min – max s | peak MB (driver) | peak MB (largest worker) |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, r in (("local (SQLite, one process)", d["local"]), (f"dask ({d['workers']} worker processes)", d["dask"])):
-        lo, hi = r["spread_total_s"]
-        out.append(f"| {name} | {r['exact_s']:.2f} | {r['actions_s']:.2f} | {r['total_s']:.2f} | {lo:.2f} – {hi:.2f} | "
-                   f"{r['peak_mb']:,.0f} | {r.get('worker_peak_mb', float('nan')):,.0f} |")
-    out += ["", f"{d['runs']:,} runs, {d['steps']:,} steps, {d['tasks']} tasks, {d['files']} Parquet files over "
-            f"{d['days']} days (export {d['export_s']:.1f} s, not measured). Median of {d['repeats']} fresh processes; "
-            f"the cluster's start ({d['dask']['cluster_start_s']:.1f} s) is not in the total. Same incoherence: "
-            f"{d['same_incoherence']}."]
+    sizes = _engine_sizes(d)
+    out = ["| steps | tasks | path | exact s | actions s | total s | min – max s | peak MB (driver) | peak MB (largest worker) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for size in sizes:
+        for name, r in (("local (SQLite, one process)", size["local"]), (f"dask ({size['workers']} worker processes)", size["dask"])):
+            if r is None:
+                continue
+            lo, hi = r["spread_total_s"]
+            out.append(f"| {size['steps']:,} | {size['tasks']:,} | {name} | {r['exact_s']:.2f} | {r['actions_s']:.2f} | "
+                       f"{r['total_s']:.2f} | {lo:.2f} – {hi:.2f} | {r['peak_mb']:,.0f} | "
+                       f"{r.get('worker_peak_mb', float('nan')):,.0f} |")
+    first = sizes[0]
+    out += ["", f"Runs of {first['steps'] // first['runs']} tool steps, 100 per task; "
+            f"{first['files']} Parquet files over {first['days']} days per size (export not measured). Median of "
+            f"{first['repeats']} fresh processes at the first size, {sizes[-1]['repeats']} above it; the cluster's start "
+            f"(~{first['dask']['cluster_start_s']:.1f} s) is not in the totals. Same incoherence as local wherever "
+            f"local was measured: {all(s['same_incoherence'] for s in sizes if s['same_incoherence'] is not None)}."]
+    if len(sizes) > 1:
+        out += ["", f"Growth from {sizes[0]['steps']:,} to {sizes[-1]['steps']:,} steps "
+                f"({sizes[-1]['steps'] / sizes[0]['steps']:.0f}x): dask time {_growth(sizes, 'steps', 'total_s', 'dask')}, "
+                f"driver memory {_growth(sizes, 'steps', 'peak_mb', 'dask')}, largest worker "
+                f"{_growth(sizes, 'steps', 'worker_peak_mb', 'dask')}; local time "
+                f"{_growth([s for s in sizes if s['local']], 'steps', 'total_s', 'local')}, local memory "
+                f"{_growth([s for s in sizes if s['local']], 'steps', 'peak_mb', 'local')}."]
+    out += ["", *engine_on_paper(sizes)]
+    return out
+
+
+def engine_on_paper(sizes: list[dict], steps: float = 1e9) -> list[str]:
+    """A cluster with 1B steps, worked out from the per-task costs measured at the largest size."""
+    big, small = sizes[-1], sizes[0]
+    cost = big["per_task"]
+    steps_per_task = big["steps"] / big["tasks"]
+    tasks = steps / steps_per_task
+    shuffle_exact = tasks * cost["runs_parquet_bytes_per_task"]
+    shuffle_actions = shuffle_exact + tasks * cost["steps_parquet_bytes_per_task"]
+    figures = tasks * max(cost["figures_bytes_per_task_exact"], cost["figures_bytes_per_task_actions"])
+    # the driver's memory per task, as measured: its peak's growth over the tasks added between sizes
+    per_task_mb = ((big["dask"]["peak_mb"] - small["dask"]["peak_mb"]) / (big["tasks"] - small["tasks"])
+                   if big["tasks"] > small["tasks"] else float("nan"))
+    core_s_per_task = big["dask"]["total_s"] * big["workers"] / big["tasks"]
+    gb = 1e9
+    lines = [
+        f"**On paper: 1 billion steps.** At the largest size measured a task is {cost['runs_per_task']} runs "
+        f"and {steps_per_task:,.0f} steps, so 1B steps are {tasks:,.0f} tasks. Per task the shuffle by task "
+        f"moves {cost['runs_parquet_bytes_per_task'] / 1e3:.1f} KB of runs columns (Parquet), plus "
+        f"{cost['steps_parquet_bytes_per_task'] / 1e3:.1f} KB of tool steps for `--outcome actions`; the driver "
+        f"receives {cost['figures_bytes_per_task_exact'] / 1e3:.1f} KB (exact) or "
+        f"{cost['figures_bytes_per_task_actions'] / 1e3:.1f} KB (actions) of pickled figures per task.",
+        "",
+        "| | 1B steps |",
+        "| --- | --- |",
+        f"| tasks | {tasks:,.0f} |",
+        f"| shuffled across the cluster, exact / actions | {shuffle_exact / gb:,.1f} GB / {shuffle_actions / gb:,.1f} GB |",
+        f"| figures sent to the driver (pickled) | {figures / gb:,.1f} GB |",
+        f"| driver memory at the measured {per_task_mb * 1e3:,.1f} KB per task | {per_task_mb * tasks / 1e3:,.1f} GB |",
+        f"| worker time at {core_s_per_task * 1e3:,.0f} core-ms per task (measured, 2 workers) | "
+        f"{core_s_per_task * tasks / 3600:,.1f} core-hours: {core_s_per_task * tasks / 60 / 10:,.0f} min on 10 "
+        f"workers, {core_s_per_task * tasks / 60 / 100:,.0f} min on 100 |",
+        "",
+        "What bounds it: the workers' share divides by N (each task is independent and a worker holds one "
+        "shuffle partition at a time), and the shuffle grows with the data, not with N. The driver's share "
+        "does not divide: it holds every task's figures and forms the ratios of sums, the interval over tasks "
+        "and pass^k from them, so at 1B steps its memory, not the workers, bounds a single run. Past that, "
+        "analyze a slice at a time (`--task`, or one export per period) or reduce the figures per task "
+        "(cluster listings are most of their size). The core-ms per task is measured on a shared 2-core "
+        "machine and includes reading Parquet and the shuffle's serialisation; a cluster's network adds to "
+        "the shuffle's time, not to the per-task work.",
+    ]
+    return lines
+
+
+# --- hotmess serve (bench/serve_throughput.py, bench/serve_pages.py) ---
+
+def serve_throughput_rows(d: dict) -> list[Row]:
+    return [Row(f"`hotmess serve`: spans accepted from {d['senders']} exporter processes",
+                f"{d['spans_sent']:,} spans (OTLP/HTTP protobuf, the real exporter)", f"{d['spans_per_second']:,.0f} spans/s",
+                f"{d['seconds']:.1f} s in all", "—", "—", "nothing lost",
+                yes(d["lost"] == 0 and d["failed_exports"] == 0))]
+
+
+def serve_throughput_details(d: dict) -> list[str]:
+    out = [f"{d['spans_sent']:,} spans sent, {d['spans_stored']:,} stored ({d['lost']:,} lost, {d['failed_exports']} "
+           f"failed exports) as {d['runs']:,} runs and {d['steps']:,} steps, in {d['seconds']:.2f} s: "
+           f"{d['spans_per_second']:,.0f} spans/s. Then the UI on that database:", "",
+           "| page | first fetch ms | median after ms |", "| --- | --- | --- |"]
+    for name, t in d["pages_ms"].items():
+        after = t["median_after"]
+        out.append(f"| {name} | {t['first']:,.1f} | {'—' if after is None else f'{after:,.1f}'} |")
+    return out
+
+
+def serve_pages_rows(d: dict) -> list[Row]:
+    pages = {r["page"]: r for r in d["pages"]}
+    slowest = max(d["pages"], key=lambda r: r["median_s"])
+    return [
+        Row(f"`hotmess serve` UI pages on {d['steps']:,} steps ({d['runs']:,} runs)", f"slowest: {slowest['page']}",
+            f"{slowest['median_s'] * 1000:,.1f} ms", f"max {slowest['max_s'] * 1000:,.1f} ms", "—", "—",
+            "every page under 0.5 s", yes(slowest["median_s"] < 0.5)),
+        Row("the same, the overview's first load (computes the analysis)", "`/`, nothing cached",
+            f"{d['overview_cold_s']:.2f} s", "one fetch", f"cached: {pages['overview']['median_s'] * 1000:,.1f} ms",
+            "", "(reported)", "—"),
+    ]
+
+
+def serve_pages_details(d: dict) -> list[str]:
+    out = ["| page | path | median ms | max ms |", "| --- | --- | --- | --- |"]
+    for r in d["pages"]:
+        out.append(f"| {r['page']} | `{r['path']}` | {r['median_s'] * 1000:,.1f} | {r['max_s'] * 1000:,.1f} |")
+    out += ["", f"{d['runs']:,} runs, {d['steps']:,} steps, {d['tasks']} tasks; each page fetched {d['repeats']} times "
+            f"over HTTP from the real app under uvicorn (the overview's first load, {d['overview_cold_s']:.2f} s, "
+            "computes `analyze --by agent` and is kept until the database changes)."]
     return out
 
 
@@ -533,9 +657,12 @@ fixed costs (imports, scikit-learn), so growth from 10k to 100k looks sub-linear
 honest slope.""",
     ),
     Bench(
-        "engine", "`analyze --engine dask` vs the local path at 1M steps", "engine.py",
-        ["--runs", "50000", "--steps", "20", "--repeats", "3"], ["--runs", "2000", "--steps", "20", "--repeats", "1"], 1500,
-        [("`analyze --engine dask` at 1M steps", "same figures; report time and memory")],
+        "engine", "`analyze --engine dask` vs the local path, 1M to 10M steps", "engine.py",
+        ["--runs", "50000,100000,250000,500000", "--steps", "20", "--repeats", "3", "--large-repeats", "1",
+         "--local-max", "500000"],
+        ["--runs", "2000,4000", "--steps", "20", "--repeats", "1"], 3600,
+        [("`analyze --engine dask` at 1M steps", "same figures; report time and memory"),
+         ("`analyze --engine dask` at 10M steps", "10M steps; driver memory bounded")],
         engine_rows, engine_details,
         limits="""On one 2-core machine the engine cannot beat the local path: the same per-task work runs in
 2 worker processes instead of one, plus the shuffle by task (every run row serialised to Arrow,
@@ -543,6 +670,30 @@ sent and regrouped) and, for outcome=actions, the steps packed per run and joine
 What it buys is that no process holds all runs: the driver holds one small record per task, and a
 worker one partition of the shuffle at a time; adding workers on other machines divides the
 per-task work.""",
+    ),
+    Bench(
+        "serve_throughput", "`hotmess serve`: OTLP spans accepted from 4 exporter processes", "serve_throughput.py",
+        ["--senders", "4", "--traces", "500", "--steps", "8", "--repeats", "5"],
+        ["--senders", "2", "--traces", "50", "--steps", "8", "--repeats", "2"], 900,
+        [("`hotmess serve`: spans accepted from 4 exporter processes", "nothing lost")],
+        serve_throughput_rows, serve_throughput_details,
+        limits="""Every request is decoded (protobuf), mapped to runs and steps by the same functions as `import
+otlp`, redacted and committed to SQLite before it is answered, one request at a time (SQLite has one
+writer). The senders are 4 processes on the same 2 cores as the server, so the figure is what the
+machine does with both sides on it; an exporter that is answered 503 with `Retry-After` retries, so
+a busy server slows the senders, never loses their spans.""",
+    ),
+    Bench(
+        "serve_pages", "`hotmess serve`: UI page times on 1M steps", "serve_pages.py",
+        ["--runs", "50000", "--steps", "20", "--repeats", "5"], ["--runs", "2000", "--steps", "20", "--repeats", "2"], 1500,
+        [("`hotmess serve` UI pages on 1,000,000 steps (50,000 runs)", "every page under 0.5 s"),
+         ("the same, the overview's first load (computes the analysis)", "(reported)")],
+        serve_pages_rows, serve_pages_details,
+        limits="""Pages read SQLite through indexes (runs by start time, by task, by agent; steps by run), and a
+deep page uses a keyset cursor, so paging does not slow with depth. The step search is not an index:
+a page scans at most 5,000 runs' steps newest first and links to where it stopped, so its worst case
+(no match) is bounded by that budget, not by the database. The overview and task pages hold an
+analysis, computed on the first load after the database changed.""",
     ),
     Bench(
         "overtime", "`horizon`, `goals`, `drift` at 10k, 100k and 1M steps", "overtime_scale.py",
@@ -710,6 +861,28 @@ def run_one(bench: Bench, quick: bool, peer_python: Path) -> dict:
     return out
 
 
+def saved(bench: Bench, entry: dict) -> dict:
+    """An earlier run's result of ``bench`` (from BENCHMARKS.json), its rows made anew from its data."""
+    out = {"command": entry["command"], "error": entry.get("error"), "data": entry.get("data"),
+           "wall_s": entry.get("wall_s"), "measured": entry.get("measured")}
+    if out["error"] is None:
+        try:
+            out["rows"] = bench.rows(out["data"])
+            out["details"] = bench.details(out["data"]) if bench.details else None
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
+            out["error"] = f"failed: the saved JSON no longer fits ({type(exc).__name__}: {exc}); run it again"
+    if out["error"] is not None:
+        out["rows"] = [Row(what, out["error"], target=target, met="—") for what, target in bench.lines]
+        out["details"] = None
+    return out
+
+
+def not_run(bench: Bench) -> dict:
+    error = f"not run (no earlier result: bench/run.py --only {bench.key})"
+    return {"command": bench.command(False), "error": error, "data": None, "wall_s": None,
+            "rows": [Row(what, error, target=target, met="—") for what, target in bench.lines], "details": None}
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -739,7 +912,7 @@ def render(results: list[tuple[Bench, dict]], info: dict, quick: bool, total_s: 
         f"| hotmess commit | {info['commit']} |",
         f"| date | {info['date']} |",
         f"| load average at start | {', '.join(f'{x:.1f}' for x in load)} (a shared machine: other work ran alongside) |" if load else "",
-        f"| total wall time | {total_s / 60:.1f} min |",
+        f"| wall time of this run | {total_s / 60:.1f} min |",
         "",
         "## Targets",
         "",
@@ -754,6 +927,8 @@ def render(results: list[tuple[Bench, dict]], info: dict, quick: bool, total_s: 
         lines += [f"## {bench.title}", "", f"Reproduce: `{res['command']}`"]
         if res.get("wall_s") is not None:
             lines[-1] += f" ({res['wall_s']:.0f} s here)"
+        if res.get("measured") and res["measured"].get("commit") != info["commit"]:
+            lines[-1] += f"; measured at commit {res['measured']['commit']}, {res['measured']['date']}"
         lines.append("")
         if res["error"]:
             lines += [res["error"], ""]
@@ -826,14 +1001,22 @@ def main() -> None:
             parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
         chosen = [b for b in REGISTRY if b.key in keys]
     info = machine()
+    store = Path(args.out).with_suffix(".json")
+    earlier = json.loads(store.read_text()) if store.exists() else {}
     start = time.perf_counter()
     results = []
-    for bench in chosen:
+    for bench in REGISTRY:
+        if bench not in chosen:
+            results.append((bench, saved(bench, earlier[bench.key]) if bench.key in earlier else not_run(bench)))
+            continue
         print(f"[bench] {bench.key}: {bench.command(args.quick)}", file=sys.stderr, flush=True)
         res = run_one(bench, args.quick, Path(args.peer_python))
+        res["measured"] = {"commit": info["commit"], "date": info["date"]}
         status = res["error"] or f"ok in {res['wall_s']:.0f} s"
         print(f"[bench] {bench.key}: {status}", file=sys.stderr, flush=True)
         results.append((bench, res))
+        earlier[bench.key] = {k: res[k] for k in ("command", "error", "data", "wall_s", "measured")}
+    store.write_text(json.dumps(earlier, indent=1) + "\n")
     total = time.perf_counter() - start
     text = render(results, info, args.quick, total)
     text += "\n" + SPEED_FIXES
@@ -842,7 +1025,7 @@ def main() -> None:
         Path(args.json_out).write_text(json.dumps({"machine": info, "results": {b.key: r["data"] for b, r in results},
                                                    "errors": {b.key: r["error"] for b, r in results if r["error"]}}, indent=1))
     print(f"[bench] wrote {args.out} in {total / 60:.1f} min", file=sys.stderr)
-    failed = [b.key for b, r in results if r["error"]]
+    failed = [b.key for b, r in results if r["error"] and b in chosen]
     if failed:
         print(f"[bench] failed: {', '.join(failed)}", file=sys.stderr)
 

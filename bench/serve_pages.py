@@ -8,7 +8,8 @@ process's thread; each page is fetched over HTTP ``--repeats`` times and the med
 - overview (``/``, an ``analyze --by agent`` kept until the database changes: the first fetch
   computes it and is reported apart as "cold"), the runs table page 1, a deep page (the keyset
   cursor of page 1,000, ``?after=``), an outcome search (``q=``), a step search (``steps=``,
-  bounded to 5,000 runs' steps a page), a time-range filter, one run page, one task page, and
+  bounded to 5,000 runs' steps a page) that matches and one that matches nothing (the worst
+  case: the page scans its whole budget of 5,000 runs' steps), a time-range filter, one run page, one task page, and
   the generation endpoint the live-update script polls.
 
     .venv/bin/python bench/serve_pages.py [--runs 50000] [--steps 20] [--repeats 5] [--json]
@@ -97,6 +98,7 @@ def main() -> None:
                 f"runs page {deep_page + 1} (keyset cursor)": f"/runs?after={quote(cursor or '')}",
                 "runs, outcome search": "/runs?q=cancel",
                 "runs, step search": "/runs?steps=cancel_order",
+                "runs, step search, no match (whole budget)": "/runs?steps=no-such-text-anywhere",
                 "runs, time range": "/runs?since=2026-01-05&until=2026-01-06",
                 "one run": f"/runs/{quote(run_id)}",
                 "one task": f"/tasks/{quote(task_id, safe='')}",

@@ -11,8 +11,6 @@ are counted: every one sent must be there. Then each UI page is fetched ``--repe
 (the first fetch of an analysis page computes it; later ones are served until the data changes).
 
     .venv/bin/python bench/serve_throughput.py [--senders 4] [--traces 500] [--steps 8] [--json]
-
-Not registered in bench/run.py (BENCHMARKS.md) yet.
 """
 
 from __future__ import annotations
@@ -47,9 +45,10 @@ def sender(endpoint: str, name: str, traces: int, steps: int) -> None:
             return result
 
     provider = TracerProvider()
+    queue = traces * (steps + 1) + 1  # holds every span: the processor never drops one
     provider.add_span_processor(BatchSpanProcessor(
-        Counted(endpoint=f"{endpoint}/v1/traces", timeout=30), max_queue_size=traces * (steps + 1) + 1,
-        max_export_batch_size=512, schedule_delay_millis=200))
+        Counted(endpoint=f"{endpoint}/v1/traces", timeout=30), max_queue_size=queue,
+        max_export_batch_size=min(512, queue), schedule_delay_millis=200))
     tracer = provider.get_tracer("bench")
     for i in range(traces):
         with tracer.start_as_current_span(f"invoke_agent {name}") as root:
@@ -104,7 +103,10 @@ def main() -> None:
             senders = [subprocess.Popen([sys.executable, __file__, "--sender", url, f"agent-{k}", str(args.traces),
                                          str(args.steps)], env=env, stdout=subprocess.PIPE, text=True)
                        for k in range(args.senders)]
-            reports = [json.loads(p.communicate(timeout=3600)[0].strip().splitlines()[-1]) for p in senders]
+            outputs = [p.communicate(timeout=3600)[0].strip().splitlines() for p in senders]
+            if any(p.returncode or not out for p, out in zip(senders, outputs, strict=True)):
+                raise SystemExit(f"a sender failed (exit codes {[p.returncode for p in senders]}): see its error above")
+            reports = [json.loads(out[-1]) for out in outputs]
             elapsed = time.perf_counter() - start
             sent = args.senders * args.traces * (args.steps + 1)
             with sqlite3.connect(db) as conn:
