@@ -136,15 +136,21 @@ def _lookup_result(tool: str) -> dict[str, Any]:
     return {"found": _fact(tool)}
 
 
-def make_agent(agent: str) -> Callable:
+def make_agent(agent: str) -> Callable[[Task, int, bool, random.Random], str]:
+    """The demo agent ``agent``: ``run(task, trial, right, rng)`` makes one traced run of the
+    task. The traced function sees what a real agent would, the request and the trial; the
+    simulation's knobs (whether this trial goes right, its random draws, the task's scripted
+    failures) stay outside it, so they are not recorded as the run's input."""
     fail = _FAILURES[agent]
     loses_thread = _LOSES_THE_THREAD[agent]
+    script: dict[str, Any] = {}
 
-    @hotmess.trace(task_id=lambda task, trial, right, rng: task.id,
-                   instance=lambda task, trial, right, rng: trial, agent=agent)
-    def support_agent(task: Task, trial: int, right: bool, rng: random.Random) -> str:
-        """One run; ``right``: whether the policy takes the right path this time."""
-        hotmess.goal(f"understand: {task.instruction}")
+    @hotmess.trace(task_id=lambda request, trial: request["id"],
+                   instance=lambda request, trial: trial, agent=agent)
+    def support_agent(request: dict[str, str], trial: int) -> str:
+        """One run of the support agent on a customer request."""
+        task, right, rng = script["task"], script["right"], script["rng"]
+        hotmess.goal(f"understand: {request['instruction']}")
         with hotmess.step("read the request", kind="llm") as s:
             s.output = {"intent": task.solution[0]}
         lost_at = len(task.lookups) if right or not loses_thread else rng.randrange(len(task.lookups))
@@ -169,7 +175,11 @@ def make_agent(agent: str) -> Callable:
         hotmess.outcome(result, success=result == expected, reference=expected)
         return answer
 
-    return support_agent
+    def run(task: Task, trial: int, right: bool, rng: random.Random) -> str:
+        script.update(task=task, right=right, rng=rng)
+        return support_agent({"id": task.id, "instruction": task.instruction}, trial)
+
+    return run
 
 
 def _right_trials(task: Task, runs: int, rng: random.Random) -> set[int]:
