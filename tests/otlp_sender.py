@@ -3,7 +3,9 @@ TracerProvider and the real OTLP/HTTP protobuf exporter, GenAI-style spans (an
 ``invoke_agent`` root with ``chat`` and ``execute_tool`` children).
 
 ``python otlp_sender.py ENDPOINT TOKEN AGENT TASK RUNS simple|batch``: with ``simple`` every
-span is its own export request (children before their root: each trace arrives in pieces)."""
+span is its own export request (children before their root: each trace arrives in pieces).
+ENDPOINT ``-``: the exporter is made with no arguments at all, so only the standard environment
+variables (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_HEADERS``) say where it sends."""
 
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ class Counted(OTLPSpanExporter):
 
 
 def main(endpoint: str, token: str, agent: str, task: str, runs: int, mode: str) -> None:
-    exporter = Counted(endpoint=f"{endpoint}/v1/traces", headers={"Authorization": f"Bearer {token}"},
-                                timeout=10)
+    exporter = Counted() if endpoint == "-" else Counted(
+        endpoint=f"{endpoint}/v1/traces", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     provider = TracerProvider(resource=Resource.create({"service.name": f"sender-{agent}"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter) if mode == "simple" else BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("otlp-sender")

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -164,6 +165,29 @@ def test_real_exporter_from_several_processes(server):
         assert kinds == ["llm", "tool"]
     overview = server.get_json("/api/overview")
     assert {"agent-simple", "agent-batch"} <= set(overview["groups"])
+
+
+def test_an_agent_with_only_the_standard_environment_variables(server):
+    """The issue's done-when: an agent in another process that is told nothing but
+    OTEL_EXPORTER_OTLP_ENDPOINT (and the token through OTEL_EXPORTER_OTLP_HEADERS, URL-encoded
+    as the specification says): its runs are in the UI within seconds, and the verdict, the
+    task's outcome clusters and drift work on them."""
+    env = {**_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": server.url,
+           "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{TOKEN}"}
+    sender = subprocess.run([sys.executable, str(HERE / "otlp_sender.py"), "-", "", "agent-env", "env-task", "6",
+                             "batch"], env=env, capture_output=True, text=True, timeout=60)
+    assert sender.returncode == 0, sender.stdout + sender.stderr
+    deadline = time.monotonic() + 5
+    while len(runs := server.get_json("/api/runs?agent=agent-env")["runs"]) < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(runs) == 6 and {r["task_id"] for r in runs} == {"env-task"}
+    verdict = server.get_json("/api/overview")["groups"]["agent-env"]
+    assert verdict["n_runs"] == 6 and verdict["success_rate"] == 0.5
+    task = server.get_json("/api/tasks/env-task")
+    clusters = {c["key"]: c["size"] for c in task["analysis"]["tasks"][0]["clusters"]}
+    assert clusters == {"<correct>": 3, "escalated": 3}, clusters  # successes are one cluster
+    drift = server.get_json("/api/drift?window=2runs&by=agent")
+    assert [w["n_runs"] for w in drift["groups"]["agent-env"]["windows"]] == [2, 2, 2]
 
 
 def test_a_trace_split_across_json_requests_is_one_run(server):
