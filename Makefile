@@ -12,9 +12,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Reinstall when pyproject.toml changes.
+# Reinstall when pyproject.toml changes. The demo's environment has the web UI (hotmess serve) too.
 $(VENV)/.base: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e ".[serve]"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python

@@ -67,4 +67,5 @@ def demo_command(
         ("analyze --by agent", "the same verdict, as a table (--json for scripts)"),
         ("runs --task warranty-620", "one task's runs"),
         ("show RUN_ID", "one run's steps as a tree"),
+        ("serve", "all of it in a browser, at http://127.0.0.1:4318/"),
     ], str(db))
