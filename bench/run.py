@@ -849,12 +849,18 @@ def run_one(bench: Bench, quick: bool, peer_python: Path) -> dict:
                 out["data"] = parse_json(m.stdout)
             except ValueError as exc:
                 out["error"] = f"failed: {exc}"
+    return with_rows(bench, out, "unexpected JSON")
+
+
+def with_rows(bench: Bench, out: dict, misfit: str) -> dict:
+    """``out`` with its table rows and details made from its data, or rows saying what failed
+    (``misfit``: what to call JSON the benchmark's rows cannot read)."""
     if out["error"] is None:
         try:
             out["rows"] = bench.rows(out["data"])
             out["details"] = bench.details(out["data"]) if bench.details else None
         except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
-            out["error"] = f"failed: unexpected JSON ({type(exc).__name__}: {exc})"
+            out["error"] = f"failed: {misfit} ({type(exc).__name__}: {exc})"
     if out["error"] is not None:
         out["rows"] = [Row(what, out["error"], target=target, met="—") for what, target in bench.lines]
         out["details"] = None
@@ -865,16 +871,7 @@ def saved(bench: Bench, entry: dict) -> dict:
     """An earlier run's result of ``bench`` (from BENCHMARKS.json), its rows made anew from its data."""
     out = {"command": entry["command"], "error": entry.get("error"), "data": entry.get("data"),
            "wall_s": entry.get("wall_s"), "measured": entry.get("measured")}
-    if out["error"] is None:
-        try:
-            out["rows"] = bench.rows(out["data"])
-            out["details"] = bench.details(out["data"]) if bench.details else None
-        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
-            out["error"] = f"failed: the saved JSON no longer fits ({type(exc).__name__}: {exc}); run it again"
-    if out["error"] is not None:
-        out["rows"] = [Row(what, out["error"], target=target, met="—") for what, target in bench.lines]
-        out["details"] = None
-    return out
+    return with_rows(bench, out, "the saved JSON no longer fits its rows; run it again")
 
 
 def not_run(bench: Bench) -> dict:
