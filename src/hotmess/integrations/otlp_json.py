@@ -78,7 +78,7 @@ from hotmess.integrations.otlp_traces import (
     scrub,
     trace_rows,
 )
-from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records, request_spans
+from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, file_spans, request_spans
 from hotmess.progress import Progress, counted
 from hotmess.redact import Redactor, make_redactor
 from hotmess.store import rows
@@ -247,16 +247,12 @@ def _parse(
         info = OtlpFile(name)
         batch.files.append(info)
         try:
-            for label, record in read_records(file, name, file_progress):
+            for spans in file_spans(file, name, file_progress):
                 info.records += 1
-                try:
-                    if isinstance(record, BadRecord):
-                        raise record
-                    spans = request_spans(record)
-                except BadRecord as exc:
+                if isinstance(spans, InputError):
                     info.skipped += 1
                     if len(batch.errors) < MAX_ERRORS:
-                        batch.errors.append(InputError(name, label, str(exc)))
+                        batch.errors.append(spans)
                     continue
                 info.spans += len(spans)
                 for rec in spans:
@@ -267,10 +263,6 @@ def _parse(
             if not many:
                 raise
             info.empty = True
-        except OSError as exc:  # unreadable, or a gzip stream cut short
-            raise InputError(name, None, f"cannot read the file: {exc.strerror or exc}") from None
-        except EOFError as exc:
-            raise InputError(name, None, f"cannot read the file: {exc}") from None
         batch.records += info.records
         batch.skipped += info.skipped
     if not many:

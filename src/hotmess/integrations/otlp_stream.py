@@ -31,7 +31,7 @@ from typing import Any
 
 from hotmess.errors import InputError
 from hotmess.integrations.otlp_traces import DEFAULT_TASK_ATTR, is_agent_trace, scrub, trace_rows
-from hotmess.integrations.otlp_wire import BadRecord, EmptyFile, read_records, request_spans
+from hotmess.integrations.otlp_wire import EmptyFile, file_spans
 from hotmess.redact import Redactor, make_redactor
 from hotmess.vocab.records import SpanRecord
 from hotmess.vocab.serialize import DEFAULT_MAX_ATTRIBUTE_CHARS
@@ -129,16 +129,12 @@ def stream_otlp_json(
     for file in files:
         name = str(file)
         try:
-            for label, record in read_records(file, name):
+            for spans in file_spans(file, name):
                 stats.records += 1
-                try:
-                    if isinstance(record, BadRecord):
-                        raise record
-                    spans = request_spans(record)
-                except BadRecord as exc:
+                if isinstance(spans, InputError):
                     stats.skipped += 1
                     if len(stats.errors) < MAX_ERRORS:
-                        stats.errors.append(str(InputError(name, label, str(exc))))
+                        stats.errors.append(str(spans))
                     continue
                 for rec in spans:
                     stats.spans += 1
@@ -161,10 +157,6 @@ def stream_otlp_json(
                         yield batch
         except EmptyFile:
             continue
-        except OSError as exc:
-            raise InputError(name, None, f"cannot read the file: {exc.strerror or exc}") from None
-        except EOFError as exc:
-            raise InputError(name, None, f"cannot read the file: {exc}") from None
     closed.clear()
     batch = flush(list(traces))
     if batch.runs:

@@ -25,7 +25,7 @@ from hotmess.integrations.sources import LongLine, capped_lines, read_capped, re
 from hotmess.progress import Progress, reading
 from hotmess.vocab.records import SpanRecord
 
-__all__ = ["BadRecord", "EmptyFile", "read_records", "request_spans"]
+__all__ = ["BadRecord", "EmptyFile", "file_spans", "read_records", "request_spans"]
 
 _SPAN_KINDS = {0: "INTERNAL", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 _STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
@@ -48,6 +48,28 @@ def _open(path: Path):
     with open(path, "rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def file_spans(path: Path, where: str, progress: Progress | None = None) -> Iterator[list[SpanRecord] | InputError]:
+    """For each record of the file, its spans, or the InputError naming the file and record and
+    why it is skipped. A file that cannot be read raises InputError naming it (EmptyFile when it
+    holds no record); what the caller does between records is not caught here."""
+    try:
+        for label, record in read_records(path, where, progress):
+            try:
+                if isinstance(record, BadRecord):
+                    raise record
+                spans = request_spans(record)
+            except BadRecord as exc:
+                yield InputError(where, label, str(exc))
+                continue
+            yield spans
+    except EmptyFile:
+        raise
+    except OSError as exc:  # unreadable, or a gzip stream cut short
+        raise InputError(where, None, f"cannot read the file: {exc.strerror or exc}") from None
+    except EOFError as exc:
+        raise InputError(where, None, f"cannot read the file: {exc}") from None
 
 
 def read_records(path: Path, where: str, progress: Progress | None = None) -> Iterator[tuple[str | None, Any]]:
