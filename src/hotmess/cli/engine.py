@@ -9,7 +9,6 @@ database the directory was exported from.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -27,9 +26,9 @@ EngineOption = Annotated[
                  show_default=False),
 ]
 SourceOption = Annotated[
-    Path | None,
-    typer.Option("--source", help="With --engine: the Parquet directory (hotmess export parquet --out DIR).",
-                 show_default=False),
+    str | None,
+    typer.Option("--source", help="With --engine: the Parquet directory (hotmess export parquet --out DIR), "
+                 "or its URL (s3://bucket/prefix; credentials from the environment).", show_default=False),
 ]
 SchedulerOption = Annotated[
     str | None,
@@ -38,13 +37,13 @@ SchedulerOption = Annotated[
 ]
 
 
-def analyze_on_engine(engine: str, source: Path | None, scheduler: str | None, **kwargs: Any) -> Any:
+def analyze_on_engine(engine: str, source: str | None, scheduler: str | None, **kwargs: Any) -> Any:
     """The :class:`~hotmess.analyzers.results.Analysis` of ``hotmess analyze --engine ...``:
     ``kwargs`` are the analyze options (outcome, decomposition, by, task, tasks, ...)."""
     return on_engine("analyze", engine, source, scheduler, **kwargs)
 
 
-def on_engine(command: str, engine: str, source: Path | None, scheduler: str | None, **kwargs: Any) -> Any:
+def on_engine(command: str, engine: str, source: str | None, scheduler: str | None, **kwargs: Any) -> Any:
     """The result of ``hotmess COMMAND --engine ...`` (``command``: analyze or horizon), from
     :mod:`hotmess.engine`'s function of that name with the command's options ``kwargs``."""
     import hotmess.engine
@@ -54,13 +53,13 @@ def on_engine(command: str, engine: str, source: Path | None, scheduler: str | N
     return getattr(hotmess.engine, command)(source, engine=engine, scheduler=scheduler, **kwargs)
 
 
-def check_engine_options(engine: str | None, source: Path | None, scheduler: str | None) -> None:
+def check_engine_options(engine: str | None, source: str | None, scheduler: str | None) -> None:
     """--source and --scheduler only go with --engine."""
     if engine is None and (source is not None or scheduler is not None):
         raise HotmessError("--source and --scheduler go with --engine dask")
 
 
-def not_on_engine(command: str, engine: str | None, source: Path | None, scheduler: str | None) -> None:
+def not_on_engine(command: str, engine: str | None, source: str | None, scheduler: str | None) -> None:
     """``hotmess COMMAND --engine ...`` for a command the engine does not run yet: a clear error."""
     if engine is not None or source is not None or scheduler is not None:
         raise HotmessError(f"{command} is not available on the engine yet (analyze and horizon are): "

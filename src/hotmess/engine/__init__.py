@@ -1,7 +1,8 @@
 """The analysis past one machine: the same per-task functions run on a distributed engine.
 
 ``hotmess.engine.analyze(source, engine="dask", scheduler=None, ...)`` reads a Parquet
-directory (:mod:`hotmess.parquet`'s layout, written by ``hotmess export parquet``), groups the
+directory or URL (``s3://bucket/prefix``; :mod:`hotmess.parquet`'s layout, written by
+``hotmess export parquet``), groups the
 runs by task on the workers, computes each task's figures there
 (:func:`hotmess.analyzers.analysis.task_figures`, the very function the local
 :func:`~hotmess.analyzers.analyze` is built on) and combines the few numbers per task on the

@@ -26,7 +26,6 @@ import math
 import os
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from hotmess.analyzers.analysis import (
@@ -72,7 +71,7 @@ def connect(scheduler: str | None = None, *, n_workers: int | None = None,
     logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     cluster = distributed.LocalCluster(
         n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=processes,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: never the one another cluster holds
     )
     return distributed.Client(cluster)
 
@@ -197,15 +196,50 @@ def _refuse(tasks: str) -> None:
         raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
 
 
-def _checked_source(source: str | os.PathLike[str]) -> Path:
-    source = Path(source)
+class Source:
+    """Where the Parquet layout is: a directory on this machine (or one every worker mounts at the
+    same path), or a URL that fsspec reads, such as ``s3://bucket/prefix`` (``pip install
+    'hotmess[s3]'``; credentials and endpoint from the environment, e.g. ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, as every worker sees them)."""
+
+    def __init__(self, source: str | os.PathLike[str]) -> None:
+        self.name = str(source)
+        self.url = self.name.rstrip("/") or "/"
+        try:
+            import fsspec
+
+            self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        except ImportError as exc:  # the URL's filesystem is not installed (s3fs, gcsfs, ...)
+            raise HotmessError(f"{self.name}: {exc} (for s3:// URLs: pip install 'hotmess[s3]')") from None
+        except ValueError as exc:  # an unknown protocol
+            raise HotmessError(f"{self.name}: {exc}") from None
+
+    def part(self, name: str) -> str:
+        """The URL (or path) of the ``runs`` or ``steps`` part, as ``read_parquet`` takes it."""
+        return f"{self.url}/{name}"
+
+    def file_bytes(self, name: str) -> list[int]:
+        """The size of each day file of the part ``name``."""
+        found = self.fs.glob(f"{self.root.rstrip('/')}/{name}/day=*/*.parquet", detail=True)
+        return [int(info.get("size") or 0) for info in found.values()]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _checked_source(source: str | os.PathLike[str]) -> Source:
+    source = Source(source)
     for part in ("runs", "steps"):
-        if not (source / part).is_dir():
+        try:
+            found = source.fs.isdir(f"{source.root.rstrip('/')}/{part}")
+        except Exception as exc:  # noqa: BLE001 - a store's own errors (credentials, network) named
+            raise HotmessError(f"{source}: cannot read it: {type(exc).__name__}: {exc}") from None
+        if not found:
             raise HotmessError(f"{source}: no {part}/ directory (write one with hotmess export parquet)")
     return source
 
 
-def _per_task(source: Path, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
+def _per_task(source: Source, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
               task: str | None, per_task: Callable[[Table, Table | None], Any], with_steps: bool) -> list[Any]:
     """``per_task(runs, steps)`` of every task under ``source``, computed on the workers of
     ``client`` (or of a client made by :func:`connect` and closed at the end)."""
@@ -221,25 +255,27 @@ def _per_task(source: Path, scheduler: str | None, client: Any, n_workers: int |
                 cluster.close()
 
 
-def _figures(client: Any, source: Path, task: str | None, per_task: Callable[[Table, Table | None], Any],
+def _figures(client: Any, source: Source, task: str | None, per_task: Callable[[Table, Table | None], Any],
              with_steps: bool) -> list[Any]:
     """``per_task`` of every task's runs and tool steps, computed on the workers of ``client``."""
     dd, _ = _dask()
     filters = None if task is None else [("task_id", "==", task)]
-    if not _has_files(source / "runs"):
+    run_files = source.file_bytes("runs")
+    if not run_files:
         return []
     workers = max(len(client.scheduler_info().get("workers", {})), 1)
-    runs = _coalesced(dd.read_parquet(str(source / "runs"), columns=list(RUN_COLUMNS),
-                                      filters=filters), source / "runs", workers)
+    runs = _coalesced(dd.read_parquet(source.part("runs"), columns=list(RUN_COLUMNS),
+                                      filters=filters), run_files, workers)
     step_columns: list[str] = []
     if with_steps:
         step_columns = list(ANALYSIS_STEP_COLUMNS)  # run_id first
-        if _has_files(source / "steps"):
+        step_files = source.file_bytes("steps")
+        if step_files:
             steps = _coalesced(
-                dd.read_parquet(str(source / "steps"),
+                dd.read_parquet(source.part("steps"),
                                 columns=list(dict.fromkeys([*step_columns, "start_ns"])),
                                 filters=[("kind", "==", "tool")]),
-                source / "steps", workers)
+                step_files, workers)
             import pandas as pd
 
             meta = pd.DataFrame({"run_id": pd.Series([], dtype=steps["run_id"].dtype),
@@ -260,17 +296,14 @@ def _figures(client: Any, source: Path, task: str | None, per_task: Callable[[Ta
 PARTITION_BYTES = 256 * 2**20
 
 
-def _coalesced(frame: Any, folder: Path, workers: int) -> Any:
-    """``frame`` in fewer partitions when its files are small (one per day): two per worker, or
-    one per ``PARTITION_BYTES`` of files, whichever is more. Neighbouring partitions are
-    concatenated, nothing is shuffled; each partition costs the shuffle by task a fixed price."""
-    size = sum(f.stat().st_size for f in folder.glob("day=*/*.parquet"))
+def _coalesced(frame: Any, file_bytes: list[int], workers: int) -> Any:
+    """``frame`` in fewer partitions when its files (of ``file_bytes``) are small (one per day):
+    two per worker, or one per ``PARTITION_BYTES`` of files, whichever is more. Neighbouring
+    partitions are concatenated, nothing is shuffled; each partition costs the shuffle by task a
+    fixed price."""
+    size = sum(file_bytes)
     target = max(2 * workers, math.ceil(size / PARTITION_BYTES))
     return frame.repartition(npartitions=target) if frame.npartitions > target else frame
-
-
-def _has_files(folder: Path) -> bool:
-    return any(folder.glob("day=*/*.parquet"))
 
 
 def _pack_steps(frame: Any, columns: list[str]) -> Any:
