@@ -132,7 +132,8 @@ def goals(request: Request, db: Any, analyses: Any) -> View:
     body = form + report.goals_section(series)
     if isinstance(result, dict):  # the report links drifting runs to its own anchors: here, to their pages
         links = "".join(f'<li><a class="mono" href="{esc(pages.run_url(d.get("run_id")))}">{esc(d.get("run_id"))}</a> '
-                        f'slope {pages.num(d.get("slope"), 2)}</li>'
+                        f'slope {pages.num(d.get("slope"), 2)} over {esc(d.get("n_goals"))} goals, task '
+                        f'<a href="{esc(pages.task_url(d.get("task_id")))}">{esc(d.get("task_id"))}</a></li>'
                         for d in (result.get("goal_drift") or {}).get("drifting") or [])
         body += f"<h3>Drifting runs</h3><ul>{links}</ul>" if links else ""
     return data, lambda: pages.page("Goals", body, json_link=pages.with_json("/goals", {"align": align, "task": task}),
