@@ -23,8 +23,9 @@ from hotmess.store.readers import read_for_analysis, read_instructions, read_run
 from hotmess.store.tasks import TASK_SOURCES, read_inferred_tasks, save_inferred_tasks
 from hotmess.tables import Table
 
+from .platforms import PlatformImports
 from .results import ExportReport, ImportReport, ReportResult, RunDetail
-from .sources import check_exists, check_source
+from .sources import check_exists
 
 __all__ = ["Database", "ExportReport", "ImportReport", "ReportResult", "RunDetail", "open"]
 
@@ -35,8 +36,9 @@ def _check_tasks(tasks: str) -> str:
     return tasks
 
 
-class Database:
-    """A hotmess SQLite database, opened for reading and analysis (``hotmess.open(path)``)."""
+class Database(PlatformImports):
+    """A hotmess SQLite database, opened for reading and analysis (``hotmess.open(path)``); its
+    imports from tracing platforms are :class:`~hotmess.api.platforms.PlatformImports`'."""
 
     def __init__(self, db: str | os.PathLike[str] | sqlite3.Connection | None = None, *, create: bool = False):
         self._conn: sqlite3.Connection | None = None
@@ -447,181 +449,6 @@ class Database:
                        key=natural_key)
         shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
         return f"no task {task!r} in {self.path}" + (f" (its {len(known)} tasks: {shown})" if known else " (it has no runs)")
-
-    # ------------------------------------------------------------------ tracing platforms
-
-    def import_mlflow(
-        self,
-        source: str | os.PathLike[str],
-        *,
-        experiments: list[str] | None = None,
-        since: Any = None,
-        until: Any = None,
-        task_attr: str = "hotmess.task.id",
-        agent: str | None = None,
-        redact: bool = True,
-        max_chars: int = 8192,
-        page_size: int = 100,
-        resume: bool = False,
-        success_key: str | None = None,
-        progress: Progress | None = None,
-    ) -> ImportReport:
-        """Import MLflow traces (``hotmess import mlflow``) in one transaction: from a tracking
-        store (a tracking URI such as ``sqlite:///mlruns.db``, a directory, or the SQLite file;
-        read with MLflow's client, ``hotmess[mlflow]``), or from a file of ``Trace.to_json()``
-        traces. One run per trace; traces stored before are left as they are; ``since`` /
-        ``until`` bound the request time (of a file's traces, their root's start). See
-        :mod:`hotmess.integrations.mlflow_traces`. ``resume`` (a store only, without ``since``):
-        ask the store only for traces from the newest one an earlier import read from it on.
-        Success: a ``hotmess.success`` tag, else the feedback assessment ``success_key`` names."""
-        from hotmess.integrations import mlflow_traces as m
-
-        if agent is not None and not agent.strip():
-            raise HotmessError("agent must not be empty")
-        if resume and (since is not None or not m.is_tracking_uri(source)):
-            raise HotmessError("resume continues reading a tracking store; it takes no since, and no file")
-        if resume and Path(self.path).exists():
-            since = m.newest_stored(self.conn, source)
-        if m.is_tracking_uri(source):
-            batch = m.read_mlflow_store(source, experiments=experiments, since=since, until=until,
-                                        task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                        page_size=page_size, success_key=success_key)
-        else:
-            if experiments:
-                raise HotmessError("experiments apply to a tracking store, not a file of traces")
-            check_exists(source)
-            batch = m.parse_mlflow_file(source, task_attr=task_attr, agent=agent, redact=redact,
-                                        max_chars=max_chars, progress=progress, since=since, until=until,
-                                        success_key=success_key)
-        return self._platform_report(batch, progress)
-
-    def _platform_report(self, batch: Any, progress: Progress | None) -> ImportReport:
-        """Store a tracing platform's batch (nothing, and no database created, when it holds no
-        run) and report it."""
-        from hotmess.integrations.platform_traces import check_batch, insert_batch
-
-        check_batch(batch)
-        result = insert_batch(self.conn, batch, progress=progress)
-        details = batch.to_dict()
-        return ImportReport(result=result, batch=batch, extra={
-            "records": batch.records, "skipped": batch.skipped, "errors": details["errors"][:5],
-            "duplicates": batch.duplicates, "hashed_task_ids": batch.hashed_task_ids,
-        })
-
-    def import_langsmith(
-        self,
-        file: str | os.PathLike[str] | None = None,
-        *,
-        project: str | None = None,
-        task_attr: str = "hotmess.task.id",
-        agent: str | None = None,
-        redact: bool = True,
-        max_chars: int = 8192,
-        since: Any = None,
-        until: Any = None,
-        resume: bool = False,
-        success_key: str | None = None,
-        endpoint: str | None = None,
-        progress: Progress | None = None,
-    ) -> ImportReport:
-        """Import LangSmith runs (``hotmess import langsmith``) in one transaction: a file of
-        serialised ``RunTree`` / ``Run`` objects (JSON lines or a list), or a ``project`` on a
-        LangSmith server (``LANGSMITH_ENDPOINT`` / ``LANGSMITH_API_KEY``, read with the official
-        client, ``hotmess[langsmith]``). One run per trace, steps from its child runs; only
-        traces starting in ``[since, until)`` when given; success from the root's feedback
-        named ``success_key``. ``resume`` (a project only, without ``since``): read only from
-        the newest run an earlier import read from that project on. See
-        :mod:`hotmess.integrations.langsmith_runs`."""
-        from hotmess.integrations import langsmith_runs as m
-        from hotmess.integrations.platform_traces import newest_stored
-
-        check_source(file, project, "project", agent, since, resume)
-        if project is None:
-            batch = m.parse_langsmith_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                           progress=progress, since=since, until=until, success_key=success_key)
-        else:
-            if resume and Path(self.path).exists():
-                since = newest_stored(self.conn, m.SOURCE, m.SERVER_ATTR, m.server_label(project, endpoint))
-            batch = m.read_langsmith_server(project, since=since, until=until, endpoint=endpoint,
-                                            task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                            success_key=success_key)
-        return self._platform_report(batch, progress)
-
-    def import_langfuse(
-        self,
-        file: str | os.PathLike[str] | None = None,
-        *,
-        host: str | None = None,
-        task_attr: str = "hotmess.task.id",
-        agent: str | None = None,
-        redact: bool = True,
-        max_chars: int = 8192,
-        since: Any = None,
-        until: Any = None,
-        resume: bool = False,
-        success_key: str | None = None,
-        page_size: int = 50,
-        progress: Progress | None = None,
-    ) -> ImportReport:
-        """Import Langfuse traces (``hotmess import langfuse``) in one transaction: a file of
-        observations, pages of them or traces with their observations (the public API's JSON),
-        or a Langfuse server (``host``, else ``LANGFUSE_HOST``; keys ``LANGFUSE_PUBLIC_KEY`` /
-        ``LANGFUSE_SECRET_KEY``) when no file is given. One run per trace; only traces starting
-        in ``[since, until)`` when given; success from the trace's score named ``success_key``.
-        ``resume`` (a server only, without ``since``): read only from the newest trace an
-        earlier import read from that server on. See :mod:`hotmess.integrations.langfuse_traces`."""
-        from hotmess.integrations import langfuse_traces as m
-        from hotmess.integrations.platform_traces import newest_stored
-
-        server = host is not None or file is None
-        check_source(file, "server" if server else None, "host", agent, since, resume)
-        if not server:
-            batch = m.parse_langfuse_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
-                                          progress=progress, since=since, until=until, success_key=success_key)
-        else:
-            if resume and Path(self.path).exists():
-                since = newest_stored(self.conn, m.SOURCE, m.SERVER_ATTR, m.host_of(host))
-            batch = m.read_langfuse_server(host, since=since, until=until, task_attr=task_attr, agent=agent,
-                                           redact=redact, max_chars=max_chars, success_key=success_key,
-                                           page_size=page_size)
-        return self._platform_report(batch, progress)
-
-    def import_phoenix(
-        self,
-        source: str | os.PathLike[str] | None = None,
-        *,
-        endpoint: str | None = None,
-        project: str = "default",
-        since: Any = None,
-        until: Any = None,
-        resume: bool = False,
-        task_attr: str = "hotmess.task.id",
-        agent: str | None = None,
-        redact: bool = True,
-        max_chars: int = 8192,
-        page_size: int = 1000,
-        progress: Progress | None = None,
-    ) -> ImportReport:
-        """Import Arize Phoenix spans (``hotmess import phoenix``) in one transaction: a file
-        (``source``: the spans dataframe as Parquet or JSON lines, or REST spans pages) or a
-        server (``endpoint``: ``GET /v1/projects/{project}/spans`` read with its cursor, the key
-        from ``PHOENIX_API_KEY``). One run per trace; traces stored before are left as they are;
-        only traces whose root starts in ``[since, until)`` when given. ``resume`` (a server
-        only, without ``since``): ask only for spans from the newest run an earlier import read
-        from that project on. See :mod:`hotmess.integrations.phoenix_spans`."""
-        from hotmess.integrations import phoenix_spans as p
-
-        check_source(source, endpoint, "Phoenix server endpoint", agent, since, resume)
-        if endpoint is not None:
-            p.check_endpoint(endpoint)
-            if resume and Path(self.path).exists():
-                since = p.newest_stored(self.conn, endpoint, project)
-            batch = p.read_phoenix_server(endpoint, project=project, since=since, until=until, task_attr=task_attr,
-                                          agent=agent, redact=redact, max_chars=max_chars, page_size=page_size)
-        else:
-            batch = p.parse_phoenix_file(source, task_attr=task_attr, agent=agent, redact=redact,
-                                         max_chars=max_chars, progress=progress, since=since, until=until)
-        return self._platform_report(batch, progress)
 
 
 _GOAL_RUN_COLUMNS = ("run_id", "task_id", "status", "reference")
