@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from test_cli import hotmess_here
 
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
@@ -114,6 +115,11 @@ def test_the_views_json_is_the_library_calls(site):
               db.horizon(by="agent", length="tool_calls").to_json())
         _same(site.get_json("/api/goals?align=progress"), db.goals(align="progress").to_json())
         _same(site.get_json("/api/compare?by=agent"), db.analyze(by="agent").to_json())
+        _same(site.get_json("/api/activity?unit=day"), db.activity(unit="day").to_json())
+    cli = hotmess_here("activity", "--db", str(site.db), "--unit", "day", "--json")
+    assert json.loads(cli.stdout) == site.get_json("/api/activity?unit=day")  # the CLI's --json shape
+    table = hotmess_here("activity", "--db", str(site.db), "--unit", "hour").stdout
+    assert " runs per hour in " in table and "incomplete" in table
     activity = site.get_json("/api/activity?unit=day")
     assert activity["unit"] == "day"
     assert sum(b["ok"] + b["error"] + b["incomplete"] for b in activity["buckets"]) == site.get_json(

@@ -24,10 +24,13 @@ from hotmess.store.tasks import TASK_SOURCES, read_inferred_tasks, save_inferred
 from hotmess.tables import Table
 
 from .platforms import PlatformImports
-from .results import ExportReport, ImportReport, ReportResult, RunDetail
+from .results import ExportReport, ImportReport, ReportResult, RunDetail, RunsOverTime
 from .sources import check_exists
 
-__all__ = ["Database", "ExportReport", "ImportReport", "ReportResult", "RunDetail", "open"]
+__all__ = ["Database", "ExportReport", "ImportReport", "ReportResult", "RunDetail", "RunsOverTime", "open"]
+
+#: A run's status, as stored.
+RUN_STATUSES = ("ok", "error", "incomplete")
 
 
 def _check_tasks(tasks: str) -> str:
@@ -300,6 +303,26 @@ class Database(PlatformImports):
         _analyzing(progress)
         return self._checked(lambda: drift(runs, steps, window=window, by=by, baseline=baseline, alpha=alpha,
                                            n_perm=n_perm, outcome=outcome, seed=seed, progress=progress))
+
+    def activity(self, *, unit: str | None = None) -> RunsOverTime:
+        """Runs started per hour, day or week by status (``hotmess activity``); ``unit`` None
+        chooses from the span of the runs' start times."""
+        import datetime as dt
+
+        from hotmess.store.readers import TIME_BUCKETS, read_runs_over_time
+
+        if unit is not None and unit not in TIME_BUCKETS:
+            raise HotmessError(f"unit must be one of {', '.join(TIME_BUCKETS)}, not {unit!r}")
+        unit, counts = read_runs_over_time(self.conn, unit)
+        if not counts:
+            return RunsOverTime(unit, ())
+        first, last = min(counts), max(counts)
+        # a few stray timestamps far apart: only the buckets that have runs, not thousands of empty ones
+        keys = sorted(counts) if last - first > 400 else range(first, last + 1)
+        width = TIME_BUCKETS[unit]
+        return RunsOverTime(unit, tuple(
+            {"start": dt.datetime.fromtimestamp(k * width / 1e9, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             **{s: counts.get(k, {}).get(s, 0) for s in RUN_STATUSES}} for k in keys))
 
     # ------------------------------------------------------------------ the report
 

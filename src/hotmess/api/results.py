@@ -8,7 +8,7 @@ from typing import Any
 
 from hotmess.results import Result
 
-__all__ = ["ExportReport", "ImportReport", "ReportResult", "RunDetail"]
+__all__ = ["ExportReport", "ImportReport", "ReportResult", "RunDetail", "RunsOverTime"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,14 @@ class ReportResult(Result):
     agents: list[str]
     sections: dict[str, str]
     step_trees: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RunsOverTime(Result):
+    """Runs started per ``unit`` (hour, day or week, UTC) by status (``hotmess activity``):
+    ``buckets`` in time order, each ``{"start": ISO time, "ok": n, "error": n, "incomplete": n}``.
+    Every bucket from the first to the last is listed, unless a few stray timestamps lie so far
+    apart that only the buckets with runs are."""
+
+    unit: str
+    buckets: tuple[dict[str, Any], ...]

@@ -143,6 +143,23 @@ def fmt_success(value: float | None) -> str:
 _STATUS_STYLE = {"ok": "green", "error": "red", "incomplete": "yellow"}
 
 
+def activity_table(buckets: Sequence[dict[str, Any]], unit: str, title: str) -> RichTable:
+    """Runs started per ``unit`` by status, one row per bucket, a bar of the total beside it."""
+    table = RichTable(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column(unit + " (UTC)", no_wrap=True)
+    for status in ("ok", "error", "incomplete"):
+        table.add_column(status, justify="right", style=_STATUS_STYLE.get(status))
+    table.add_column("runs", justify="right")
+    table.add_column("", no_wrap=True, overflow="crop")
+    most = max((b["ok"] + b["error"] + b["incomplete"] for b in buckets), default=0) or 1
+    cut = 16 if unit == "hour" else 10
+    for b in buckets:
+        total = b["ok"] + b["error"] + b["incomplete"]
+        table.add_row(b["start"][:cut].replace("T", " "), str(b["ok"]), str(b["error"]), str(b["incomplete"]),
+                      str(total), "█" * max(round(30 * total / most), 1 if total else 0))
+    return table
+
+
 def runs_table(
     rows: Sequence[dict[str, Any]], total: int, title: str, agents: set[Any] | None = None,
 ) -> RichTable:

@@ -1,4 +1,4 @@
-"""``hotmess runs`` and ``hotmess show``: what was recorded."""
+"""``hotmess runs``, ``hotmess show`` and ``hotmess activity``: what was recorded, and when."""
 
 from __future__ import annotations
 
@@ -59,3 +59,26 @@ def show_command(
         render.print_json(detail.to_json())
         return
     render.console.print(render.run_tree(detail.run, detail.steps))
+
+
+@app.command("activity")
+def activity_command(
+    db: DbOption = None,
+    unit: Annotated[str | None, typer.Option("--unit", help="hour, day or week (UTC); default: chosen from the "
+                                             "span of the runs' start times.", show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs started per hour, day or week, by status: when the agent ran, and how its runs ended."""
+    import hotmess
+
+    with hotmess.open(db_path(db)) as store:
+        result = store.activity(unit=unit)
+    if as_json:
+        render.print_json(result.to_json())
+        return
+    if not result.buckets:
+        render.console.print(f"No runs in {db_path(db)} yet. Trace an agent with @hotmess.trace, or `hotmess demo`.")
+        return
+    total = sum(b["ok"] + b["error"] + b["incomplete"] for b in result.buckets)
+    render.console.print(render.activity_table(result.buckets, result.unit,
+                                               f"{total} runs per {result.unit} in {db_path(db)}"))

@@ -284,7 +284,7 @@ def _overview(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Calla
             "Overview", f"no runs in {db.path} yet: point an OpenTelemetry exporter here "
             f"(OTEL_EXPORTER_OTLP_ENDPOINT={request.base_url}) or record with @hotmess.trace")
     result = analyses.get(("compare", "agent"), lambda: db.analyze(by="agent").to_json())  # /compare's too
-    figure = analyses.get(("activity figure",), lambda: views.activity_figure(views.read_activity(db.conn)))
+    figure = analyses.get(("activity figure",), lambda: views.activity_figure(db.activity().to_json()))
     return result, lambda: pages.overview_page(result, db.path, n_runs, _refresh(request), figure)
 
 

@@ -170,34 +170,9 @@ def compare(request: Request, db: Any, analyses: Any) -> View:
 # ---------------------------------------------------------------------------- runs over time
 
 
-STATUSES = ("ok", "error", "incomplete")
-
-
-def read_activity(conn: Any, unit: str | None = None) -> dict[str, Any]:
-    """Runs started per hour, day or week (UTC; weeks from Thursday 1970-01-01) by status: one
-    grouped pass over the runs table (``unit`` None: hours when the runs span under three days,
-    days under 200 days, else weeks)."""
-    low, high = conn.execute("SELECT min(start_ns), max(start_ns) FROM runs").fetchone()
-    if low is None:
-        return {"unit": unit or "day", "buckets": []}
-    day = 86400 * 10**9
-    unit = unit or ("hour" if high - low < 3 * day else "day" if high - low < 200 * day else "week")
-    width = {"hour": day // 24, "day": day, "week": 7 * day}[unit]
-    counts: dict[int, dict[str, int]] = {}
-    for bucket, status, n in conn.execute(
-            "SELECT start_ns / ?, status, count(*) FROM runs WHERE start_ns IS NOT NULL GROUP BY 1, 2", (width,)):
-        counts.setdefault(int(bucket), {})[status] = n
-    first, last = min(counts), max(counts)
-    # a few stray timestamps far apart: only the buckets that have runs, not thousands of empty ones
-    keys = sorted(counts) if last - first > 400 else list(range(first, last + 1))
-    buckets = [{"start": dt.datetime.fromtimestamp(k * width / 1e9, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                **{s: counts.get(k, {}).get(s, 0) for s in STATUSES}} for k in keys]
-    return {"unit": unit, "buckets": buckets}
-
-
 def activity(request: Request, db: Any, analyses: Any) -> View:
     unit = _choice(request, "unit", (None, "hour", "day", "week"))
-    data = analyses.get(("activity", unit), lambda: read_activity(db.conn, unit))
+    data = analyses.get(("activity", unit), lambda: db.activity(unit=unit).to_json())
     return data, lambda: pages.page("Runs over time", activity_figure(data),
                                     json_link=pages.with_json("/activity", {"unit": unit}))
 

@@ -299,3 +299,24 @@ def _key(row: dict[str, Any]) -> tuple[int | None, str]:
 def read_agents(conn: sqlite3.Connection) -> list[str]:
     """The agents that have runs, sorted (from the ``runs_agent`` index, not a scan of the runs)."""
     return [r[0] for r in conn.execute("SELECT DISTINCT agent FROM runs WHERE agent IS NOT NULL ORDER BY agent")]
+
+
+#: The widths of the buckets :func:`read_runs_over_time` counts runs in.
+TIME_BUCKETS = {"hour": 3600 * 10**9, "day": 86400 * 10**9, "week": 7 * 86400 * 10**9}
+
+
+def read_runs_over_time(conn: sqlite3.Connection, unit: str | None = None) -> tuple[str, dict[int, dict[str, int]]]:
+    """Runs started per hour, day or week (UTC; weeks from Thursday 1970-01-01) by status, in one
+    grouped pass over the runs table: ``(unit, {bucket index: {status: runs}})``. ``unit`` None:
+    hours when the runs span under three days, days under 200 days, else weeks."""
+    low, high = conn.execute("SELECT min(start_ns), max(start_ns) FROM runs").fetchone()
+    if low is None:
+        return unit or "day", {}
+    day = TIME_BUCKETS["day"]
+    unit = unit or ("hour" if high - low < 3 * day else "day" if high - low < 200 * day else "week")
+    counts: dict[int, dict[str, int]] = {}
+    for bucket, status, n in conn.execute(
+            "SELECT start_ns / ?, status, count(*) FROM runs WHERE start_ns IS NOT NULL GROUP BY 1, 2",
+            (TIME_BUCKETS[unit],)):
+        counts.setdefault(int(bucket), {})[status] = n
+    return unit, counts
