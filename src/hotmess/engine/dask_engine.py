@@ -24,7 +24,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from hotmess.analyzers.analysis import analysis_options, combine, task_figures
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
 
-__all__ = ["analyze", "connect", "horizon"]
+__all__ = ["analyze", "checked_source", "client_for", "connect", "horizon", "per_task_records"]
 
 #: The column of the runs frame that carries each run's packed tool steps.
 STEPS_COLUMN = "_tool_steps"
@@ -102,8 +103,8 @@ def analyze(
                                    interval=interval, incomplete=incomplete, n_boot=n_boot, seed=seed)
     except AnalysisError as exc:
         raise HotmessError(str(exc)) from exc
-    source = _checked_source(source)
-    records = _per_task(source, scheduler, client, n_workers, processes, task,
+    source = checked_source(source)
+    records = per_task_records(source, scheduler, client, n_workers, processes, task,
                         partial(task_figures, options=options),
                         with_steps=outcome == "actions" or decomposition == "checks")
     if not records or sum(len(f.task_ids) + f.n_incomplete for f in records) == 0:
@@ -146,8 +147,8 @@ def horizon(
                                    n_boot=n_boot, seed=seed)
     except AnalysisError as exc:
         raise HotmessError(str(exc)) from exc
-    source = _checked_source(source)
-    records = _per_task(source, scheduler, client, n_workers, processes, None,
+    source = checked_source(source)
+    records = per_task_records(source, scheduler, client, n_workers, processes, None,
                         partial(horizon_figures, options=options, length=length, seed=seed),
                         with_steps=outcome == "actions")
     if not records or sum(r.n_runs + r.n_incomplete for r in records) == 0:
@@ -165,7 +166,7 @@ def _refuse(by: str | None, tasks: str) -> None:
         raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
 
 
-def _checked_source(source: str | os.PathLike[str]) -> Path:
+def checked_source(source: str | os.PathLike[str]) -> Path:
     source = Path(source)
     for part in ("runs", "steps"):
         if not (source / part).is_dir():
@@ -173,20 +174,28 @@ def _checked_source(source: str | os.PathLike[str]) -> Path:
     return source
 
 
-def _per_task(source: Path, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
+def per_task_records(source: Path, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
               task: str | None, per_task: Callable[[Table, Table | None], Any], with_steps: bool) -> list[Any]:
     """``per_task(runs, steps)`` of every task under ``source``, computed on the workers of
     ``client`` (or of a client made by :func:`connect` and closed at the end)."""
-    own = client is None
-    client = connect(scheduler, n_workers=n_workers, processes=processes) if own else client
-    try:
+    with client_for(scheduler, client, n_workers, processes) as client:
         return _figures(client, source, task, per_task, with_steps)
+
+
+@contextmanager
+def client_for(scheduler: str | None, client: Any, n_workers: int | None, processes: bool) -> Iterator[Any]:
+    """``client`` if given (left open), else one made by :func:`connect`, closed at the end."""
+    if client is not None:
+        yield client
+        return
+    client = connect(scheduler, n_workers=n_workers, processes=processes)
+    try:
+        yield client
     finally:
-        if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _figures(client: Any, source: Path, task: str | None, per_task: Callable[[Table, Table | None], Any],
