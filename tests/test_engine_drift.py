@@ -30,10 +30,8 @@ VARIANTS = [
     {"window": "6runs"},
     {"window": "25runs", "outcome": "text"},
     {"outcome": "actions", "window": "3d"},
-    {"by": "agent"},
     {"by": "agent", "window": "10runs", "outcome": "text"},
-    {"n_perm": 200, "seed": 7, "window": "2d"},
-    {"by": "task", "window": "1w", "baseline": -1, "alpha": 0.2},
+    {"by": "task", "window": "1w", "baseline": -1, "alpha": 0.2, "n_perm": 200, "seed": 7},
 ]
 
 
