@@ -32,6 +32,12 @@ one and with the baseline window by the Jensen-Shannon divergence of their distr
 with a permutation p-value per comparison, uncorrected (:mod:`.divergence`)::
 
     JS(P, Q) = ½ Σ_k P_k log2(P_k / M_k) + ½ Σ_k Q_k log2(Q_k / M_k),   M = (P + Q) / 2
+
+**Where it is computed.** What needs a task's runs is done per task (:mod:`.drift_tasks`):
+each run's outcome key, verdict and group, and each window's task figures; the windows, the
+scans, the tests and the ratios of sums are formed from those by :func:`drift_combine`. The
+local :func:`drift` runs the per-task part on all the runs at once; an engine
+(:mod:`hotmess.engine.dask_drift`) runs it per task on its workers, with the same result.
 """
 
 from __future__ import annotations

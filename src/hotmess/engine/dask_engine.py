@@ -105,8 +105,8 @@ def analyze(
         raise HotmessError(str(exc)) from exc
     source = checked_source(source)
     records = per_task_records(source, scheduler, client, n_workers, processes, task,
-                        partial(task_figures, options=options),
-                        with_steps=outcome == "actions" or decomposition == "checks")
+                               partial(task_figures, options=options),
+                               with_steps=outcome == "actions" or decomposition == "checks")
     if not records or sum(len(f.task_ids) + f.n_incomplete for f in records) == 0:
         raise HotmessError(f"no runs in {source}" + (f" for task {task!r}" if task else ""))
     try:
@@ -149,8 +149,8 @@ def horizon(
         raise HotmessError(str(exc)) from exc
     source = checked_source(source)
     records = per_task_records(source, scheduler, client, n_workers, processes, None,
-                        partial(horizon_figures, options=options, length=length, seed=seed),
-                        with_steps=outcome == "actions")
+                               partial(horizon_figures, options=options, length=length, seed=seed),
+                               with_steps=outcome == "actions")
     if not records or sum(r.n_runs + r.n_incomplete for r in records) == 0:
         raise HotmessError(f"no runs in {source}")
     try:
@@ -175,7 +175,7 @@ def checked_source(source: str | os.PathLike[str]) -> Path:
 
 
 def per_task_records(source: Path, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
-              task: str | None, per_task: Callable[[Table, Table | None], Any], with_steps: bool) -> list[Any]:
+                     task: str | None, per_task: Callable[[Table, Table | None], Any], with_steps: bool) -> list[Any]:
     """``per_task(runs, steps)`` of every task under ``source``, computed on the workers of
     ``client`` (or of a client made by :func:`connect` and closed at the end)."""
     with client_for(scheduler, client, n_workers, processes) as client:
