@@ -24,7 +24,7 @@ The local :func:`~hotmess.analyzers.drift.drift` is ``drift_combine`` of one
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -147,11 +147,15 @@ def _series_order(start_ns: np.ndarray, run_ids: np.ndarray, kind: str, size: in
     return np.lexsort((run_ids.astype(str), start_ns))
 
 
-def _window_of(start: int, run_id: str, starts: tuple[object, ...], kind: str, size: int) -> int:
-    """The index of the window a run is in, among its group's window starts."""
+def _windows_of(start_ns: np.ndarray, run_ids: np.ndarray, starts: tuple[object, ...], kind: str,
+                size: int) -> np.ndarray:
+    """The index of the window each run is in, among its group's window starts."""
     if kind == "time":
-        return bisect_left(starts, start // size)  # type: ignore[arg-type]
-    return bisect_right(starts, (start, run_id)) - 1  # type: ignore[arg-type]
+        return np.searchsorted(np.asarray(starts, dtype=np.int64), start_ns // size)
+    bounds = list(starts)
+    return np.fromiter((bisect_right(bounds, (s, r)) - 1 for s, r in  # type: ignore[arg-type]
+                        zip(start_ns.tolist(), run_ids.astype(str).tolist(), strict=True)),
+                       dtype=np.int64, count=len(start_ns))
 
 
 def span_figures(runs: Table, steps: Table | None, plan: SpanPlan,
@@ -162,19 +166,27 @@ def span_figures(runs: Table, steps: Table | None, plan: SpanPlan,
     run_ids = np.asarray(_run_ids(runs), dtype=object)
     start_ns = runs["start_ns"].astype(np.int64)
     group, _ = _groups(runs, plan.by)
-    names = np.full(len(runs), "all", dtype=object) if group is None else group
-    window = np.full(len(runs), -1, dtype=np.int64)
-    for i, (name, start, run_id) in enumerate(zip(names.tolist(), start_ns.tolist(), run_ids.tolist(), strict=True)):
-        if name in plan.starts:
-            window[i] = _window_of(start, str(run_id), plan.starts[name], plan.kind, plan.size)
-    order = _series_order(start_ns, run_ids, plan.kind, plan.size)
-    present = set(names.tolist())
+    index = {name: g for g, name in enumerate(plan.starts)}
+    names = ["all"] * len(runs) if group is None else group.tolist()
+    code = np.fromiter((index.get(name, -1) for name in names), dtype=np.int64, count=len(runs))
+    width = max((len(w) for w in plan.starts.values()), default=0) + 1
+    # each run's place: its group and window (one number), then its position in the series,
+    # so that every span is one slice of the runs sorted by place
+    place = np.full(len(runs), -1, dtype=np.int64)
+    by_code = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[by_code], np.arange(len(plan.starts) + 1))
+    for g, starts in enumerate(plan.starts.values()):
+        rows = by_code[bounds[g]:bounds[g + 1]]
+        if len(rows):
+            place[rows] = g * width + _windows_of(start_ns[rows], run_ids[rows], starts, plan.kind, plan.size)
+    position = np.empty(len(runs), dtype=np.int64)
+    position[_series_order(start_ns, run_ids, plan.kind, plan.size)] = np.arange(len(runs))
+    ranked = np.lexsort((position, place))
+    placed = place[ranked]
     out: dict[int, TaskFigures] = {}
     for s, (name, lo, hi) in enumerate(plan.spans):
-        if name not in present:
-            continue
-        inside = (names[order] == name) & (window[order] >= lo) & (window[order] < hi)
-        rows = order[inside]
-        if len(rows):
-            out[s] = task_figures(runs.take(rows), steps, options)
+        g = index[name]
+        first, end = np.searchsorted(placed, [g * width + lo, g * width + hi])
+        if end > first:
+            out[s] = task_figures(runs.take(ranked[first:end]), steps, options)
     return out
