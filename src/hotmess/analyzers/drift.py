@@ -32,12 +32,18 @@ one and with the baseline window by the Jensen-Shannon divergence of their distr
 with a permutation p-value per comparison, uncorrected (:mod:`.divergence`)::
 
     JS(P, Q) = ½ Σ_k P_k log2(P_k / M_k) + ½ Σ_k Q_k log2(Q_k / M_k),   M = (P + Q) / 2
+
+**Where it is computed.** What needs a task's runs is done per task (:mod:`.drift_tasks`):
+each run's outcome key, verdict and group, and each window's task figures; the windows, the
+scans, the tests and the ratios of sums are formed from those by :func:`drift_combine`. The
+local :func:`drift` runs the per-task part on all the runs at once; an engine
+(:mod:`hotmess.engine.dask_drift`) runs it per task on its workers, with the same result.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,22 +54,17 @@ from hotmess.progress import Progress, counted
 from hotmess.results import Result
 from hotmess.tables import Table
 
-from .analysis import analyze
+from .analysis import analysis_options, combine
 from .changepoints import MIN_SIZE, ChangePoint, behaviour_change_points, mix_change_points
-from .columns import BY_COLUMNS, column
-from .common import json_float, natural_key
+from .columns import BY_COLUMNS
+from .common import factorize, json_float, natural_codes, natural_key
 from .divergence import js_divergence, js_permutation_test
+from .drift_tasks import DriftRuns, SpanPlan, drift_runs, span_figures
+from .group import TaskFigures
+from .inputs import AnalysisOptions
 from .outcomes import DEFAULT_READ_ONLY, ReadOnly
 from .results import Analysis
-from .windows import (
-    Windows,
-    cut_windows,
-    iso_utc,
-    outcome_codes,
-    parse_window,
-    run_groups,
-    run_verdicts,
-)
+from .windows import Windows, cut_windows, iso_utc, parse_window
 
 # BY_COLUMNS, iso_utc, js_divergence, js_permutation_test and parse_window stay importable
 # from here, where they were before windows and divergence were split off
@@ -75,6 +76,8 @@ __all__ = [
     "Window",
     "ChangeReport",
     "drift",
+    "drift_combine",
+    "drift_options",
     "iso_utc",
     "js_divergence",
     "js_permutation_test",
@@ -251,23 +254,70 @@ def drift(
     progress : ``progress(unit, done, total)`` (:mod:`hotmess.progress`), told the tasks
         clustered (``outcome="text"``), the change-point scans and window tests done, then the
         windows summarised.
+
+    This is :func:`drift_combine` of the :func:`~.drift_tasks.drift_runs` of all the runs,
+    with the :func:`~.drift_tasks.span_figures` of all the runs: an engine runs those two per
+    task where the runs are, and calls :func:`drift_combine` on the driver.
     """
     if not isinstance(runs, Table):
         raise AnalysisError(f"runs must be a hotmess.tables.Table, got {type(runs).__name__}")
-    kind, size = parse_window(window)
-    alpha = _check_arguments(runs, alpha, n_perm, baseline)
-    complete = np.flatnonzero(column(runs, "status") != "incomplete")
-    n_incomplete = len(runs) - len(complete)
-    runs = runs.take(complete)
-    n = len(runs)
-    warnings: list[str] = []
-    start_ns = _start_times(runs, kind, warnings)
-    run_ids = runs["run_id"] if "run_id" in runs else np.arange(n).astype(str).astype(object)
-    task_ids = np.array(["<none>" if t is None else str(t) for t in runs["task_id"]], dtype=object)
+    parse_window(window)
+    _check_arguments(runs, alpha, n_perm, baseline)
+    options = drift_options(outcome, seed, read_only, distance_threshold)
     use_steps = steps if outcome == "actions" else None
-    codes, pairs = outcome_codes(runs, use_steps, task_ids, outcome, read_only, distance_threshold, progress)
-    summarise = _Summariser(runs, use_steps, run_ids, outcome, read_only, distance_threshold, seed)
-    group_of, group_names = run_groups(runs, by)
+    records = [drift_runs(runs, use_steps, options, by=by, progress=progress)]
+    return drift_combine(
+        records, lambda plan: [span_figures(runs, use_steps, plan, options)], options,
+        window=window, by=by, baseline=baseline, alpha=alpha, n_perm=n_perm, seed=seed, progress=progress,
+    )
+
+
+def drift_options(
+    outcome: str | Callable[[Any], Hashable] = "exact",
+    seed: int | None = 0,
+    read_only: ReadOnly = DEFAULT_READ_ONLY,
+    distance_threshold: float = 0.5,
+) -> AnalysisOptions:
+    """The checked options of the outcome mapping and of each window's ``analyze`` (no
+    interval: a window reports its point values)."""
+    if not (outcome in ("exact", "actions", "text") or callable(outcome)):
+        raise AnalysisError(
+            f"outcome must be exact, actions, text or a callable for drift, got {outcome!r}"
+        )
+    return analysis_options(outcome=outcome, n_boot=0, seed=seed, read_only=read_only,
+                            distance_threshold=distance_threshold)
+
+
+def drift_combine(
+    records: Sequence[DriftRuns],
+    figures_of: Callable[[SpanPlan], Sequence[dict[int, TaskFigures]]],
+    options: AnalysisOptions,
+    *,
+    window: str = "1d",
+    by: str | None = None,
+    baseline: int = 0,
+    alpha: float = 0.05,
+    n_perm: int = 1000,
+    seed: int | None = 0,
+    progress: Progress | None = None,
+) -> Drift:
+    """The :class:`Drift` of the runs of ``records`` (the :func:`~.drift_tasks.drift_runs`
+    of whole tasks, in the order of the runs table): windows, change-point scans and window
+    tests here; each window's (and each side of a change point's) success and incoherence
+    combined from ``figures_of(plan)``, the :func:`~.drift_tasks.span_figures` of every task."""
+    kind, size = parse_window(window)
+    alpha = _check_arguments(None, alpha, n_perm, baseline)
+    data = DriftRuns.concat(records)
+    if data.by_error is not None:
+        raise AnalysisError(data.by_error)
+    n = len(data)
+    warnings: list[str] = []
+    start_ns = _start_times(data.start_ns, kind, warnings)
+    run_ids, task_ids = data.run_id, data.task_id
+    codes, pairs = factorize(zip(task_ids.tolist(), data.key.tolist(), strict=True))
+    group_of, group_names = (
+        (np.zeros(n, dtype=np.int64), ["all"]) if data.group is None else natural_codes(data.group.tolist())
+    )
     per_group = cut_windows(group_of, len(group_names), start_ns, run_ids, kind, size)
     n_windows = sum(len(w) for w in per_group)
     if n_windows > MAX_WINDOWS:
@@ -279,22 +329,22 @@ def drift(
 
     rng = np.random.default_rng(seed)
     found, n_perm_used = _change_points(
-        per_group, task_ids, codes, run_verdicts(runs, outcome), alpha, int(n_perm), rng, progress
+        per_group, task_ids, codes, data.verdict, alpha, int(n_perm), rng, progress
     )
     results: dict[tuple[str, int, int], tuple[float, float]] = {}
     for family, (g, i, j) in counted(tests, progress, "window tests", len(tests), every=1):
         rows_i, rows_j = per_group[g][i][2], per_group[g][j][2]
         results[(family, g, i)] = js_permutation_test(codes[rows_j], codes[rows_i], n_perm, rng)
-    groups = _windows(per_group, group_names, base_index, found, results, codes, pairs, summarise, progress)
+    summaries = _summaries(per_group, group_names, found, kind, size, start_ns, run_ids, by,
+                           figures_of, options)
+    groups = _windows(per_group, group_names, base_index, found, results, codes, pairs, summaries, progress)
 
-    change_points = {group_names[g]: _reports(per_group[g], found.get(("behaviour", g), []), codes, pairs, summarise)
+    change_points = {group_names[g]: _reports(per_group[g], found.get(("behaviour", g), []), codes, pairs,
+                                              lambda lo, hi, g=g: summaries[(g, lo, hi)])
                      for g in range(len(per_group))}
     mix_points = {group_names[g]: _reports(per_group[g], found.get(("mix", g), []), codes, pairs, None)
                   for g in range(len(per_group))}
     warnings += _window_warnings(per_group, n, window, by)
-    outcome_name = (
-        outcome if isinstance(outcome, str) else f"callable:{getattr(outcome, '__name__', 'fn')}"
-    )
     return Drift(
         window=str(window).strip(),
         groups=groups,
@@ -303,16 +353,21 @@ def drift(
         n_perm=n_perm_used,
         baseline=int(baseline),
         n_runs=n,
-        n_incomplete=n_incomplete,
-        outcome=outcome_name,
+        n_incomplete=data.n_incomplete,
+        outcome=_outcome_name(options.outcome),
         warnings=tuple(warnings),
         change_points=change_points,
         mix_change_points=mix_points,
     )
 
 
-def _check_arguments(runs: Table, alpha: float, n_perm: int, baseline: int) -> float:
-    """ValueError with one sentence for a bad argument; ``alpha`` as a float."""
+def _outcome_name(outcome: str | Callable[[Any], Hashable]) -> str:
+    return outcome if isinstance(outcome, str) else f"callable:{getattr(outcome, '__name__', 'fn')}"
+
+
+def _check_arguments(runs: Table | None, alpha: float, n_perm: int, baseline: int) -> float:
+    """ValueError with one sentence for a bad argument (and for ``runs`` without a column
+    drift needs); ``alpha`` as a float."""
     alpha = float(alpha)
     if not 1e-6 <= alpha <= 0.5:
         raise AnalysisError(f"alpha must be in [1e-6, 0.5] (a false-alarm level), got {alpha}")
@@ -320,21 +375,20 @@ def _check_arguments(runs: Table, alpha: float, n_perm: int, baseline: int) -> f
         raise AnalysisError(f"n_perm must be a non-negative integer, got {n_perm!r}")
     if isinstance(baseline, bool) or int(baseline) != baseline:
         raise AnalysisError(f"baseline must be an integer window index, got {baseline!r}")
-    for name in ("task_id", "outcome", "start_ns"):
+    for name in ("task_id", "outcome", "start_ns") if runs is not None else ():
         if name not in runs:
             raise AnalysisError(f"runs has no {name!r} column; columns are {', '.join(runs.columns)}")
     return alpha
 
 
-def _start_times(runs: Table, kind: str, warnings: list[str]) -> np.ndarray:
+def _start_times(start_ns: np.ndarray, kind: str, warnings: list[str]) -> np.ndarray:
     """The runs' ``start_ns``; time windows need some run to have one (ValueError otherwise)."""
-    start_ns = runs["start_ns"].astype(np.int64)
-    if len(runs) and kind == "time" and not (start_ns > 0).any():
+    if len(start_ns) and kind == "time" and not (start_ns > 0).any():
         raise AnalysisError(
             "no run has a start time (start_ns is 0, e.g. runs imported from a file without "
             "timestamps): use count windows, e.g. 100runs"
         )
-    if len(runs) and kind == "time" and (start_ns <= 0).any():
+    if len(start_ns) and kind == "time" and (start_ns <= 0).any():
         warnings.append(
             f"{int((start_ns <= 0).sum())} runs have no start time: they fall in a 1970 window"
         )
@@ -406,6 +460,45 @@ def _change_points(
     return found, n_perm_used
 
 
+def _summaries(
+    per_group: list[Windows],
+    group_names: list[str],
+    found: dict[tuple[str, int], list[ChangePoint]],
+    kind: str,
+    size: int,
+    start_ns: np.ndarray,
+    run_ids: np.ndarray,
+    by: str | None,
+    figures_of: Callable[[SpanPlan], Sequence[dict[int, TaskFigures]]],
+    options: AnalysisOptions,
+) -> dict[tuple[int, int, int], Analysis]:
+    """The analysis of each window and of each side of a behaviour change point, by (group,
+    first window, end window): the spans' task figures from ``figures_of``, combined."""
+    spans: list[tuple[int, int, int]] = []
+    for g, windows in enumerate(per_group):
+        spans += [(g, i, i + 1) for i in range(len(windows))]
+        points = [c.window for c in found.get(("behaviour", g), [])]
+        edges = [0, *points, len(windows)]
+        spans += [(g, edges[k], edges[k + 1]) for k in range(len(edges) - 1)] if points else []
+    spans = list(dict.fromkeys(spans))
+    starts: dict[str, tuple[object, ...]] = {}
+    for g, windows in enumerate(per_group):
+        if kind == "time":
+            starts[group_names[g]] = tuple(s // size for s, _, _ in windows)
+        else:
+            starts[group_names[g]] = tuple((int(start_ns[r[0]]), str(run_ids[r[0]])) for *_, r in windows)
+    plan = SpanPlan(kind=kind, size=size, by=by, starts=starts,
+                    spans=tuple((group_names[g], lo, hi) for g, lo, hi in spans))
+    parts = figures_of(plan) if spans else []
+    out = {}
+    for s, span in enumerate(spans):
+        figures = [p[s] for p in parts if s in p]
+        analysis = combine(figures, options)
+        assert isinstance(analysis, Analysis)
+        out[span] = analysis
+    return out
+
+
 def _windows(
     per_group: list[Windows],
     group_names: list[str],
@@ -414,7 +507,7 @@ def _windows(
     results: dict[tuple[str, int, int], tuple[float, float]],
     codes: np.ndarray,
     pairs: list[Hashable],
-    summarise: _Summariser,
+    summaries: dict[tuple[int, int, int], Analysis],
     progress: Progress | None,
 ) -> dict[str, tuple[Window, ...]]:
     """Every window of every group, summarised, with its comparisons and flags."""
@@ -422,7 +515,7 @@ def _windows(
     made: list[list[Window]] = [[] for _ in per_group]
     every_window = [(g, i, w) for g, windows in enumerate(per_group) for i, w in enumerate(windows)]
     for g, i, (start, end, rows) in counted(every_window, progress, "windows", len(every_window), every=1):
-        summary = summarise(rows)
+        summary = summaries[(g, i, i + 1)]
         js_prev, p_prev = results.get(("previous", g, i), (nan, nan))
         js_base, p_base = results.get(("baseline", g, i), (nan, nan))
         behaviour = [c.window for c in found.get(("behaviour", g), [])]
@@ -455,10 +548,11 @@ def _reports(
     points: list[ChangePoint],
     codes: np.ndarray,
     pairs: list[Hashable],
-    summarise: _Summariser | None,
+    summarise: Callable[[int, int], Analysis] | None,
 ) -> tuple[ChangeReport, ...]:
-    """A report of each change point of one series; with ``summarise``, what changed across it
-    (success on either side, outcome clusters that appeared or vanished)."""
+    """A report of each change point of one series; with ``summarise`` (the analysis of the
+    windows ``lo ≤ i < hi``), what changed across it (success on either side, outcome
+    clusters that appeared or vanished)."""
     edges = [0, *[c.window for c in points], len(windows)]
     out = []
     for k, c in enumerate(points):
@@ -467,8 +561,8 @@ def _reports(
         extra: dict[str, Any] = {}
         if summarise is not None:
             extra = {
-                "success_before": summarise(before).success_rate,
-                "success_after": summarise(after).success_rate,
+                "success_before": summarise(edges[k], edges[k + 1]).success_rate,
+                "success_after": summarise(edges[k + 1], edges[k + 2]).success_rate,
                 "clusters_appeared": _new_clusters(codes[before], codes[after], pairs),
                 "clusters_vanished": _new_clusters(codes[after], codes[before], pairs),
             }
@@ -489,43 +583,6 @@ def _window_warnings(per_group: list[Windows], n: int, window: str, by: str | No
             + f": too few to locate a change (only the window comparisons are shown){suggestion}"
         ]
     return []
-
-
-class _Summariser:
-    """``analyze`` of a set of the runs' rows (no bootstrap: the point value is what is
-    reported), with the steps of those runs for ``outcome="actions"``."""
-
-    def __init__(
-        self,
-        runs: Table,
-        steps: Table | None,
-        run_ids: np.ndarray,
-        outcome: str | Callable[[Any], Hashable],
-        read_only: ReadOnly,
-        distance_threshold: float,
-        seed: int | None,
-    ) -> None:
-        self.runs, self.steps = runs, steps
-        self.options = dict(outcome=outcome, n_boot=0, seed=seed, read_only=read_only,
-                            distance_threshold=distance_threshold)
-        self.step_run = None
-        if steps is not None and len(steps):
-            position = {rid: i for i, rid in enumerate(run_ids.tolist())}
-            self.step_run = np.fromiter(
-                (position.get(r, -1) for r in steps["run_id"]), dtype=np.int64, count=len(steps)
-            )
-
-    def __call__(self, rows: np.ndarray) -> Analysis:
-        window_steps = None
-        if self.steps is not None and self.step_run is not None:
-            inside = np.zeros(len(self.runs), dtype=bool)
-            inside[rows] = True
-            window_steps = self.steps.take(
-                np.flatnonzero((self.step_run >= 0) & inside[np.maximum(self.step_run, 0)])
-            )
-        result = analyze(self.runs.take(rows), window_steps, **self.options)
-        assert isinstance(result, Analysis)
-        return result
 
 
 def _new_clusters(

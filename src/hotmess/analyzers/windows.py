@@ -49,6 +49,7 @@ __all__ = [
     "cut_windows",
     "iso_utc",
     "outcome_codes",
+    "outcome_keys",
     "parse_window",
     "run_groups",
     "run_verdicts",
@@ -141,6 +142,22 @@ def outcome_codes(
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, list[Hashable]]:
     """A code per run for its (task, outcome cluster) pair, mapped once over all runs."""
+    keys = outcome_keys(runs, steps, task_ids, outcome, read_only, distance_threshold, progress)
+    return factorize(zip(task_ids.tolist(), keys.tolist(), strict=True))
+
+
+def outcome_keys(
+    runs: Table,
+    steps: Table | None,
+    task_ids: np.ndarray,
+    outcome: str | Callable[[Any], Hashable],
+    read_only: ReadOnly,
+    distance_threshold: float,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Each run's outcome key within its task (an object array): the mapper's key, text
+    clustered per task (so the keys of a task's runs depend on that task's runs only), a
+    crash's key its exception type."""
     outcomes = runs["outcome"]
     if outcome == "exact":
         keys = exact_keys(outcomes)
@@ -164,7 +181,7 @@ def outcome_codes(
     if crashed:  # as analyze keys them: a crash is its exception type
         keys = np.asarray(keys, dtype=object).copy()
         keys[crashed] = [crash_key(errors[i]) for i in crashed]
-    return factorize(zip(task_ids.tolist(), keys.tolist(), strict=True))
+    return np.asarray(keys, dtype=object)
 
 
 def run_verdicts(runs: Table, outcome: str | Callable[[Any], Hashable]) -> np.ndarray:

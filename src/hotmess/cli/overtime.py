@@ -15,7 +15,6 @@ from hotmess.cli.engine import (
     SchedulerOption,
     SourceOption,
     check_engine_options,
-    not_on_engine,
     on_engine,
 )
 from hotmess.cli.tasks import TasksOption
@@ -103,7 +102,7 @@ def drift_command(
     one before and from the baseline, with its permutation p-value, is descriptive."""
     from hotmess.analyzers.drift import parse_window
 
-    not_on_engine("drift", engine, source, scheduler)
+    check_engine_options(engine, source, scheduler)
     try:
         parse_window(window)
     except ValueError as exc:
@@ -111,6 +110,11 @@ def drift_command(
     if not 1e-6 <= alpha <= 0.5:
         raise HotmessError(f"--alpha must be between 1e-6 and 0.5 (a false-alarm level), not {alpha}")
     _check_outcome(outcome)
+    if engine is not None:
+        result = on_engine("drift", engine, source, scheduler, window=window, by=by, baseline=baseline, alpha=alpha,
+                           n_perm=n_perm, outcome=outcome, seed=seed, tasks=tasks)
+        _show(result, as_json, render_overtime.print_drift, source)
+        return
     import hotmess
 
     with stages("drift") as progress, hotmess.open(db_path(db)) as store:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENGINES", "analyze", "horizon"]
+__all__ = ["ENGINES", "analyze", "drift", "horizon"]
 
 #: The engines :func:`analyze` runs on.
 ENGINES = ("dask",)
@@ -45,3 +45,12 @@ def horizon(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
     from .dask_engine import horizon as dask_horizon
 
     return dask_horizon(source, **kwargs)
+
+
+def drift(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
+    """The :class:`~hotmess.analyzers.drift.Drift` of the runs under ``source`` computed on
+    ``engine``; the keyword arguments are those of :func:`hotmess.engine.dask_drift.drift`."""
+    _check(engine)
+    from .dask_drift import drift as dask_drift
+
+    return dask_drift(source, **kwargs)

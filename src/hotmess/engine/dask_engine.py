@@ -24,7 +24,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -39,7 +40,7 @@ from hotmess.analyzers.columns import NO_GROUP, check_by
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
 
-__all__ = ["analyze", "connect", "horizon"]
+__all__ = ["analyze", "checked_source", "client_for", "connect", "horizon", "per_task_records"]
 
 #: The column of the runs frame that carries each run's packed tool steps.
 STEPS_COLUMN = "_tool_steps"
@@ -111,10 +112,10 @@ def analyze(
                                    interval=interval, incomplete=incomplete, n_boot=n_boot, seed=seed)
     except AnalysisError as exc:
         raise HotmessError(str(exc)) from exc
-    source = _checked_source(source)
+    source = checked_source(source)
     per_task = (partial(task_figures, options=options) if by is None
                 else partial(grouped_figures, by=by, options=options, check=False))
-    records = _per_task(source, scheduler, client, n_workers, processes, task, per_task,
+    records = per_task_records(source, scheduler, client, n_workers, processes, task, per_task,
                         with_steps=outcome == "actions" or decomposition == "checks")
     every = records if by is None else [f for part in records for f in part.figures.values()]
     if not records or sum(len(f.task_ids) + f.n_incomplete for f in every) == 0:
@@ -168,10 +169,10 @@ def horizon(
                                    n_boot=n_boot, seed=seed)
     except AnalysisError as exc:
         raise HotmessError(str(exc)) from exc
-    source = _checked_source(source)
+    source = checked_source(source)
     per_task = (partial(horizon_figures, options=options, length=length, seed=seed) if by is None
                 else partial(grouped_horizon_figures, by=by, options=options, length=length, seed=seed))
-    records = _per_task(source, scheduler, client, n_workers, processes, None, per_task,
+    records = per_task_records(source, scheduler, client, n_workers, processes, None, per_task,
                         with_steps=outcome == "actions")
     every = records if by is None else [f for part in records for f in part.values()]
     if not records or sum(r.n_runs + r.n_incomplete for r in every) == 0:
@@ -227,7 +228,7 @@ class Source:
         return self.name
 
 
-def _checked_source(source: str | os.PathLike[str]) -> Source:
+def checked_source(source: str | os.PathLike[str]) -> Source:
     source = Source(source)
     for part in ("runs", "steps"):
         try:
@@ -239,20 +240,28 @@ def _checked_source(source: str | os.PathLike[str]) -> Source:
     return source
 
 
-def _per_task(source: Source, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
-              task: str | None, per_task: Callable[[Table, Table | None], Any], with_steps: bool) -> list[Any]:
+def per_task_records(source: Source, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
+                     task: str | None, per_task: Callable[[Table, Table | None], Any], with_steps: bool) -> list[Any]:
     """``per_task(runs, steps)`` of every task under ``source``, computed on the workers of
     ``client`` (or of a client made by :func:`connect` and closed at the end)."""
-    own = client is None
-    client = connect(scheduler, n_workers=n_workers, processes=processes) if own else client
-    try:
+    with client_for(scheduler, client, n_workers, processes) as client:
         return _figures(client, source, task, per_task, with_steps)
+
+
+@contextmanager
+def client_for(scheduler: str | None, client: Any, n_workers: int | None, processes: bool) -> Iterator[Any]:
+    """``client`` if given (left open), else one made by :func:`connect`, closed at the end."""
+    if client is not None:
+        yield client
+        return
+    client = connect(scheduler, n_workers=n_workers, processes=processes)
+    try:
+        yield client
     finally:
-        if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _figures(client: Any, source: Source, task: str | None, per_task: Callable[[Table, Table | None], Any],
