@@ -65,6 +65,15 @@ def test_horizon_from_a_bucket(demo, client, bucket):  # noqa: F811
     assert to_json(engine_horizon(bucket + "/", client=client, n_boot=200)) == local
 
 
+def test_drift_from_a_bucket(demo, client, bucket):  # noqa: F811
+    from hotmess.engine import drift as engine_drift
+
+    db, _ = demo
+    with hm.open(db) as store:
+        local = to_json(store.drift(window="1d", n_perm=200))
+    assert to_json(engine_drift(bucket, client=client, window="1d", n_perm=200)) == local
+
+
 def test_the_cli_with_worker_processes_reads_a_bucket(demo, bucket):  # noqa: F811
     """The command a team runs: a LocalCluster of worker processes, each reading the bucket with
     the credentials and endpoint of its environment."""
