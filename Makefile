@@ -56,7 +56,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . mlflow
 	touch $@
 
-# Runs every benchmark in bench/ and writes BENCHMARKS.md (about 12 minutes on 2 cores).
+# Runs every benchmark in bench/ and writes BENCHMARKS.md and BENCHMARKS.json (about 30 minutes on 2 cores).
 bench: $(VENV)/.dev $(BENCH_VENV)/.installed
 	$(BIN)/python bench/run.py --peer-python $(BENCH_VENV)/bin/python
 

@@ -284,7 +284,7 @@ def engine_details(d: dict) -> list[str]:
             lo, hi = r["spread_total_s"]
             out.append(f"| {size['steps']:,} | {size['tasks']:,} | {name} | {r['exact_s']:.2f} | {r['actions_s']:.2f} | "
                        f"{r['total_s']:.2f} | {lo:.2f} – {hi:.2f} | {r['peak_mb']:,.0f} | "
-                       f"{r.get('worker_peak_mb', float('nan')):,.0f} |")
+                       f"{r['worker_peak_mb']:,.0f} |" if "worker_peak_mb" in r else "— |")
     first = sizes[0]
     out += ["", f"Runs of {first['steps'] // first['runs']} tool steps, 100 per task; "
             f"{first['files']} Parquet files over {first['days']} days per size (export not measured). Median of "
@@ -292,12 +292,15 @@ def engine_details(d: dict) -> list[str]:
             f"(~{first['dask']['cluster_start_s']:.1f} s) is not in the totals. Same incoherence as local wherever "
             f"local was measured: {all(s['same_incoherence'] for s in sizes if s['same_incoherence'] is not None)}."]
     if len(sizes) > 1:
-        out += ["", f"Growth from {sizes[0]['steps']:,} to {sizes[-1]['steps']:,} steps "
-                f"({sizes[-1]['steps'] / sizes[0]['steps']:.0f}x): dask time {_growth(sizes, 'steps', 'total_s', 'dask')}, "
-                f"driver memory {_growth(sizes, 'steps', 'peak_mb', 'dask')}, largest worker "
-                f"{_growth(sizes, 'steps', 'worker_peak_mb', 'dask')}; local time "
-                f"{_growth([s for s in sizes if s['local']], 'steps', 'total_s', 'local')}, local memory "
-                f"{_growth([s for s in sizes if s['local']], 'steps', 'peak_mb', 'local')}."]
+        def overall(path: str, key: str) -> str:
+            measured = [r for r in sizes if r[path]]
+            a, b = measured[0], measured[-1]
+            return f"{b[path][key] / a[path][key]:.1f}x over {b['steps'] / a['steps']:.0f}x steps"
+
+        out += ["", f"Growth from {sizes[0]['steps']:,} to {sizes[-1]['steps']:,} steps: dask time "
+                f"{overall('dask', 'total_s')}, driver memory {overall('dask', 'peak_mb')}, largest worker "
+                f"{overall('dask', 'worker_peak_mb')}; local time {overall('local', 'total_s')}, local memory "
+                f"{overall('local', 'peak_mb')}. Size by size: dask time {_growth(sizes, 'steps', 'total_s', 'dask')}."]
     out += ["", *engine_on_paper(sizes)]
     return out
 
@@ -908,7 +911,7 @@ def render(results: list[tuple[Bench, dict]], info: dict, quick: bool, total_s: 
         f"| SQLite | {info['sqlite']} |",
         f"| hotmess commit | {info['commit']} |",
         f"| date | {info['date']} |",
-        f"| load average at start | {', '.join(f'{x:.1f}' for x in load)} (a shared machine: other work ran alongside) |" if load else "",
+        f"| load average at start | {', '.join(f'{x:.1f}' for x in load)} (a shared machine: other work ran alongside) |" if load else None,
         f"| wall time of this run | {total_s / 60:.1f} min |",
         "",
         "## Targets",
@@ -987,10 +990,12 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated benchmark keys: " + ", ".join(b.key for b in REGISTRY))
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--json-out", help="also write every benchmark's raw JSON here")
+    parser.add_argument("--rerender", action="store_true",
+                        help="run nothing: write the report anew from the saved figures (BENCHMARKS.json)")
     parser.add_argument("--peer-python", default=str(ROOT / ".venv-bench" / "bin" / "python"),
                         help="the Python of the benchmark environment with the peers (mlflow) installed")
     args = parser.parse_args()
-    chosen = REGISTRY
+    chosen = [] if args.rerender else REGISTRY
     if args.only:
         keys = {k.strip() for k in args.only.split(",")}
         unknown = keys - {b.key for b in REGISTRY}
@@ -1000,6 +1005,12 @@ def main() -> None:
     info = machine()
     store = Path(args.out).with_suffix(".json")
     earlier = json.loads(store.read_text()) if store.exists() else {}
+    if args.rerender:  # the header says when the figures were measured, not when they were written out
+        measured = {(e.get("measured") or {}).get("commit") for e in earlier.values()}
+        dates = sorted((e.get("measured") or {}).get("date") or "" for e in earlier.values())
+        info.update(commit=measured.pop() if len(measured) == 1 else "several (see each section)",
+                    date=f"{dates[0]} – {dates[-1]}" if dates and dates[0] != dates[-1] else (dates or ["?"])[0],
+                    load_avg=None)
     start = time.perf_counter()
     results = []
     for bench in REGISTRY:
@@ -1015,6 +1026,8 @@ def main() -> None:
         earlier[bench.key] = {k: res[k] for k in ("command", "error", "data", "wall_s", "measured")}
     store.write_text(json.dumps(earlier, indent=1) + "\n")
     total = time.perf_counter() - start
+    if args.rerender:
+        total = sum(r.get("wall_s") or 0 for _, r in results)
     text = render(results, info, args.quick, total)
     text += "\n" + SPEED_FIXES
     Path(args.out).write_text(text)
