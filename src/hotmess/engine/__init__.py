@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENGINES", "analyze", "horizon"]
+__all__ = ["ENGINES", "analyze", "goals", "horizon"]
 
 #: The engines :func:`analyze` runs on.
 ENGINES = ("dask",)
@@ -44,3 +44,12 @@ def horizon(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
     from .dask_engine import horizon as dask_horizon
 
     return dask_horizon(source, **kwargs)
+
+
+def goals(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
+    """The :class:`~hotmess.analyzers.goals.GoalCoherence` of the runs under ``source`` computed
+    on ``engine``; the keyword arguments are those of :func:`hotmess.engine.dask_goals.goals`."""
+    _check(engine)
+    from .dask_goals import goals as dask_goals
+
+    return dask_goals(source, **kwargs)

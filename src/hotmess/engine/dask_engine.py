@@ -35,7 +35,7 @@ from hotmess.analyzers.analysis import analysis_options, combine, task_figures
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
 
-__all__ = ["TOOL_STEPS", "StepSelection", "analyze", "connect", "grouped_by_task", "horizon", "session"]
+__all__ = ["TOOL_STEPS", "StepSelection", "analyze", "checked_source", "connect", "grouped_by_task", "horizon", "session"]
 
 #: The column of the runs frame that carries each run's packed tool steps.
 STEPS_COLUMN = "_tool_steps"
@@ -167,12 +167,16 @@ def _refuse(by: str | None, tasks: str) -> None:
         raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
 
 
-def _checked_source(source: str | os.PathLike[str]) -> Path:
+def checked_source(source: str | os.PathLike[str]) -> Path:
+    """``source`` as a Path, or HotmessError when it has no runs/ or steps/ directory."""
     source = Path(source)
     for part in ("runs", "steps"):
         if not (source / part).is_dir():
             raise HotmessError(f"{source}: no {part}/ directory (write one with hotmess export parquet)")
     return source
+
+
+_checked_source = checked_source  # the name analyze and horizon call it by
 
 
 @dataclass(frozen=True)
