@@ -26,6 +26,7 @@ import numpy as np
 
 from hotmess.progress import Progress
 from hotmess.tables import Table
+from hotmess.vocab.instructions import step_instruction, stored_run_instruction
 
 from .columns import column
 from .common import factorize, natural_codes
@@ -34,7 +35,7 @@ from .goal_drift import TermFrequencies, drift_slopes, drift_texts, embed_texts,
 from .goal_keys import expected_goals, goal_bearing, goal_kind, goal_text, step_goals
 from .outcomes import ReadOnly, embedding_clusters, read_only_predicate, text_clusters
 
-__all__ = ["DECILES", "SUMS", "GoalFigures", "goal_figures", "goal_texts"]
+__all__ = ["DECILES", "SUMS", "GoalFigures", "goal_figures", "goal_texts", "run_instructions"]
 
 #: Progress alignment has this many positions (deciles).
 DECILES = 10
@@ -135,6 +136,31 @@ def goal_figures(
         n_fitted=int(np.count_nonzero(fitted)), n_fitted_instructed=n_instructed,
         runs_without_instruction=without,
     )
+
+
+def run_instructions(runs: Table, steps: Table) -> dict[str, str]:
+    """Each run's instruction, by run id (runs without one are not keys), from the tables, as
+    :func:`hotmess.store.readers.read_instructions` finds it in a database: the run's stored
+    ``attributes`` (:func:`~hotmess.vocab.instructions.stored_run_instruction`), else the
+    ``input`` of its first LLM step that has one (``steps`` in step order within each run)."""
+    found: dict[str, str] = {}
+    missing: set[str] = set()
+    for run_id, attributes in zip(runs["run_id"].tolist(), column(runs, "attributes").tolist(), strict=True):
+        text = stored_run_instruction(attributes)
+        if text is None:
+            missing.add(run_id)
+        else:
+            found[run_id] = text
+    if missing and len(steps):
+        inputs = column(steps, "input")
+        for i in np.flatnonzero(np.asarray(steps["kind"] == "llm", dtype=bool) & np.not_equal(inputs, None)).tolist():
+            run_id = steps["run_id"][i]
+            if run_id in missing:
+                missing.discard(run_id)  # its first LLM step with an input
+                text = step_instruction(inputs[i])
+                if text is not None:
+                    found[run_id] = text
+    return found
 
 
 def goal_texts(

@@ -5,8 +5,11 @@ The plan:
 1. ``read_parquet(DIR/steps)`` of the steps that may carry a goal, as
    :func:`hotmess.store.readers.read_goal_steps` selects them (kind ``goal``, ``tool`` or
    ``llm``, or any step with a goal; ``input`` of tool calls only, ``output`` of LLM steps
-   only), shuffled by run, packed per run and joined to the runs, so that a task's group
-   carries its steps (:func:`~hotmess.engine.dask_engine.grouped_by_task`);
+   only; with ``drift_from="instruction"`` also the ``input`` of each run's first LLM step,
+   where :func:`hotmess.store.readers.read_instructions` looks when the run's attributes
+   have no instruction), shuffled by run, packed per run and joined to the runs, so that a
+   task's group carries its steps (:func:`~hotmess.engine.dask_engine.grouped_by_task`) and
+   its runs' instructions (:func:`~hotmess.analyzers.goal_tasks.run_instructions`);
 2. with ``method="text"``, a first pass for the TF-IDF fit of the text drift, which is over
    the goal texts of every task: each task's distinct goal texts
    (:func:`~hotmess.analyzers.goal_tasks.goal_texts`) on the workers, made distinct across
@@ -29,7 +32,7 @@ from functools import partial
 from typing import Any
 
 from hotmess.analyzers.goal_drift import TermFrequencies, term_frequencies
-from hotmess.analyzers.goal_tasks import GoalFigures, goal_figures, goal_texts
+from hotmess.analyzers.goal_tasks import GoalFigures, goal_figures, goal_texts, run_instructions
 from hotmess.analyzers.goals import ALIGNMENTS, DRIFT_FROM, GoalCoherence, goal_combine
 from hotmess.analyzers.outcomes import DEFAULT_READ_ONLY
 from hotmess.errors import AnalysisError, HotmessError
@@ -45,17 +48,31 @@ GOAL_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input", "o
 GOAL_KINDS = ("goal", "tool", "llm")
 
 
-def _goal_rows(frame: Any) -> Any:
+def _goal_rows(frame: Any, instructed: bool = False) -> Any:
     """A partition of goal steps as the store reads them: ``input`` of tool calls only,
-    ``output`` of LLM steps only (tool results and prompts are not shuffled)."""
-    return frame.assign(input=frame["input"].where(frame["kind"] == "tool"),
-                        output=frame["output"].where(frame["kind"] == "llm"))
+    ``output`` of LLM steps only (tool results and prompts are not shuffled). ``instructed``
+    (drift from the instruction) keeps the ``input`` of each run's first LLM step with one in
+    the partition too: the run's first of all is among those, whatever the partitions."""
+    import numpy as np
+
+    kind = frame["kind"].astype(object)
+    keep_input = (kind == "tool").to_numpy(dtype=bool, copy=True)
+    if instructed:
+        llm = np.flatnonzero((kind == "llm").to_numpy(dtype=bool) & frame["input"].notna().to_numpy(dtype=bool))
+        firsts = (frame.iloc[llm][["run_id", "step_index", "start_ns"]].assign(_row=llm)
+                  .sort_values(["run_id", "step_index", "start_ns"], kind="stable")
+                  .drop_duplicates("run_id")["_row"].to_numpy(dtype=np.int64))
+        keep_input[firsts] = True
+    return frame.assign(input=frame["input"].where(keep_input),
+                        output=frame["output"].where((kind == "llm").to_numpy(dtype=bool)))
 
 
-#: The goal-bearing steps of a task's group.
+#: The goal-bearing steps of a task's group (and with ``_INSTRUCTED``, the input of each run's
+#: first LLM step, where the instruction of a run without one in its attributes is).
 GOAL_STEPS = StepSelection(
     GOAL_STEP_COLUMNS, [[("kind", "in", list(GOAL_KINDS))], [("goal", "is not", None)]], _goal_rows
 )
+_INSTRUCTED = StepSelection(GOAL_STEPS.columns, GOAL_STEPS.filters, partial(_goal_rows, instructed=True))
 
 
 def goals(
@@ -78,8 +95,8 @@ def goals(
     """The goal coherence of the Parquet directory ``source`` on Dask (the module docstring),
     equal to ``hotmess.open(db).goals(...)`` of the database it was exported from, with the
     same parameters. ``client``, ``scheduler``, ``n_workers`` and ``processes`` are those of
-    :func:`hotmess.engine.dask_engine.analyze`. ``method="embedding"``, ``tasks="inferred"``
-    and ``drift_from="instruction"`` are refused with a HotmessError."""
+    :func:`hotmess.engine.dask_engine.analyze`. ``method="embedding"`` and
+    ``tasks="inferred"`` are refused with a HotmessError."""
     threshold = _check(align, method, tasks, drift_from, drift_threshold, embed)
     source = checked_source(source)
     read_only = DEFAULT_READ_ONLY if skip_read_only else None
@@ -91,7 +108,7 @@ def goals(
                 **options, "align": align, "method": method, "correction": correction,
                 "frequencies": frequencies,
             })
-            grouped = grouped_by_task(c, source, task, per_task, GOAL_STEPS)
+            grouped = grouped_by_task(c, source, task, per_task, _selection(drift_from))
             boxes = [] if grouped is None else c.compute(grouped).result().tolist()
     except AnalysisError as exc:
         raise HotmessError(f"{source}: {exc}") from exc
@@ -124,12 +141,9 @@ def _check(align: str, method: str, tasks: str, drift_from: str, drift_threshold
         raise HotmessError(f"method must be exact or text, not {method!r}")
     if drift_from not in DRIFT_FROM:
         raise HotmessError(f"drift_from must be one of {', '.join(DRIFT_FROM)}, not {drift_from!r}")
-    if drift_from == "instruction":
-        if method == "exact":
-            raise HotmessError("drift_from='instruction' needs method='text' (an exact goal key never equals "
-                               "an instruction, so every distance would be 1)")
-        raise HotmessError("drift_from='instruction' is not available on the engine yet: run hotmess goals "
-                           "--drift-from instruction --db on a database")
+    if drift_from == "instruction" and method == "exact":
+        raise HotmessError("drift_from='instruction' needs method='text' (an exact goal key never equals "
+                           "an instruction, so every distance would be 1)")
     threshold = float(drift_threshold)
     if threshold != threshold or threshold in (float("inf"), float("-inf")):
         raise HotmessError(f"drift_threshold must be finite, not {threshold}")
@@ -140,21 +154,32 @@ def _steps(steps: Table | None) -> Table:
     return Table({c: [] for c in GOAL_STEP_COLUMNS}) if steps is None else steps
 
 
+def _selection(drift_from: str) -> StepSelection:
+    return _INSTRUCTED if drift_from == "instruction" else GOAL_STEPS
+
+
+def _instructions(runs: Table, steps: Table, options: Mapping[str, Any]) -> dict[str, str] | None:
+    return run_instructions(runs, steps) if options["drift_from"] == "instruction" else None
+
+
 def _task_goals(runs: Table, steps: Table | None, options: Mapping[str, Any]) -> GoalFigures:
     """On a worker: one task's :class:`~hotmess.analyzers.goal_tasks.GoalFigures`."""
-    return goal_figures(runs, _steps(steps), **options)
+    steps = _steps(steps)
+    return goal_figures(runs, steps, instructions=_instructions(runs, steps, options), **options)
 
 
 def _task_texts(runs: Table, steps: Table | None, options: Mapping[str, Any]) -> list[str]:
     """On a worker: one task's distinct goal texts for the TF-IDF fit of the text drift."""
-    return goal_texts(runs, _steps(steps), **options)
+    steps = _steps(steps)
+    return goal_texts(runs, steps, instructions=_instructions(runs, steps, options), **options)
 
 
 def _frequencies(client: Any, source: Any, task: str | None, options: Mapping[str, Any]) -> TermFrequencies:
     """The TF-IDF fit of the text drift over every task's goal texts (the module docstring, 2)."""
     import pandas as pd
 
-    grouped = grouped_by_task(client, source, task, partial(_task_texts, options=options), GOAL_STEPS)
+    grouped = grouped_by_task(client, source, task, partial(_task_texts, options=options),
+                              _selection(options["drift_from"]))
     if grouped is None:
         return TermFrequencies(0, {})
     texts = grouped.map_partitions(_text_rows, meta=pd.DataFrame({"text": pd.Series([], dtype=object)}))
