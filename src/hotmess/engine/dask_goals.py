@@ -40,7 +40,7 @@ from hotmess.tables import Table
 
 from .dask_engine import StepSelection, checked_source, grouped_by_task, session
 
-__all__ = ["GOAL_STEPS", "goals"]
+__all__ = ["GOAL_STEPS", "goal_steps", "goals"]
 
 #: The step columns of the goals (those of :func:`hotmess.store.readers.read_goal_steps`).
 GOAL_STEP_COLUMNS = ("run_id", "step_index", "kind", "name", "tool", "input", "output", "goal")
@@ -108,7 +108,7 @@ def goals(
                 **options, "align": align, "method": method, "correction": correction,
                 "frequencies": frequencies,
             })
-            grouped = grouped_by_task(c, source, task, per_task, _selection(drift_from))
+            grouped = grouped_by_task(c, source, task, per_task, goal_steps(drift_from))
             boxes = [] if grouped is None else c.compute(grouped).result().tolist()
     except AnalysisError as exc:
         raise HotmessError(f"{source}: {exc}") from exc
@@ -154,7 +154,9 @@ def _steps(steps: Table | None) -> Table:
     return Table({c: [] for c in GOAL_STEP_COLUMNS}) if steps is None else steps
 
 
-def _selection(drift_from: str) -> StepSelection:
+def goal_steps(drift_from: str) -> StepSelection:
+    """The steps the goals read: :data:`GOAL_STEPS`, with drift from the instruction also the
+    input of each run's first LLM step."""
     return _INSTRUCTED if drift_from == "instruction" else GOAL_STEPS
 
 
@@ -179,7 +181,7 @@ def _frequencies(client: Any, source: Any, task: str | None, options: Mapping[st
     import pandas as pd
 
     grouped = grouped_by_task(client, source, task, partial(_task_texts, options=options),
-                              _selection(options["drift_from"]))
+                              goal_steps(options["drift_from"]))
     if grouped is None:
         return TermFrequencies(0, {})
     texts = grouped.map_partitions(_text_rows, meta=pd.DataFrame({"text": pd.Series([], dtype=object)}))
