@@ -45,7 +45,7 @@ def analyze_on_engine(engine: str, source: Path | None, scheduler: str | None, *
 
 
 def on_engine(command: str, engine: str, source: Path | None, scheduler: str | None, **kwargs: Any) -> Any:
-    """The result of ``hotmess COMMAND --engine ...`` (``command``: analyze or horizon), from
+    """The result of ``hotmess COMMAND --engine ...`` (``command``: analyze, horizon or goals), from
     :mod:`hotmess.engine`'s function of that name with the command's options ``kwargs``."""
     import hotmess.engine
 
@@ -63,5 +63,5 @@ def check_engine_options(engine: str | None, source: Path | None, scheduler: str
 def not_on_engine(command: str, engine: str | None, source: Path | None, scheduler: str | None) -> None:
     """``hotmess COMMAND --engine ...`` for a command the engine does not run yet: a clear error."""
     if engine is not None or source is not None or scheduler is not None:
-        raise HotmessError(f"{command} is not available on the engine yet (analyze and horizon are): "
+        raise HotmessError(f"{command} is not available on the engine yet (analyze, horizon and goals are): "
                            f"run hotmess {command} --db on a database")
