@@ -38,6 +38,11 @@ fewer runs, and the plug-in variance, low by ``(n−1)/n``, would fall with posi
 the true spread is constant (tasks with one run at ``p`` then drop out).
 
 Runs with ``status == "incomplete"`` are left out, as in :func:`~hotmess.analyzers.analyze`.
+
+Everything per task is in :func:`~hotmess.analyzers.goal_tasks.goal_figures` (clusters,
+alignment, the sums per position, drift slopes); :func:`goal_combine` forms the figures above
+from the sums over tasks. :func:`goal_coherence` is the combine of one record of all tasks; the
+distributed engine (:mod:`hotmess.engine`) combines one record per task.
 """
 
 from __future__ import annotations
