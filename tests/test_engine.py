@@ -158,6 +158,3 @@ def test_cli_horizon_on_the_engine(demo):
     by_agent = ("horizon", "--by", "agent", "--json", "--n-boot", "100")
     assert json.loads(hotmess_here(*by_agent, "--engine", "dask", "--source", str(out)).stdout) \
         == json.loads(hotmess_here(*by_agent, "--db", str(db)).stdout)
-    for command in ("goals",):
-        refused = hotmess_here(command, "--engine", "dask", "--source", str(out), ok=False)
-        assert refused.returncode != 0 and f"{command} is not available on the engine" in refused.stderr

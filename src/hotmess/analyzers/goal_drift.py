@@ -1,9 +1,10 @@
 """Goal drift inside a run: does a run move away from its first goal, or from its instruction?
 
 ``dist_k`` = distance of goal ``k`` from the run's first goal: ``exact``: 0 if the key is
-equal, else 1; ``text``: ``1 − cos`` of TF-IDF vectors (fitted on every distinct goal text);
-``embedding``: cosine distance of the ``embed`` vectors. A run's drift is the least-squares
-slope of ``dist_k`` over ``k = 0..L−1`` (per goal step)::
+equal, else 1; ``text``: ``1 − cos`` of TF-IDF vectors (fitted on every distinct goal text
+of every task analyzed, :class:`TermFrequencies`); ``embedding``: cosine distance of the
+``embed`` vectors. A run's drift is the least-squares slope of ``dist_k`` over
+``k = 0..L−1`` (per goal step)::
 
     slope = Σ_k (k − k̄)(dist_k − d̄) / Σ_k (k − k̄)²
 
@@ -33,7 +34,7 @@ counts those with ``L ≥ 3``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +54,13 @@ __all__ = [
     "DRIFT_LIST_LIMIT",
     "DriftingRun",
     "GoalDrift",
+    "TermFrequencies",
+    "drift_slopes",
+    "drift_summary",
+    "drift_texts",
     "embed_texts",
-    "goal_drift",
     "instruction_codes",
+    "term_frequencies",
 ]
 
 #: What a run's goal drift is measured from: its first goal, or its instruction.
@@ -113,7 +118,37 @@ def embed_texts(embed: Callable[[list[str]], Any], texts: list[str]) -> np.ndarr
     return vectors
 
 
-def goal_drift(
+@dataclass(frozen=True)
+class TermFrequencies:
+    """The TF-IDF fit of the text drift: ``n_texts`` distinct (normalised) texts and, per
+    token, the number of them holding it. Fitted on the texts of every task at once
+    (:func:`term_frequencies`), so that the distances of one task's goals computed apart (on
+    an engine's worker) are those of the analysis of all of them."""
+
+    n_texts: int
+    df: Mapping[str, int]
+
+
+def term_frequencies(texts: list[str]) -> TermFrequencies:
+    """The :class:`TermFrequencies` of distinct normalised ``texts`` (:func:`drift_texts`)."""
+    counts: dict[str, int] = {}
+    analyzer = _vectorizer().build_analyzer()
+    for text in texts:
+        for token in set(analyzer(text)):
+            counts[token] = counts.get(token, 0) + 1
+    return TermFrequencies(len(texts), counts)
+
+
+def drift_texts(keys: list[str], instructions: Sequence[str] = ()) -> list[str]:
+    """The distinct normalised texts the TF-IDF of the text drift is fitted on: those of the
+    goal keys ``keys``, then those of the ``instructions`` (drift from the instruction)."""
+    _, texts = factorize(
+        [normalize_text(goal_text(k)) for k in keys] + [normalize_text(t) for t in instructions]
+    )
+    return [str(t) for t in texts]
+
+
+def drift_slopes(
     method: str,
     codes: np.ndarray,
     uniques: list[str],
@@ -123,31 +158,28 @@ def goal_drift(
     ordinal: np.ndarray,
     *,
     embedded: tuple[np.ndarray, np.ndarray] | None,
-    run_ids: np.ndarray,
-    run_task: np.ndarray,
-    task_ids: list[str],
-    threshold: float,
     anchors: tuple[np.ndarray, list[str]] | None = None,
     embed: Callable[[list[str]], Any] | None = None,
-) -> GoalDrift:
-    """Each run's drift slope (module docstring), as :func:`~.goals.goal_coherence` reports it.
+    frequencies: TermFrequencies | None = None,
+) -> tuple[np.ndarray, int | None]:
+    """Each run's drift slope (module docstring; nan: not fitted) and, from the instruction,
+    the runs with 3 goals or more without one (None from the first goal).
 
     The goals are in run then step order: goal ``i`` has key ``uniques[codes[i]]``, run row
     ``goal_run[i]`` and ordinal ``ordinal[i]`` in its run; run ``r`` has ``lengths[r]`` goals
-    from ``starts[r]``, id ``run_ids[r]`` and task ``task_ids[run_task[r]]``. ``embedded`` is
-    ``(vectors, each goal's row)`` for ``method="embedding"``. ``anchors`` (each run's
-    instruction code, -1 for none, and the distinct instructions; :func:`instruction_codes`)
-    measures drift from the instruction instead of the first goal, with ``embed`` for its
-    vectors. Runs whose slope exceeds ``threshold`` are listed as drifting.
+    from ``starts[r]``. ``embedded`` is ``(vectors, each goal's row)`` for
+    ``method="embedding"``. ``anchors`` (each run's instruction code, -1 for none, and the
+    distinct instructions; :func:`instruction_codes`) measures drift from the instruction
+    instead of the first goal, with ``embed`` for its vectors. ``frequencies``: the TF-IDF fit
+    of ``method="text"`` (default: fitted on these goals' texts and instructions).
     """
-    n_runs = len(lengths)
     without: int | None = None
     if anchors is None:
         first = starts[:-1][goal_run]  # index of each goal's run's first goal
         if method == "exact":
             dist = (codes != codes[first]).astype(np.float64)
         elif method == "text":
-            dist = _tfidf_distances(codes, uniques, first)
+            dist = _tfidf_distances(codes, uniques, first, frequencies)
         else:
             assert embedded is not None
             dist = _embedding_distances(*embedded, first)
@@ -158,7 +190,9 @@ def goal_drift(
         dist = np.full(len(codes), np.nan)
         if has.any():
             if method == "text":
-                dist[has] = _tfidf_instruction_distances(codes[has], uniques, anchor[has], anchor_texts)
+                dist[has] = _tfidf_instruction_distances(
+                    codes[has], uniques, anchor[has], anchor_texts, frequencies
+                )
             else:
                 assert embedded is not None and embed is not None
                 vectors, rows = embedded
@@ -173,12 +207,28 @@ def goal_drift(
     slopes = _slopes(goal_run, ordinal.astype(np.float64), dist, lengths)
     if anchors is not None:
         slopes[anchors[0] < 0] = np.nan
+    return slopes, without
+
+
+def drift_summary(
+    run_ids: np.ndarray,
+    run_tasks: np.ndarray,
+    slopes: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    threshold: float,
+    drift_from: str = "first",
+    runs_without_instruction: int | None = None,
+) -> GoalDrift:
+    """The :class:`GoalDrift` of runs ``run_ids`` (tasks ``run_tasks``) with drift ``slopes``
+    (:func:`drift_slopes`) and ``lengths`` goals: their mean over the fitted runs, and the runs
+    whose slope exceeds ``threshold``, steepest first (then more goals, then run order)."""
     fitted = np.isfinite(slopes)
     over = np.flatnonzero(fitted & (slopes > threshold))
     # steepest first; of equal slopes the run with more goals first (more of a drift seen)
     over = over[np.lexsort((over, -lengths[over], -slopes[over]))]
     drifting = tuple(
-        DriftingRun(str(run_ids[r]), task_ids[run_task[r]], float(slopes[r]), int(lengths[r]))
+        DriftingRun(str(run_ids[r]), str(run_tasks[r]), float(slopes[r]), int(lengths[r]))
         for r in over
     )
     runs = int(fitted.sum())
@@ -188,9 +238,9 @@ def goal_drift(
         threshold=threshold,
         drifting=drifting,
         run_ids=np.asarray(run_ids),
-        slopes=slopes if n_runs else np.zeros(0),
-        drift_from="first" if anchors is None else "instruction",
-        runs_without_instruction=without,
+        slopes=slopes if len(lengths) else np.zeros(0),
+        drift_from=drift_from,
+        runs_without_instruction=runs_without_instruction,
     )
 
 
@@ -239,41 +289,64 @@ def _slopes(run: np.ndarray, t: np.ndarray, d: np.ndarray, lengths: np.ndarray) 
     return slope
 
 
-def _tfidf_distances(key_codes: np.ndarray, keys: list[str], first: np.ndarray) -> np.ndarray:
-    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts) of each goal (key
-    ``keys[key_codes[i]]``) and the first goal of its run; texts without a token are at
-    distance 1 from any other text."""
+def _tfidf_distances(
+    key_codes: np.ndarray, keys: list[str], first: np.ndarray, frequencies: TermFrequencies | None
+) -> np.ndarray:
+    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts, or ``frequencies``) of
+    each goal (key ``keys[key_codes[i]]``) and the first goal of its run; texts without a token
+    are at distance 1 from any other text."""
     if not len(key_codes):
         return np.zeros(0)
     text_of_key, texts = factorize(normalize_text(goal_text(k)) for k in keys)
     codes = text_of_key[key_codes]
-    return _tfidf_pair_distances(texts, codes, codes[first])
+    return _tfidf_pair_distances(texts, codes, codes[first], frequencies)
 
 
 def _tfidf_instruction_distances(
-    key_codes: np.ndarray, keys: list[str], anchor: np.ndarray, instructions: list[str]
+    key_codes: np.ndarray,
+    keys: list[str],
+    anchor: np.ndarray,
+    instructions: list[str],
+    frequencies: TermFrequencies | None,
 ) -> np.ndarray:
-    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts and instructions) of
-    each goal (key ``keys[key_codes[i]]``) and its run's instruction
+    """1 − cosine of TF-IDF vectors (fitted on the distinct goal texts and instructions, or
+    ``frequencies``) of each goal (key ``keys[key_codes[i]]``) and its run's instruction
     (``instructions[anchor[i]]``)."""
     text_of, texts = factorize(
         [normalize_text(goal_text(k)) for k in keys] + [normalize_text(t) for t in instructions]
     )
-    return _tfidf_pair_distances(texts, text_of[key_codes], text_of[len(keys) + anchor])
+    return _tfidf_pair_distances(
+        texts, text_of[key_codes], text_of[len(keys) + anchor], frequencies
+    )
 
 
-def _tfidf_pair_distances(texts: list[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 − cosine of the TF-IDF vectors (fitted on ``texts``) of ``texts[a[i]]`` and
-    ``texts[b[i]]``; 0 for the same text, 1 for a text without a token and another."""
+def _vectorizer(tfidf: bool = False) -> Any:
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    return (TfidfVectorizer if tfidf else CountVectorizer)(token_pattern=r"(?u)\b\w+\b")
+
+
+def _tfidf_pair_distances(
+    texts: list[str], a: np.ndarray, b: np.ndarray, frequencies: TermFrequencies | None = None
+) -> np.ndarray:
+    """1 − cosine of the TF-IDF vectors of ``texts[a[i]]`` and ``texts[b[i]]``; 0 for the same
+    text, 1 for a text without a token and another. The fit is scikit-learn's
+    ``TfidfVectorizer``'s on the distinct ``texts`` (smooth idf ``ln((1 + n) / (1 + df)) + 1``),
+    with ``n`` and ``df`` taken from ``frequencies`` when given."""
     if not len(a):
         return np.zeros(0)
     pair = a * len(texts) + b
     distinct, inverse = np.unique(pair, return_inverse=True)
     a, b = distinct // len(texts), distinct % len(texts)
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
+    vectorizer = _vectorizer(tfidf=True)
     try:
-        matrix = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b").fit_transform(texts)
+        if frequencies is None:
+            matrix = vectorizer.fit_transform(texts)
+        else:
+            vectorizer.fit(texts)
+            df = np.array([frequencies.df[t] for t in vectorizer.get_feature_names_out()], dtype=np.float64)
+            vectorizer.idf_ = np.log((1.0 + frequencies.n_texts) / (1.0 + df)) + 1.0
+            matrix = vectorizer.transform(texts)
         cosine = np.asarray(matrix[a].multiply(matrix[b]).sum(axis=1)).ravel()
     except ValueError:  # no text has a token
         cosine = np.zeros(len(distinct))

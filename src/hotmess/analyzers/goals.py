@@ -38,6 +38,11 @@ fewer runs, and the plug-in variance, low by ``(n−1)/n``, would fall with posi
 the true spread is constant (tasks with one run at ``p`` then drop out).
 
 Runs with ``status == "incomplete"`` are left out, as in :func:`~hotmess.analyzers.analyze`.
+
+Everything per task is in :func:`~hotmess.analyzers.goal_tasks.goal_figures` (clusters,
+alignment, the sums per position, drift slopes); :func:`goal_combine` forms the figures above
+from the sums over tasks. :func:`goal_coherence` is the combine of one record of all tasks; the
+distributed engine (:mod:`hotmess.engine`) combines one record per task.
 """
 
 from __future__ import annotations
@@ -53,27 +58,11 @@ from hotmess.progress import Progress
 from hotmess.results import Result
 from hotmess.tables import Table
 
-from .columns import column
-from .common import factorize, json_float, natural_codes
-from .decompose import brier_by_task
-from .goal_drift import (
-    DRIFT_FROM,
-    DRIFT_LIST_LIMIT,
-    DriftingRun,
-    GoalDrift,
-    embed_texts,
-    goal_drift,
-    instruction_codes,
-)
-from .goal_keys import (
-    expected_goals,
-    goal_bearing,
-    goal_kind,
-    goal_text,
-    plan_text,
-    step_goals,
-)
-from .outcomes import ReadOnly, embedding_clusters, read_only_predicate, text_clusters
+from .common import json_float
+from .goal_drift import DRIFT_FROM, DRIFT_LIST_LIMIT, DriftingRun, GoalDrift, drift_summary
+from .goal_keys import goal_bearing, plan_text, step_goals
+from .goal_tasks import SUMS, GoalFigures, goal_figures
+from .outcomes import ReadOnly
 
 # goal keys and goal drift stay importable from here, where they were before goal_keys and
 # goal_drift were split off
@@ -88,14 +77,13 @@ __all__ = [
     "GoalPosition",
     "goal_bearing",
     "goal_coherence",
+    "goal_combine",
     "plan_text",
     "step_goals",
 ]
 
 ALIGNMENTS = ("index", "progress")
 GOAL_METHODS = ("exact", "text", "embedding")
-#: Progress alignment has this many positions (deciles).
-DECILES = 10
 #: The variance trend uses positions holding at least this share of the runs at the fullest one.
 TREND_MIN_SHARE = 0.5
 
@@ -215,62 +203,76 @@ def goal_coherence(
     drift_threshold = _check_arguments(
         runs, steps, align, method, embed, drift_from, instructions, drift_threshold
     )
-    is_ro = read_only_predicate(read_only)
-    warnings: list[str] = []
-
-    # complete runs; tasks in natural order of their ids
-    complete = np.flatnonzero(column(runs, "status") != "incomplete")
-    run_ids = runs["run_id"][complete]
-    run_task, task_ids = natural_codes(
-        "<none>" if t is None else str(t) for t in runs["task_id"][complete]
+    figures = goal_figures(
+        runs, steps, align=align, method=method, embed=embed, reference_actions=reference_actions,
+        read_only=read_only, drift_from=drift_from, instructions=instructions,
+        distance_threshold=distance_threshold, correction=correction, progress=progress,
     )
-    n_tasks = len(task_ids)
-    goals = _goal_sequence(steps, run_ids, run_task, read_only)
-    # every goal key as a code into the distinct keys (reused by clusters, kinds and drift)
-    goal_codes, key_uniques = factorize(goals.keys.tolist())
+    return goal_combine([figures], align=align, method=method, read_only_excluded=read_only is not None,
+                        drift_threshold=drift_threshold, drift_from=drift_from)
 
-    # expected goals per task, flattened after the goals' codes
-    expected = expected_goals(
-        task_ids,
-        run_task,
-        column(runs, "reference")[complete] if reference_actions is None else None,
-        reference_actions,
-        is_ro,
-    )
-    _drop_other_kinds(expected, key_uniques, goal_codes, goals.task, warnings)
-    ref_len, ref_start, ref_task, ref_codes, all_uniques = _flatten(expected, key_uniques)
 
-    # clusters (per task) of every goal and every expected goal
-    labels_all, embedded = _cluster_labels(
-        method, np.concatenate([goal_codes, ref_codes]), np.concatenate([goals.task, ref_task]),
-        all_uniques, goals.n, distance_threshold=distance_threshold, embed=embed, progress=progress,
+def goal_combine(
+    records: Sequence[GoalFigures],
+    *,
+    align: str,
+    method: str,
+    read_only_excluded: bool,
+    drift_threshold: float,
+    drift_from: str = "first",
+) -> GoalCoherence:
+    """The :class:`GoalCoherence` of tasks whose :class:`~.goal_tasks.GoalFigures` were
+    computed apart (each task in one record), ``records`` in the order of their runs (the run
+    order breaks ties in the drifting list): the sums per position over every task, the means
+    and ratios of them (module docstring), the variance trend and the drift of every run."""
+    n_pos = max((r.sums.shape[1] for r in records), default=0)
+    total = np.zeros((len(SUMS), n_pos))
+    for r in records:
+        total[:, : r.sums.shape[1]] += r.sums
+    positions = _positions(total)
+    lengths = np.concatenate([np.zeros(0, dtype=np.int64), *(r.lengths for r in records)])
+    without = [r.runs_without_instruction for r in records if r.runs_without_instruction is not None]
+    drift = drift_summary(
+        _joined([r.run_ids for r in records]), _joined([r.run_tasks for r in records]),
+        np.concatenate([np.zeros(0), *(r.slopes for r in records)]), lengths,
+        threshold=float(drift_threshold), drift_from=drift_from,
+        runs_without_instruction=sum(without) if drift_from == "instruction" else None,
     )
-    entries = _align(align, goals, labels_all[: goals.n], labels_all[goals.n :], ref_len, ref_start)
-    positions = _per_position(*entries, n_tasks, correction)
-
-    anchors = None
-    if drift_from == "instruction":
-        anchors = _anchors(runs, complete, run_ids, goals.lengths, instructions, warnings)
-    drift = goal_drift(
-        method, goal_codes, key_uniques, goals.run, goals.starts, goals.lengths, goals.ordinal,
-        embedded=embedded, run_ids=run_ids, run_task=run_task, task_ids=task_ids,
-        threshold=drift_threshold, anchors=anchors, embed=embed,
-    )
+    warnings = []
+    mismatched = sum(r.mismatched for r in records)
+    if mismatched:
+        warnings.append(
+            f"{mismatched} tasks have expected goals of another kind than their runs' goals "
+            "(tool calls vs goal() texts): no bias for them"
+        )
+    n_fitted = sum(r.n_fitted for r in records)
+    if drift_from == "instruction" and n_fitted and not sum(r.n_fitted_instructed for r in records):
+        warnings.append(
+            f"none of the {n_fitted} runs with 3 goals or more has an "
+            "instruction: no goal drift from the instruction"
+        )
     slope, used = _variance_trend(positions)
     return GoalCoherence(
         positions=positions,
         goal_drift=drift,
         align=align,
         method=method,
-        n_runs=len(run_ids),
-        n_runs_with_goals=int(np.count_nonzero(goals.lengths)),
-        n_tasks=n_tasks,
-        n_goals=goals.n,
-        read_only_excluded=read_only is not None,
+        n_runs=len(lengths),
+        n_runs_with_goals=int(np.count_nonzero(lengths)),
+        n_tasks=sum(r.n_tasks for r in records),
+        n_goals=sum(r.n_goals for r in records),
+        read_only_excluded=read_only_excluded,
         variance_slope=slope,
         trend_positions=used,
         warnings=tuple(warnings),
     )
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    out = np.empty(sum(len(p) for p in parts), dtype=object)
+    if len(out):
+        out[:] = np.concatenate(parts)
+    return out
 
 
 def _check_arguments(
@@ -316,231 +318,9 @@ def _check_arguments(
     return threshold
 
 
-@dataclass(frozen=True)
-class _Goals:
-    """The goal-bearing steps of the complete runs, in run then step order: each one's key,
-    run row, ordinal ``k`` in its run and task; per run its number of goals ``L`` and where its
-    goals start (``starts[r] .. starts[r + 1]``)."""
-
-    keys: np.ndarray
-    run: np.ndarray
-    task: np.ndarray
-    ordinal: np.ndarray
-    lengths: np.ndarray
-    starts: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return len(self.keys)
-
-
-def _goal_sequence(
-    steps: Table, run_ids: np.ndarray, run_task: np.ndarray, read_only: ReadOnly
-) -> _Goals:
-    keys_all = step_goals(steps, read_only=read_only)
-    bearing = goal_bearing(steps, keys_all) if len(steps) else np.zeros(0, dtype=bool)
-    n_runs = len(run_ids)
-    row_of = {rid: i for i, rid in enumerate(run_ids.tolist())}
-    sel = np.flatnonzero(bearing)
-    goal_run = np.fromiter(
-        (row_of.get(r, -1) for r in steps["run_id"][sel]) if len(sel) else (),
-        dtype=np.int64,
-        count=len(sel),
-    )
-    keep = goal_run >= 0
-    sel, goal_run = sel[keep], goal_run[keep]
-    step_index = (
-        steps["step_index"][sel].astype(np.int64)
-        if "step_index" in steps
-        else sel.astype(np.int64)
-    )
-    goal_order = np.lexsort((sel, step_index, goal_run))
-    sel, goal_run = sel[goal_order], goal_run[goal_order]
-    lengths = np.bincount(goal_run, minlength=n_runs)
-    starts = np.zeros(n_runs + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    ordinal = np.arange(len(sel), dtype=np.int64) - starts[goal_run]
-    return _Goals(keys_all[sel], goal_run, run_task[goal_run], ordinal, lengths, starts)
-
-
-def _drop_other_kinds(
-    expected: list[list[str] | None],
-    key_uniques: list[str],
-    goal_codes: np.ndarray,
-    goal_task: np.ndarray,
-    warnings: list[str],
-) -> None:
-    """Expected goals of a kind (tool call / goal() text) a task's runs never have cannot be
-    hit: such a task gets no expected goals (in place), and a warning."""
-    n_tasks = len(expected)
-    kind_of_key, kinds = factorize(goal_kind(k) for k in key_uniques)
-    n_kinds = max(len(kinds), 1)
-    kinds_of_task: list[set[str]] = [set() for _ in range(n_tasks)]
-    for code in np.unique(goal_task * n_kinds + kind_of_key[goal_codes]).tolist():
-        kinds_of_task[code // n_kinds].add(kinds[code % n_kinds])
-    mismatched = 0
-    for t in range(n_tasks):
-        exp = expected[t]
-        if exp and not any(goal_kind(k) in kinds_of_task[t] for k in exp):
-            expected[t] = None
-            mismatched += 1
-    if mismatched:
-        warnings.append(
-            f"{mismatched} tasks have expected goals of another kind than their runs' goals "
-            "(tool calls vs goal() texts): no bias for them"
-        )
-
-
-def _flatten(
-    expected: list[list[str] | None], key_uniques: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """The expected goals of all tasks in one array: per task their number and start, each
-    one's task and code; codes continue the goal keys' (``all_uniques``: every distinct key)."""
-    n_tasks = len(expected)
-    ref_len = np.array([len(e) if e else 0 for e in expected], dtype=np.int64)
-    ref_start = np.zeros(n_tasks + 1, dtype=np.int64)
-    np.cumsum(ref_len, out=ref_start[1:])
-    ref_task = np.repeat(np.arange(n_tasks, dtype=np.int64), ref_len)
-    all_uniques = list(key_uniques)
-    code_of = {k: i for i, k in enumerate(all_uniques)}
-    ref_codes = np.array(
-        [code_of.setdefault(k, len(code_of)) for e in expected if e for k in e], dtype=np.int64
-    )
-    all_uniques += list(code_of)[len(all_uniques) :]
-    return ref_len, ref_start, ref_task, ref_codes, all_uniques
-
-
-def _anchors(
-    runs: Table,
-    complete: np.ndarray,
-    run_ids: np.ndarray,
-    lengths: np.ndarray,
-    instructions: Mapping[str, str | None] | None,
-    warnings: list[str],
-) -> tuple[np.ndarray, list[str]]:
-    """Each run's instruction code (:func:`~.goal_drift.instruction_codes`), with a warning
-    when no run that has a drift slope has an instruction."""
-    anchors = instruction_codes(runs, complete, run_ids, lengths, instructions)
-    fitted_runs = lengths >= 3
-    if fitted_runs.any() and not (anchors[0][fitted_runs] >= 0).any():
-        warnings.append(
-            f"none of the {int(fitted_runs.sum())} runs with 3 goals or more has an "
-            "instruction: no goal drift from the instruction"
-        )
-    return anchors
-
-
-def _cluster_labels(
-    method: str,
-    all_codes: np.ndarray,
-    all_tasks: np.ndarray,
-    all_uniques: list[str],
-    n_goals: int,
-    *,
-    distance_threshold: float,
-    embed: Callable[[list[str]], Any] | None,
-    progress: Progress | None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """A cluster label for each goal then each expected goal (clustered per task), and for
-    ``method="embedding"`` the vectors with each goal's row among them (for the drift)."""
-    if method == "exact":
-        return all_codes, None
-    embedded = None
-    width = max(len(all_uniques), 1)
-    pairs, pair_codes = np.unique(all_tasks * width + all_codes, return_inverse=True)
-    pair_texts = [goal_text(all_uniques[c]) for c in (pairs % width).tolist()]
-    pair_groups = (pairs // width).tolist()
-    if method == "text":
-        pair_labels = text_clusters(pair_texts, pair_groups, distance_threshold, progress=progress)
-    else:
-        assert embed is not None
-        text_codes, texts = factorize(pair_texts)
-        vectors = embed_texts(embed, [str(t) for t in texts])
-        pair_labels = embedding_clusters(
-            vectors[text_codes], pair_groups, distance_threshold=distance_threshold
-        )
-        embedded = (vectors, text_codes[pair_codes[:n_goals]])
-    label_codes, _ = factorize(pair_labels.tolist())
-    return (label_codes[pair_codes] if len(pair_codes) else pair_codes), embedded
-
-
-def _align(
-    align: str,
-    goals: _Goals,
-    goal_labels: np.ndarray,
-    ref_labels: np.ndarray,
-    ref_len: np.ndarray,
-    ref_start: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The (goal, position) entries: each one's position, task, goal label and expected label
-    there (-1: none), by ``align`` (module docstring)."""
-    if align == "index":
-        entry_goal = np.arange(goals.n, dtype=np.int64)
-        entry_pos = goals.ordinal
-    else:
-        with_goals = np.flatnonzero(goals.lengths > 0)
-        entry_run = np.repeat(with_goals, DECILES)
-        entry_pos = np.tile(np.arange(DECILES, dtype=np.int64), len(with_goals))
-        entry_goal = goals.starts[entry_run] + (entry_pos * goals.lengths[entry_run]) // DECILES
-    entry_task = goals.task[entry_goal]
-    entry_label = goal_labels[entry_goal]
-    entry_ref = np.full(len(entry_goal), -1, dtype=np.int64)
-    task_ref_len = ref_len[entry_task]
-    if align == "index":
-        has_ref = entry_pos < task_ref_len
-        ref_at = ref_start[entry_task] + entry_pos
-    else:
-        has_ref = task_ref_len > 0
-        ref_at = ref_start[entry_task] + (entry_pos * task_ref_len) // DECILES
-    entry_ref[has_ref] = ref_labels[ref_at[has_ref]]
-    return entry_pos, entry_task, entry_label, entry_ref
-
-
-def _per_position(
-    pos: np.ndarray,
-    task: np.ndarray,
-    label: np.ndarray,
-    ref: np.ndarray,
-    n_tasks: int,
-    correction: bool,
-) -> tuple[GoalPosition, ...]:
-    """One Brier decomposition per (position, task) cell, aggregated per position."""
-    if not len(pos):
-        return ()
-    n_pos = int(pos.max()) + 1
-    cell_codes, cell_inverse = np.unique(pos * max(n_tasks, 1) + task, return_inverse=True)
-    cell_pos = cell_codes // max(n_tasks, 1)
-    cell_ref = np.full(len(cell_codes), -1, dtype=np.int64)
-    cell_ref[cell_inverse] = ref  # one expected goal per (task, position): all entries agree
-    has_ref = cell_ref >= 0
-    dec = brier_by_task(
-        cell_inverse,
-        label,
-        (ref >= 0) & (label == ref),
-        has_reference=has_ref,
-        n_tasks=len(cell_codes),
-        correction=correction,
-    )
-    n_runs = np.bincount(pos, minlength=n_pos)
-    n_cells = np.bincount(cell_pos, minlength=n_pos)
-    n_labels = int(label.max()) + 1 if len(label) else 1
-    # return_counts keeps np.unique on its sorting path: numpy 2.4's hash path (taken when
-    # nothing else is asked) is ~50x slower on 2M mostly distinct int64 values
-    distinct, _ = np.unique(cell_inverse.astype(np.int64) * n_labels + label, return_counts=True)
-    clusters = np.bincount(cell_pos[distinct // n_labels], minlength=n_pos)
-
-    def sums(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ok = mask & np.isfinite(values)
-        total = np.bincount(cell_pos[ok], weights=values[ok], minlength=n_pos)
-        return total, np.bincount(cell_pos[ok], minlength=n_pos)
-
-    every = np.ones(len(cell_codes), dtype=bool)
-    judged = dec.has_reference & np.isfinite(dec.error)
-    var_all, var_all_n = sums(dec.variance, every)
-    var_ref, _ = sums(dec.variance, judged)
-    bias, _ = sums(dec.bias, judged)
-    err, err_n = sums(dec.error, judged)
-    n_ref = np.bincount(cell_pos[dec.has_reference], minlength=n_pos)
+def _positions(total: np.ndarray) -> tuple[GoalPosition, ...]:
+    """The figures per position from the :data:`~.goal_tasks.SUMS` over every task."""
+    n_runs, n_cells, n_ref, clusters, var_all, var_all_n, var_ref, bias, err, err_n = total
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = np.where(var_all_n > 0, var_all / var_all_n, np.nan)
         bias_mean = np.where(err_n > 0, bias / err_n, np.nan)
@@ -558,7 +338,7 @@ def _per_position(
             error=float(err_mean[p]),
             incoherence=float(incoherence[p]),
         )
-        for p in range(n_pos)
+        for p in range(total.shape[1])
         if n_runs[p]
     )
 

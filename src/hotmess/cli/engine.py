@@ -17,7 +17,7 @@ from hotmess.errors import HotmessError
 
 __all__ = [
     "EngineOption", "SchedulerOption", "SourceOption", "analyze_on_engine", "check_engine_options",
-    "not_on_engine", "on_engine",
+    "on_engine",
 ]
 
 EngineOption = Annotated[
@@ -44,7 +44,7 @@ def analyze_on_engine(engine: str, source: str | None, scheduler: str | None, **
 
 
 def on_engine(command: str, engine: str, source: str | None, scheduler: str | None, **kwargs: Any) -> Any:
-    """The result of ``hotmess COMMAND --engine ...`` (``command``: analyze or horizon), from
+    """The result of ``hotmess COMMAND --engine ...`` (``command``: analyze, horizon, drift or goals), from
     :mod:`hotmess.engine`'s function of that name with the command's options ``kwargs``."""
     import hotmess.engine
 
@@ -57,10 +57,3 @@ def check_engine_options(engine: str | None, source: str | None, scheduler: str 
     """--source and --scheduler only go with --engine."""
     if engine is None and (source is not None or scheduler is not None):
         raise HotmessError("--source and --scheduler go with --engine dask")
-
-
-def not_on_engine(command: str, engine: str | None, source: str | None, scheduler: str | None) -> None:
-    """``hotmess COMMAND --engine ...`` for a command the engine does not run yet: a clear error."""
-    if engine is not None or source is not None or scheduler is not None:
-        raise HotmessError(f"{command} is not available on the engine yet (analyze and horizon are): "
-                           f"run hotmess {command} --db on a database")

@@ -8,7 +8,13 @@ import typer
 
 from hotmess.cli import render
 from hotmess.cli.app import DbOption, JsonOption, app, db_path, stages
-from hotmess.cli.engine import EngineOption, SchedulerOption, SourceOption, not_on_engine
+from hotmess.cli.engine import (
+    EngineOption,
+    SchedulerOption,
+    SourceOption,
+    check_engine_options,
+    on_engine,
+)
 from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
 from hotmess.results import SCHEMA_VERSION, jsonable
@@ -36,7 +42,7 @@ def goals_command(
     from hotmess.analyzers.goals import ALIGNMENTS, DRIFT_FROM
     from hotmess.cli import render_goals
 
-    not_on_engine("goals", engine, source, scheduler)
+    check_engine_options(engine, source, scheduler)
     if align not in ALIGNMENTS:
         raise HotmessError(f"--align must be one of {', '.join(ALIGNMENTS)}, not {align!r}")
     if method == "embedding":
@@ -55,11 +61,15 @@ def goals_command(
         )
     import hotmess
 
-    path = db_path(db)
-    with stages("goals") as progress, hotmess.open(path) as store:
-        result = store.goals(align=align, method=method, task=task, tasks=tasks, skip_read_only=skip_read_only,
-                             drift_threshold=drift_threshold, drift_from=drift_from, correction=correction,
-                             progress=progress)
+    options = {"align": align, "method": method, "task": task, "tasks": tasks, "skip_read_only": skip_read_only,
+               "drift_threshold": drift_threshold, "drift_from": drift_from, "correction": correction}
+    if engine is not None:
+        path = source
+        result = on_engine("goals", engine, source, scheduler, **options)
+    else:
+        path = db_path(db)
+        with stages("goals") as progress, hotmess.open(path) as store:
+            result = store.goals(**options, progress=progress)
     data = {"schema_version": SCHEMA_VERSION, **jsonable(result.to_dict(drift_limit=limit))}
     if as_json:
         render.print_json(data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENGINES", "analyze", "drift", "horizon"]
+__all__ = ["ENGINES", "analyze", "drift", "goals", "horizon"]
 
 #: The engines :func:`analyze` runs on.
 ENGINES = ("dask",)
@@ -54,3 +54,12 @@ def drift(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
     from .dask_drift import drift as dask_drift
 
     return dask_drift(source, **kwargs)
+
+
+def goals(source: Any, *, engine: str = "dask", **kwargs: Any) -> Any:
+    """The :class:`~hotmess.analyzers.goals.GoalCoherence` of the runs under ``source`` computed
+    on ``engine``; the keyword arguments are those of :func:`hotmess.engine.dask_goals.goals`."""
+    _check(engine)
+    from .dask_goals import goals as dask_goals
+
+    return dask_goals(source, **kwargs)

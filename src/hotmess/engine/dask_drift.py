@@ -31,7 +31,7 @@ from hotmess.analyzers.inputs import AnalysisOptions
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import Table
 
-from .dask_engine import checked_source, client_for, per_task_records
+from .dask_engine import checked_source, per_task_records, session
 
 __all__ = ["drift"]
 
@@ -70,7 +70,7 @@ def drift(
         raise HotmessError(str(exc)) from exc
     source = checked_source(source)
     with_steps = outcome == "actions"
-    with client_for(scheduler, client, n_workers, processes) as client:
+    with session(scheduler, client, n_workers, processes) as client:
         keyed = per_task_records(source, None, client, None, True, None,
                                  partial(_keyed_runs, options=options, by=by), with_steps=with_steps)
         records = [record for _, record in sorted(keyed, key=lambda item: item[0])]

@@ -26,6 +26,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -40,7 +41,10 @@ from hotmess.analyzers.columns import NO_GROUP, check_by
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
 
-__all__ = ["analyze", "checked_source", "client_for", "connect", "horizon", "per_task_records"]
+__all__ = [
+    "TOOL_STEPS", "Source", "StepSelection", "analyze", "checked_source", "connect", "grouped_by_task", "horizon",
+    "per_task_records", "session",
+]
 
 #: The column of the runs frame that carries each run's packed tool steps.
 STEPS_COLUMN = "_tool_steps"
@@ -240,65 +244,92 @@ def checked_source(source: str | os.PathLike[str]) -> Source:
     return source
 
 
-def per_task_records(source: Source, scheduler: str | None, client: Any, n_workers: int | None, processes: bool,
-                     task: str | None, per_task: Callable[[Table, Table | None], Any], with_steps: bool) -> list[Any]:
-    """``per_task(runs, steps)`` of every task under ``source``, computed on the workers of
-    ``client`` (or of a client made by :func:`connect` and closed at the end)."""
-    with client_for(scheduler, client, n_workers, processes) as client:
-        return _figures(client, source, task, per_task, with_steps)
+@dataclass(frozen=True)
+class StepSelection:
+    """The steps a task's group carries: ``columns`` (``run_id`` first) of the steps that pass
+    ``filters`` (``read_parquet``'s, in disjunctive normal form), each partition then passed
+    through ``select`` (rows kept, values blanked) before the shuffle by run."""
+
+    columns: tuple[str, ...]
+    filters: list[Any] | None
+    select: Callable[[Any], Any] | None = None
+
+
+#: The tool steps with the columns the analyzers read (``analyze``, ``horizon``).
+TOOL_STEPS = StepSelection(ANALYSIS_STEP_COLUMNS, [("kind", "==", "tool")])
 
 
 @contextmanager
-def client_for(scheduler: str | None, client: Any, n_workers: int | None, processes: bool) -> Iterator[Any]:
-    """``client`` if given (left open), else one made by :func:`connect`, closed at the end."""
-    if client is not None:
-        yield client
-        return
-    client = connect(scheduler, n_workers=n_workers, processes=processes)
+def session(scheduler: str | None, client: Any, n_workers: int | None, processes: bool) -> Iterator[Any]:
+    """``client``, or one made by :func:`connect` and closed at the end."""
+    own = client is None
+    client = connect(scheduler, n_workers=n_workers, processes=processes) if own else client
     try:
         yield client
     finally:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        if own:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def per_task_records(source: Source, scheduler: str | None, client: Any, n_workers: int | None,
+                     processes: bool, task: str | None, per_task: Callable[[Table, Table | None], Any],
+                     with_steps: bool, steps: StepSelection = TOOL_STEPS) -> list[Any]:
+    """``per_task(runs, steps)`` of every task under ``source``, computed on the workers of
+    ``client`` (or of a client made by :func:`connect` and closed at the end)."""
+    with session(scheduler, client, n_workers, processes) as client:
+        return _figures(client, source, task, per_task, with_steps, steps)
 
 
 def _figures(client: Any, source: Source, task: str | None, per_task: Callable[[Table, Table | None], Any],
-             with_steps: bool) -> list[Any]:
-    """``per_task`` of every task's runs and tool steps, computed on the workers of ``client``."""
+             with_steps: bool, steps: StepSelection = TOOL_STEPS) -> list[Any]:
+    """``per_task`` of every task's runs and steps, computed on the workers of ``client``."""
+    grouped = grouped_by_task(client, source, task, per_task, steps if with_steps else None)
+    if grouped is None:
+        return []
+    result = client.compute(grouped).result()
+    return [box.value for box in result.tolist() if box is not None]
+
+
+def grouped_by_task(client: Any, source: Source | str | os.PathLike[str], task: str | None,
+                    per_task: Callable[[Table, Table | None], Any], steps: StepSelection | None) -> Any:
+    """The (lazy) Dask series of ``per_task`` of every task's runs and its ``steps`` (none:
+    ``per_task(runs, None)``), one boxed value per task (its ``.value``); None without runs."""
+    source = source if isinstance(source, Source) else Source(source)
     dd, _ = _dask()
     filters = None if task is None else [("task_id", "==", task)]
     run_files = source.file_bytes("runs")
     if not run_files:
-        return []
+        return None
     workers = max(len(client.scheduler_info().get("workers", {})), 1)
     runs = _coalesced(dd.read_parquet(source.part("runs"), columns=list(RUN_COLUMNS),
                                       filters=filters), run_files, workers)
     step_columns: list[str] = []
-    if with_steps:
-        step_columns = list(ANALYSIS_STEP_COLUMNS)  # run_id first
+    if steps is not None:
+        step_columns = list(steps.columns)  # run_id first
         step_files = source.file_bytes("steps")
         if step_files:
-            steps = _coalesced(
+            frame = _coalesced(
                 dd.read_parquet(source.part("steps"),
                                 columns=list(dict.fromkeys([*step_columns, "start_ns"])),
-                                filters=[("kind", "==", "tool")]),
+                                filters=steps.filters),
                 step_files, workers)
+            if steps.select is not None:
+                frame = frame.map_partitions(steps.select, meta=frame._meta)
             import pandas as pd
 
-            meta = pd.DataFrame({"run_id": pd.Series([], dtype=steps["run_id"].dtype),
+            meta = pd.DataFrame({"run_id": pd.Series([], dtype=frame["run_id"].dtype),
                                  STEPS_COLUMN: pd.Series([], dtype=object)})
-            packed = steps.shuffle("run_id").map_partitions(
+            packed = frame.shuffle("run_id").map_partitions(
                 _pack_steps, step_columns[1:], meta=meta)
             runs = runs.merge(packed, on="run_id", how="left")
     # grouped by a copy of the task id (pandas leaves the grouping column out of each group);
     # a run without a task is in task "<none>", as in the local analysis
     runs = runs.assign(**{TASK_KEY: runs["task_id"].fillna("<none>")})
-    grouped = runs.groupby(TASK_KEY).apply(
+    return runs.groupby(TASK_KEY).apply(
         _task_record, per_task, step_columns, meta=("figures", "object"))
-    result = client.compute(grouped).result()
-    return [box.value for box in result.tolist() if box is not None]
 
 
 #: Bytes of Parquet per partition when small files (a day each) are put together.

@@ -10,7 +10,7 @@ from typing import Any
 from hotmess.progress import Progress, counted
 from hotmess.store.tasks import INFERRED_TASK_SQL, task_expression
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, STEP_COLUMNS, Table
-from hotmess.vocab.instructions import run_instruction, step_instruction
+from hotmess.vocab.instructions import step_instruction, stored_run_instruction
 
 
 def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
@@ -189,11 +189,7 @@ def read_instructions(
     found: dict[str, str] = {}
     missing: list[str] = []
     for run_id, attributes in conn.execute(f"SELECT run_id, attributes FROM runs{where}", params):
-        try:
-            attrs = json.loads(attributes) if attributes else None
-        except ValueError:
-            attrs = None
-        text = run_instruction(attrs if isinstance(attrs, dict) else None)
+        text = stored_run_instruction(attributes)
         if text is None:
             missing.append(run_id)
         else:

@@ -200,6 +200,16 @@ def run_instruction(attributes: Mapping[str, Any] | None) -> str | None:
     return instruction_text(_loads(attributes.get("input.value")))
 
 
+def stored_run_instruction(attributes: str | None) -> str | None:
+    """:func:`run_instruction` of a run's stored ``attributes`` (JSON text of an object;
+    anything else has none)."""
+    try:
+        attrs = json.loads(attributes) if attributes else None
+    except ValueError:
+        attrs = None
+    return run_instruction(attrs if isinstance(attrs, dict) else None)
+
+
 def step_instruction(step_input: Any) -> str | None:
     """The instruction in an LLM step's stored ``input``: its first user message, or the
     prompt when it is a plain string."""
