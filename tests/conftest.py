@@ -26,6 +26,24 @@ def _isolated_hotmess(tmp_path, monkeypatch):
     tracer_context._warned.clear()
 
 
+@pytest.fixture(scope="session")
+def engine_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The demo's database (3 runs per task and agent) and its Parquet export, made once for
+    every engine test module (which only read them)."""
+    import subprocess
+    import sys
+
+    base = tmp_path_factory.mktemp("engine")
+    db, out = base / "demo.db", base / "parquet"
+    src = Path(__file__).resolve().parents[1] / "src"
+    for args in (("demo", "--runs", "3", "--db", str(db), "--json"), ("export", "parquet", "--db", str(db), "--out", str(out))):
+        proc = subprocess.run([sys.executable, "-c", "from hotmess.cli import main; main()", *args],
+                              capture_output=True, text=True, timeout=300,
+                              env={"COLUMNS": "120", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(src)})
+        assert proc.returncode == 0, proc.stderr
+    return db, out
+
+
 @pytest.fixture
 def db(tmp_path) -> Path:
     """hotmess configured on ``tmp_path/runs.db``, writing every 50 ms; shut down afterwards."""

@@ -57,12 +57,9 @@ def hotmess(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("engine")
-    db, out = base / "demo.db", base / "parquet"
-    hotmess("demo", "--runs", "3", "--db", str(db), "--json")
-    hotmess("export", "parquet", "--db", str(db), "--out", str(out))
-    return db, out
+def demo(engine_demo: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The demo's database and its export (conftest's, made once for the engine modules)."""
+    return engine_demo
 
 
 @pytest.fixture(scope="module")

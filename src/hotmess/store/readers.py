@@ -293,8 +293,12 @@ def _key(row: dict[str, Any]) -> tuple[int | None, str]:
 
 
 def read_agents(conn: sqlite3.Connection) -> list[str]:
-    """The agents that have runs, sorted (from the ``runs_agent`` index, not a scan of the runs)."""
-    return [r[0] for r in conn.execute("SELECT DISTINCT agent FROM runs WHERE agent IS NOT NULL ORDER BY agent")]
+    """The agents that have runs, sorted: one seek in the ``runs_agent`` index per agent (a
+    DISTINCT would read every entry of the index, ~50 ms at a million runs)."""
+    return [r[0] for r in conn.execute(
+        "WITH RECURSIVE a(agent) AS (SELECT min(agent) FROM runs UNION ALL "
+        "SELECT (SELECT min(agent) FROM runs WHERE agent > a.agent) FROM a WHERE a.agent IS NOT NULL) "
+        "SELECT agent FROM a WHERE agent IS NOT NULL")]
 
 
 #: The widths of the buckets :func:`read_runs_over_time` counts runs in.
