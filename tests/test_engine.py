@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,6 @@ from hotmess.engine import analyze as engine_analyze  # noqa: E402
 from hotmess.engine import horizon as engine_horizon  # noqa: E402
 from hotmess.engine.dask_engine import connect  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 # dask's Parquet reader calls a pandas API that pandas 3.1 deprecates (not ours to fix)
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 
@@ -42,18 +39,6 @@ VARIANTS = [
     {"by": "instance", "outcome": "text"},  # every task's runs split across the groups
     {"by": "gen_ai.operation.name", "interval": "bootstrap", "n_boot": 300, "seed": 1},  # an attribute
 ]
-
-
-def hotmess(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """The ``hotmess`` command of this checkout (its src first on the path)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", "from hotmess.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=300,
-        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC)},
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +82,13 @@ def test_engine_gives_the_local_analysis(demo, client, kwargs):
     assert distributed == local  # and in fact the very same JSON: one implementation, same order
 
 
-def test_cli_engine_json_is_the_cli_json(demo):
+def test_cli_engine_json_is_the_cli_json(demo, client):
+    """Through ``--scheduler`` (the module's cluster: a new LocalCluster per command costs
+    seconds; tests/test_engine_s3.py runs the command with its own cluster of processes)."""
     db, out = demo
-    local = json.loads(hotmess("analyze", "--db", str(db), "--json").stdout)
-    distributed = json.loads(
-        hotmess("analyze", "--engine", "dask", "--source", str(out), "--json").stdout)
+    local = json.loads(hotmess_here("analyze", "--db", str(db), "--json").stdout)
+    distributed = json.loads(hotmess_here("analyze", "--engine", "dask", "--source", str(out), "--json",
+                                          "--scheduler", client.scheduler.address).stdout)
     assert distributed == local
 
 
@@ -119,7 +106,7 @@ def test_engine_refuses_what_it_cannot_do(demo, client, tmp_path):
         engine_analyze(out, client=client, task="no-such-task")
     with pytest.raises(HotmessError, match="engine must be one of"):
         engine_analyze(out, engine="spark")
-    result = hotmess("analyze", "--source", str(out), check=False)
+    result = hotmess_here("analyze", "--source", str(out), ok=False)
     assert result.returncode != 0 and "--engine" in result.stderr
 
 
@@ -146,12 +133,12 @@ def test_engine_gives_the_local_horizon(demo, client, kwargs):
     assert distributed == local
 
 
-def test_cli_horizon_on_the_engine(demo):
+def test_cli_horizon_on_the_engine(demo, client):
     db, out = demo
+    on = ("--engine", "dask", "--source", str(out), "--scheduler", client.scheduler.address)
     local = json.loads(hotmess_here("horizon", "--db", str(db), "--json", "--n-boot", "200").stdout)
-    distributed = json.loads(hotmess_here("horizon", "--engine", "dask", "--source", str(out), "--json",
-                                          "--n-boot", "200").stdout)
+    distributed = json.loads(hotmess_here("horizon", *on, "--json", "--n-boot", "200").stdout)
     assert distributed == local
     by_agent = ("horizon", "--by", "agent", "--json", "--n-boot", "100")
-    assert json.loads(hotmess_here(*by_agent, "--engine", "dask", "--source", str(out)).stdout) \
+    assert json.loads(hotmess_here(*by_agent, *on).stdout) \
         == json.loads(hotmess_here(*by_agent, "--db", str(db)).stdout)

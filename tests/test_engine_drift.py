@@ -65,11 +65,12 @@ def test_engine_drift_refuses_what_it_cannot_do(demo, client, tmp_path):  # noqa
         engine_drift(out, client=client, by="no.such.attribute")
 
 
-def test_cli_drift_on_the_engine(demo):  # noqa: F811
+def test_cli_drift_on_the_engine(demo, client):  # noqa: F811
     db, out = demo
     args = ("--json", "--window", "2d", "--n-perm", "200", "--seed", "3")
     local = json.loads(hotmess_here("drift", "--db", str(db), *args).stdout)
-    distributed = json.loads(hotmess_here("drift", "--engine", "dask", "--source", str(out), *args).stdout)
+    distributed = json.loads(hotmess_here("drift", "--engine", "dask", "--source", str(out), *args,
+                                          "--scheduler", client.scheduler.address).stdout)
     assert distributed == local
 
 
