@@ -277,7 +277,8 @@ def _refresh(request: Request) -> int | None:
 
 
 def _overview(request: Request, db: Any, analyses: Analyses) -> tuple[Any, Callable[[], str]]:
-    n_runs = db.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+    # kept with the analysis: a count(*) reads the whole runs table (~15 ms at a million runs)
+    n_runs = analyses.get(("run count",), lambda: db.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
     if n_runs == 0:
         data = {"schema_version": None, "by": "agent", "groups": {}, "n_runs": 0}
         return data, lambda: pages.message_page(
