@@ -7,9 +7,11 @@ runs by task on the workers, computes each task's figures there
 (:func:`hotmess.analyzers.analysis.task_figures`, the very function the local
 :func:`~hotmess.analyzers.analyze` is built on) and combines the few numbers per task on the
 driver (:func:`hotmess.analyzers.analysis.combine`): the same :class:`Analysis`, the same JSON.
+:func:`horizon`, :func:`goals` and :func:`drift` do the same with their own per-task functions
+and combines (:mod:`.dask_engine`, :mod:`.dask_goals`, :mod:`.dask_drift`).
 
 The engine is Dask distributed (``pip install 'hotmess[dask]'``); nothing of it is imported by
-``import hotmess`` or by importing this package, only by calling :func:`analyze`.
+``import hotmess`` or by importing this package, only by calling one of these functions.
 """
 
 from __future__ import annotations
