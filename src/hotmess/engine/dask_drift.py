@@ -31,7 +31,7 @@ from hotmess.analyzers.inputs import AnalysisOptions
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import Table
 
-from .dask_engine import checked_source, per_task_records, session
+from .dask_engine import checked_source, per_task_records, reader_order, refuse_inferred, session
 
 __all__ = ["drift"]
 
@@ -59,8 +59,7 @@ def drift(
     ``hotmess.open(db).drift(...)`` of the database it was exported from, with the same
     parameters (:func:`hotmess.analyzers.drift.drift`). ``client``, ``scheduler``,
     ``n_workers`` and ``processes`` are as in :func:`hotmess.engine.dask_engine.analyze`."""
-    if tasks != "recorded":
-        raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
+    refuse_inferred(tasks)
     if outcome not in OUTCOMES:
         raise HotmessError(f"outcome must be one of {', '.join(OUTCOMES)} on the engine, not {outcome!r}")
     try:
@@ -92,5 +91,4 @@ def _keyed_runs(runs: Table, steps: Table | None, options: AnalysisOptions,
                 by: str | None) -> tuple[tuple[int, str], DriftRuns]:
     """On a worker: one task's :func:`drift_runs`, with the key that puts the tasks in the
     readers' order (``ORDER BY task_id``: a run without a task first, then by id)."""
-    task = runs["task_id"][0] if len(runs) else None
-    return (0, "") if task is None else (1, str(task)), drift_runs(runs, steps, options, by=by)
+    return reader_order(runs["task_id"][0] if len(runs) else None), drift_runs(runs, steps, options, by=by)

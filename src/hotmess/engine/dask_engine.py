@@ -43,7 +43,7 @@ from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
 
 __all__ = [
     "TOOL_STEPS", "Source", "StepSelection", "analyze", "checked_source", "connect", "grouped_by_task", "horizon",
-    "per_task_records", "session",
+    "per_task_records", "reader_order", "refuse_inferred", "session",
 ]
 
 #: The column of the runs frame that carries each run's packed tool steps.
@@ -110,7 +110,7 @@ def analyze(
     driver (:func:`~hotmess.analyzers.analysis.combine_groups`). ``tasks="inferred"`` is not
     available on the engine.
     """
-    _refuse(tasks)
+    refuse_inferred(tasks)
     try:
         options = analysis_options(outcome=outcome, decomposition=decomposition, correction=correction,
                                    interval=interval, incomplete=incomplete, n_boot=n_boot, seed=seed)
@@ -165,7 +165,7 @@ def horizon(
         horizon_figures,
     )
 
-    _refuse(tasks)
+    refuse_inferred(tasks)
     if length not in LENGTHS:
         raise HotmessError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
     try:
@@ -196,9 +196,16 @@ def _check_by(by: str, groups_per_task: list[Any]) -> None:
     check_by(by, list(RUN_COLUMNS), all(set(groups) <= {NO_GROUP} for groups in groups_per_task))
 
 
-def _refuse(tasks: str) -> None:
+def refuse_inferred(tasks: str) -> None:
+    """HotmessError for ``tasks="inferred"``, which no command takes on the engine."""
     if tasks != "recorded":
         raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the database, not the export")
+
+
+def reader_order(task_id: str | None) -> tuple[int, str]:
+    """The place of a task's record among the others in the SQLite readers' order
+    (``ORDER BY task_id``): a run without a task first, then by id."""
+    return (0, "") if task_id is None else (1, str(task_id))
 
 
 class Source:

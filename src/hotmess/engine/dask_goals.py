@@ -33,12 +33,25 @@ from typing import Any
 
 from hotmess.analyzers.goal_drift import TermFrequencies, term_frequencies
 from hotmess.analyzers.goal_tasks import GoalFigures, goal_figures, goal_texts, run_instructions
-from hotmess.analyzers.goals import ALIGNMENTS, DRIFT_FROM, GoalCoherence, goal_combine
+from hotmess.analyzers.goals import (
+    ALIGNMENTS,
+    DRIFT_FROM,
+    GoalCoherence,
+    goal_combine,
+    no_goals_message,
+)
 from hotmess.analyzers.outcomes import DEFAULT_READ_ONLY
 from hotmess.errors import AnalysisError, HotmessError
 from hotmess.tables import Table
 
-from .dask_engine import StepSelection, checked_source, grouped_by_task, session
+from .dask_engine import (
+    StepSelection,
+    checked_source,
+    grouped_by_task,
+    reader_order,
+    refuse_inferred,
+    session,
+)
 
 __all__ = ["GOAL_STEPS", "goal_steps", "goals"]
 
@@ -118,20 +131,13 @@ def goals(
     result = goal_combine(records, align=align, method=method, read_only_excluded=read_only is not None,
                           drift_threshold=threshold, drift_from=drift_from)
     if result.n_goals == 0:
-        raise HotmessError(
-            f"no goal-bearing steps in {source}" + (f" for task {task!r}" if task else "")
-            + ": goals come from hotmess.goal(), tool calls"
-            + (" that are not read-only" if skip_read_only else "")
-            + ", or LLM steps stating a plan ('plan: ...')"
-        )
+        raise HotmessError(no_goals_message(str(source), task, skip_read_only))
     return result
 
 
 def _check(align: str, method: str, tasks: str, drift_from: str, drift_threshold: float, embed: Any) -> float:
     """HotmessError with one sentence for what the engine cannot do; the threshold as a float."""
-    if tasks != "recorded":
-        raise HotmessError("--tasks inferred is not available on the engine: the inferred tasks are in the "
-                           "database, not the export")
+    refuse_inferred(tasks)
     if align not in ALIGNMENTS:
         raise HotmessError(f"align must be one of {', '.join(ALIGNMENTS)}, not {align!r}")
     if method == "embedding" or embed is not None:
@@ -210,8 +216,9 @@ def _term_counts(frame: Any) -> Any:
 
 
 def _run_order(record: GoalFigures) -> tuple[int, str]:
-    """The local readers' order of tasks: by id (as text), a run without a task first."""
+    """The local readers' order of tasks (:func:`~.dask_engine.reader_order`); a record without
+    complete runs last."""
     if not len(record.run_tasks):
         return (2, "")
     first = str(record.run_tasks[0])
-    return (0, "") if first == "<none>" else (1, first)
+    return reader_order(None if first == "<none>" else first)
