@@ -78,6 +78,7 @@ __all__ = [
     "goal_bearing",
     "goal_coherence",
     "goal_combine",
+    "no_goals_message",
     "plan_text",
     "step_goals",
 ]
@@ -358,3 +359,13 @@ def _variance_trend(positions: tuple[GoalPosition, ...]) -> tuple[float, tuple[i
     y = np.array([p.variance for p in used], dtype=np.float64)
     x = x - x.mean()
     return float((x * (y - y.mean())).sum() / (x**2).sum()), tuple(p.position for p in used)
+
+
+def no_goals_message(where: str, task: str | None, skip_read_only: bool) -> str:
+    """What to tell someone whose runs (in ``where``) hold no goal-bearing step."""
+    return (
+        f"no goal-bearing steps in {where}" + (f" for task {task!r}" if task else "")
+        + ": goals come from hotmess.goal(), tool calls"
+        + (" that are not read-only" if skip_read_only else "")
+        + ", or LLM steps stating a plan ('plan: ...')"
+    )

@@ -257,7 +257,7 @@ class Database(PlatformImports):
         """Spread of intermediate goals across runs at each step, and each run's drift from its
         first goal or instruction (``hotmess goals``). See
         :func:`hotmess.analyzers.goals.goal_coherence`."""
-        from hotmess.analyzers.goals import goal_coherence
+        from hotmess.analyzers.goals import goal_coherence, no_goals_message
         from hotmess.analyzers.outcomes import DEFAULT_READ_ONLY
         from hotmess.store.readers import read_goal_steps
 
@@ -274,12 +274,7 @@ class Database(PlatformImports):
             instructions=instructions, embed=embed, progress=progress,
         ))
         if result.n_goals == 0:
-            raise HotmessError(
-                f"no goal-bearing steps in {self.path}" + (f" for task {task!r}" if task else "")
-                + ": goals come from hotmess.goal(), tool calls"
-                + (" that are not read-only" if skip_read_only else "")
-                + ", or LLM steps stating a plan ('plan: ...')"
-            )
+            raise HotmessError(no_goals_message(self.path, task, skip_read_only))
         return result
 
     def drift(
