@@ -12,8 +12,8 @@ from hotmess.cli.engine import (
     EngineOption,
     SchedulerOption,
     SourceOption,
-    analyze_on_engine,
     check_engine_options,
+    on_engine,
 )
 from hotmess.cli.tasks import TasksOption
 from hotmess.errors import HotmessError
@@ -58,7 +58,7 @@ def analyze_command(
         )
     check_engine_options(engine, source, scheduler)
     if engine is not None:
-        result = analyze_on_engine(engine, source, scheduler, outcome=outcome, decomposition=decomposition, by=by,
+        result = on_engine("analyze", engine, source, scheduler, outcome=outcome, decomposition=decomposition, by=by,
                                    task=task, tasks=tasks, correction=correction, interval=interval,
                                    incomplete=incomplete, n_boot=n_boot, seed=seed)
         if as_json:

@@ -16,7 +16,7 @@ import typer
 from hotmess.errors import HotmessError
 
 __all__ = [
-    "EngineOption", "SchedulerOption", "SourceOption", "analyze_on_engine", "check_engine_options",
+    "EngineOption", "SchedulerOption", "SourceOption", "check_engine_options",
     "on_engine",
 ]
 
@@ -35,12 +35,6 @@ SchedulerOption = Annotated[
     typer.Option("--scheduler", help="With --engine dask: the scheduler's address (tcp://host:8786); "
                  "default: a LocalCluster on this machine.", show_default=False),
 ]
-
-
-def analyze_on_engine(engine: str, source: str | None, scheduler: str | None, **kwargs: Any) -> Any:
-    """The :class:`~hotmess.analyzers.results.Analysis` of ``hotmess analyze --engine ...``:
-    ``kwargs`` are the analyze options (outcome, decomposition, by, task, tasks, ...)."""
-    return on_engine("analyze", engine, source, scheduler, **kwargs)
 
 
 def on_engine(command: str, engine: str, source: str | None, scheduler: str | None, **kwargs: Any) -> Any:
