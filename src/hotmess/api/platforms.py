@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,7 @@ class PlatformImports:
             raise HotmessError("agent must not be empty")
         if resume and (since is not None or not m.is_tracking_uri(source)):
             raise HotmessError("resume continues reading a tracking store; it takes no since, and no file")
-        if resume and Path(self.path).exists():
-            since = m.newest_stored(self.conn, source)
+        since = self._resumed(since, resume, lambda conn: m.newest_stored(conn, source))
         if m.is_tracking_uri(source):
             batch = m.read_mlflow_store(source, experiments=experiments, since=since, until=until,
                                         task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
@@ -69,6 +69,12 @@ class PlatformImports:
                                         max_chars=max_chars, progress=progress, since=since, until=until,
                                         success_key=success_key)
         return self._platform_report(batch, progress)
+
+    def _resumed(self, since: Any, resume: bool, newest: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Where an import reads from: with ``resume``, the high-water mark ``newest(conn)`` of
+        what an earlier import stored (nothing stored yet when the database does not exist:
+        ``since``, None); otherwise ``since``."""
+        return newest(self.conn) if resume and Path(self.path).exists() else since
 
     def _platform_report(self, batch: Any, progress: Progress | None) -> ImportReport:
         """Store a tracing platform's batch (nothing, and no database created, when it holds no
@@ -115,8 +121,8 @@ class PlatformImports:
             batch = m.parse_langsmith_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
                                            progress=progress, since=since, until=until, success_key=success_key)
         else:
-            if resume and Path(self.path).exists():
-                since = newest_stored(self.conn, m.SOURCE, m.SERVER_ATTR, m.server_label(project, endpoint))
+            since = self._resumed(since, resume, lambda conn: newest_stored(
+                conn, m.SOURCE, m.SERVER_ATTR, m.server_label(project, endpoint)))
             batch = m.read_langsmith_server(project, since=since, until=until, endpoint=endpoint,
                                             task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
                                             success_key=success_key)
@@ -154,8 +160,8 @@ class PlatformImports:
             batch = m.parse_langfuse_file(file, task_attr=task_attr, agent=agent, redact=redact, max_chars=max_chars,
                                           progress=progress, since=since, until=until, success_key=success_key)
         else:
-            if resume and Path(self.path).exists():
-                since = newest_stored(self.conn, m.SOURCE, m.SERVER_ATTR, m.host_of(host))
+            since = self._resumed(since, resume, lambda conn: newest_stored(
+                conn, m.SOURCE, m.SERVER_ATTR, m.host_of(host)))
             batch = m.read_langfuse_server(host, since=since, until=until, task_attr=task_attr, agent=agent,
                                            redact=redact, max_chars=max_chars, success_key=success_key,
                                            page_size=page_size)
@@ -189,8 +195,7 @@ class PlatformImports:
         check_source(source, endpoint, "Phoenix server endpoint", agent, since, resume)
         if endpoint is not None:
             p.check_endpoint(endpoint)
-            if resume and Path(self.path).exists():
-                since = p.newest_stored(self.conn, endpoint, project)
+            since = self._resumed(since, resume, lambda conn: p.newest_stored(conn, endpoint, project))
             batch = p.read_phoenix_server(endpoint, project=project, since=since, until=until, task_attr=task_attr,
                                           agent=agent, redact=redact, max_chars=max_chars, page_size=page_size)
         else:
