@@ -127,3 +127,14 @@ def run_measured(cmd: list[str], timeout: float, cwd: Path = ROOT) -> Measured:
             wall_s=wall,
             peak_mb=usage.ru_maxrss / 1024,
         )
+
+
+def fetch_seconds(url: str, timeout: float = 600) -> float:
+    """Seconds to GET ``url`` and read the whole answer, which must be a 200."""
+    import urllib.request
+
+    t = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        r.read()
+        assert r.status == 200, url
+    return time.perf_counter() - t

@@ -32,6 +32,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "src"))
+from _common import fetch_seconds  # noqa: E402
 from analyze_scale import generate  # noqa: E402  (the shared synthetic store)
 from overtime_scale import prepare  # noqa: E402
 
@@ -55,14 +56,6 @@ def start_server(db: Path) -> tuple[str, object]:
         except OSError:
             time.sleep(0.05)
     return url, server
-
-
-def fetch(url: str) -> float:
-    t = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=600) as r:
-        r.read()
-        assert r.status == 200, url
-    return time.perf_counter() - t
 
 
 def get_json(url: str) -> dict:
@@ -91,7 +84,7 @@ def main() -> None:
             while cursor and deep_page < 1000 and deep_page * 50 < args.runs - 50:  # the cursor of a deep page
                 cursor = get_json(url + f"/api/runs?after={quote(cursor)}")["next"]
                 deep_page += 1
-            cold = fetch(url + "/")
+            cold = fetch_seconds(url + "/")
             pages = {
                 "overview": "/",
                 "runs page 1": "/runs",
@@ -104,10 +97,10 @@ def main() -> None:
                 "one task": f"/tasks/{quote(task_id, safe='')}",
                 "generation (live poll)": "/api/generation",
             }
-            fetch(url + pages["one task"])  # its analysis computed once, as for the overview
+            fetch_seconds(url + pages["one task"])  # its analysis computed once, as for the overview
             rows = []
             for name, path in pages.items():
-                times = [fetch(url + path) for _ in range(args.repeats)]
+                times = [fetch_seconds(url + path) for _ in range(args.repeats)]
                 rows.append({"page": name, "path": path, "median_s": statistics.median(times),
                              "max_s": max(times)})
         finally:

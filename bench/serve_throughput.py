@@ -24,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import fetch_seconds  # noqa: E402
 
 
 def sender(endpoint: str, name: str, traces: int, steps: int) -> None:
@@ -70,14 +71,6 @@ def sender(endpoint: str, name: str, traces: int, steps: int) -> None:
     print(json.dumps({"failed_exports": len(failures), "failed_spans": sum(failures)}))
 
 
-def _get(url: str) -> float:
-    t = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=300) as r:
-        r.read()
-        assert r.status == 200, url
-    return time.perf_counter() - t
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--senders", type=int, default=4)
@@ -116,7 +109,7 @@ def main() -> None:
                 run_id = conn.execute("SELECT run_id FROM runs LIMIT 1").fetchone()[0]
             pages = {"overview": "/", "runs": "/runs", "runs, filtered and searched": "/runs?agent=agent-0&q=answer",
                      "run": f"/runs/{run_id}", "task": "/tasks/task-1", "drift": "/drift?window=1h"}
-            times = {name: [_get(url + path) for _ in range(args.repeats)] for name, path in pages.items()}
+            times = {name: [fetch_seconds(url + path) for _ in range(args.repeats)] for name, path in pages.items()}
         finally:
             server.terminate()
             server.wait(30)
