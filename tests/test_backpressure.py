@@ -89,10 +89,13 @@ def test_an_overloaded_agent_killed_loses_no_span_that_ended_over_a_second_befor
         else:
             ended.append((parts[0], int(parts[1])))
     stored = _stored_span_ids(db)
-    old = [sid for sid, end in ended if end < kill_ns - 1_000_000_000]
+    old = [(sid, end) for sid, end in ended if end < kill_ns - 1_000_000_000]
     assert len(old) >= 1000, f"the child made too few steps to be overloaded ({len(ended)})"
-    lost = [sid for sid in old if sid not in stored]
-    assert not lost, f"{len(lost)} of {len(old)} spans that ended over 1 s before the kill are not stored"
+    lost = [end for sid, end in old if sid not in stored]
+    assert not lost, (
+        f"{len(lost)} of {len(old)} spans that ended over 1 s before the kill are not stored, the "
+        f"oldest {(kill_ns - min(lost)) / 1e9:.2f} s before it (the agent waited {waits} times)"
+    )
     if waits == 0:  # what was stored held; whether the agent was overloaded depends on the machine
         pytest.skip("the writer kept up here (the agent never waited), so the overload this test is "
                     "about did not happen; bench/durability_kill.py measures it under load")
