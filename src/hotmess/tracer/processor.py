@@ -24,8 +24,8 @@ a clock read and a subtraction on the agent's thread and nothing more:
   spans faster than they can be stored so runs at the writer's pace. The store is then never much more than ``max_lag``
   plus one batch's write behind the agent, and a SIGKILL loses at most that. Batches are kept
   to 1024 spans for it: an overloaded agent leaves the writer almost no GIL until it waits, so a
-  batch taken is mostly written during that wait, and 4096 spans made the store up to 0.8 s
-  behind (1024: 0.56 s; the overloaded agent about 7% slower; tests/test_backpressure.py).
+  batch taken is mostly written during that wait, and with 4096 the store was up to 0.8 s
+  behind (1024: 0.66 s, and a SIGKILL test on CI lost a span 1 s old at 4096).
 
 The agent never waits on a writer that cannot make progress: not when the writer is failing
 (database locked past its retries, disk full: the batch is dropped and counted, as before),
@@ -64,6 +64,11 @@ _monotonic_ns = time.monotonic_ns
 # How many finished runs' trace ids are remembered, so that a span ending just after its
 # run's root (a leaked async task) is still stored with its run.
 _RECENT_RUNS = 4096
+
+# Spans queued that wake the writer before its timer: a burst is written in batches soon after,
+# not during it (a writer woken each 1024 spans takes the GIL from the agent's burst: its steps
+# cost 44 µs rather than 30, bench/step_overhead.py).
+_WAKE_QUEUED = 4096
 
 
 class RunWriter(Protocol):
@@ -250,7 +255,7 @@ class RunSpanProcessor(SpanProcessor):
             return
         queue.append(item)
         self.stats.queued += 1
-        if len(self._ended) >= self._max_batch_size:
+        if len(self._ended) >= _WAKE_QUEUED:
             self._wake.set()
 
     def _behind(self, now_ns: int, lag_ns: int) -> None:
