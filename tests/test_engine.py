@@ -35,6 +35,7 @@ VARIANTS = [
     {"interval": "bootstrap", "n_boot": 500, "seed": 3},
     {"incomplete": "fail", "correction": False},
     {"task": "warranty-620"},
+    {"task": "warranty-620", "outcome": "actions", "decomposition": "checks"},  # only its steps read
     {"by": "agent"},
     {"by": "instance", "outcome": "text"},  # every task's runs split across the groups
     {"by": "gen_ai.operation.name", "interval": "bootstrap", "n_boot": 300, "seed": 1},  # an attribute
@@ -90,6 +91,50 @@ def test_cli_engine_json_is_the_cli_json(demo, client):
     distributed = json.loads(hotmess_here("analyze", "--engine", "dask", "--source", str(out), "--json",
                                           "--scheduler", client.scheduler.address).stdout)
     assert distributed == local
+
+
+def _reports(calls: list[tuple[str, int, int | None]], unit: str) -> list[tuple[int, int | None]]:
+    """The ``(done, total)`` reported in ``unit``, checked to climb to all of a fixed total."""
+    reports = [(done, total) for u, done, total in calls if u == unit]
+    assert reports, f"nothing reported in {unit!r}: {sorted({u for u, _, _ in calls})}"
+    totals = {total for _, total in reports}
+    assert len(totals) == 1 and reports[-1] == (totals.pop(),) * 2 and reports[-1][0] > 1, reports
+    assert [d for d, _ in reports] == sorted(d for d, _ in reports)
+    return reports
+
+
+def test_progress_reports_the_graph_as_it_runs_and_changes_no_figure(demo, client):
+    from hotmess.engine import drift as engine_drift
+    from hotmess.engine import goals as engine_goals
+
+    db, out = demo
+    calls: list[tuple[str, int, int | None]] = []
+
+    def progress(unit: str, done: int, total: int | None) -> None:
+        calls.append((unit, done, total))
+
+    with hm.open(db) as store:
+        local = [to_json(store.analyze(outcome="actions")), to_json(store.drift()),
+                 store.goals(method="text").to_dict(drift_limit=None)]
+    on_engine = [to_json(engine_analyze(out, client=client, outcome="actions", progress=progress))]
+    _reports(calls, "Dask tasks")
+    on_engine.append(to_json(engine_drift(out, client=client, progress=progress)))
+    _reports(calls, "Dask tasks: runs"), _reports(calls, "Dask tasks: windows")
+    on_engine.append(engine_goals(out, client=client, method="text", progress=progress).to_dict(drift_limit=None))
+    _reports(calls, "Dask tasks: goal texts"), _reports(calls, "Dask tasks: goals")
+    assert_close(on_engine, local)
+
+
+def test_cli_on_a_terminal_draws_the_engine_progress_and_prints_the_same_json(demo, client, monkeypatch):
+    monkeypatch.setenv("TERM", "xterm-256color")
+    db, out = demo
+    on = ("--engine", "dask", "--source", str(out), "--scheduler", client.scheduler.address)
+    drawn = hotmess_here("analyze", *on, "--outcome", "actions", "--json", terminal=True)
+    assert "Dask tasks" in drawn.stderr and "analyze" in drawn.stderr, drawn.stderr
+    local = hotmess_here("analyze", "--db", str(db), "--outcome", "actions", "--json", terminal=True)
+    assert json.loads(drawn.stdout) == json.loads(local.stdout)
+    quiet = hotmess_here("analyze", *on, "--outcome", "actions", "--json", "--quiet", terminal=True)
+    assert "Dask tasks" not in quiet.stderr and json.loads(quiet.stdout) == json.loads(local.stdout)
 
 
 def test_engine_refuses_what_it_cannot_do(demo, client, tmp_path):

@@ -35,7 +35,7 @@ ALLOWED = {
     "analyzers": {"errors", "progress", "results", "tables", "tools", "vocab"},
     "report": {"analyzers", "errors", "results", "tables", "verdict"},
     "api": {"analyzers", "errors", "integrations", "parquet", "progress", "report", "results", "store", "tables"},
-    "engine": {"analyzers", "errors", "parquet", "results", "tables"},
+    "engine": {"analyzers", "errors", "parquet", "progress", "results", "tables"},
     "demo": {"hotmess", "integrations", "store", "tracer"},
     "cli": {"analyzers", "api", "demo", "engine", "errors", "harness", "hotmess", "integrations", "otlp_parquet",
             "progress", "report",

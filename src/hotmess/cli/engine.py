@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hotmess.cli.app import stages
 from hotmess.errors import HotmessError
 
 __all__ = [
@@ -39,12 +40,15 @@ SchedulerOption = Annotated[
 
 def on_engine(command: str, engine: str, source: str | None, scheduler: str | None, **kwargs: Any) -> Any:
     """The result of ``hotmess COMMAND --engine ...`` (``command``: analyze, horizon, drift or goals), from
-    :mod:`hotmess.engine`'s function of that name with the command's options ``kwargs``."""
+    :mod:`hotmess.engine`'s function of that name with the command's options ``kwargs``; a progress
+    bar of the Dask graph's tasks on a terminal, as the local commands have theirs."""
     import hotmess.engine
 
     if source is None:
         raise HotmessError("--engine needs --source DIR: a directory written by hotmess export parquet")
-    return getattr(hotmess.engine, command)(source, engine=engine, scheduler=scheduler, **kwargs)
+    with stages(command) as progress:
+        return getattr(hotmess.engine, command)(source, engine=engine, scheduler=scheduler, progress=progress,
+                                                **kwargs)
 
 
 def check_engine_options(engine: str | None, source: str | None, scheduler: str | None) -> None:

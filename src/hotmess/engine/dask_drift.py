@@ -29,6 +29,7 @@ from hotmess.analyzers.drift import drift_combine, drift_options, parse_window
 from hotmess.analyzers.drift_tasks import DriftRuns, SpanPlan, drift_runs, span_figures
 from hotmess.analyzers.inputs import AnalysisOptions
 from hotmess.errors import AnalysisError, HotmessError
+from hotmess.progress import Progress
 from hotmess.tables import Table
 
 from .dask_engine import checked_source, per_task_records, reader_order, refuse_inferred, session
@@ -54,11 +55,13 @@ def drift(
     tasks: str = "recorded",
     n_workers: int | None = None,
     processes: bool = True,
+    progress: Progress | None = None,
 ) -> Any:
     """The drift of the Parquet directory ``source`` on Dask (the module docstring), equal to
     ``hotmess.open(db).drift(...)`` of the database it was exported from, with the same
     parameters (:func:`hotmess.analyzers.drift.drift`). ``client``, ``scheduler``,
-    ``n_workers`` and ``processes`` are as in :func:`hotmess.engine.dask_engine.analyze`."""
+    ``n_workers``, ``processes`` and ``progress`` are as in :func:`hotmess.engine.dask_engine.analyze`
+    (each pass in its unit)."""
     refuse_inferred(tasks)
     if outcome not in OUTCOMES:
         raise HotmessError(f"outcome must be one of {', '.join(OUTCOMES)} on the engine, not {outcome!r}")
@@ -71,14 +74,16 @@ def drift(
     with_steps = outcome == "actions"
     with session(scheduler, client, n_workers, processes) as client:
         keyed = per_task_records(source, None, client, None, True, None,
-                                 partial(_keyed_runs, options=options, by=by), with_steps=with_steps)
+                                 partial(_keyed_runs, options=options, by=by), with_steps=with_steps,
+                                 progress=progress, unit="Dask tasks: runs")
         records = [record for _, record in sorted(keyed, key=lambda item: item[0])]
         if sum(len(r) + r.n_incomplete for r in records) == 0:
             raise HotmessError(f"no runs in {source}")
 
         def figures_of(plan: SpanPlan) -> list[Any]:
             return per_task_records(source, None, client, None, True, None,
-                                    partial(span_figures, plan=plan, options=options), with_steps=with_steps)
+                                    partial(span_figures, plan=plan, options=options), with_steps=with_steps,
+                                    progress=progress, unit="Dask tasks: windows")
 
         try:
             return drift_combine(records, figures_of, options, window=window, by=by, baseline=baseline,

@@ -39,11 +39,14 @@ from hotmess.analyzers.analysis import (
 )
 from hotmess.analyzers.columns import NO_GROUP, check_by
 from hotmess.errors import AnalysisError, HotmessError
+from hotmess.progress import Progress
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
+
+from .dask_progress import computed
 
 __all__ = [
     "TOOL_STEPS", "Source", "StepSelection", "analyze", "checked_source", "connect", "grouped_by_task", "horizon",
-    "per_task_records", "reader_order", "refuse_inferred", "session",
+    "per_task_records", "reader_order", "refuse_inferred", "session", "unboxed", "with_run_ids",
 ]
 
 #: The column of the runs frame that carries each run's packed tool steps.
@@ -98,6 +101,7 @@ def analyze(
     seed: int = 0,
     n_workers: int | None = None,
     processes: bool = True,
+    progress: Progress | None = None,
 ) -> Any:
     """The analysis of the Parquet directory ``source`` on Dask (the module docstring), equal
     to ``hotmess.open(db).analyze(...)`` of the database it was exported from, with the same
@@ -108,7 +112,8 @@ def analyze(
     With ``by``, each task's runs are split into the groups on the workers
     (:func:`~hotmess.analyzers.analysis.grouped_figures`) and each group's tasks combined on the
     driver (:func:`~hotmess.analyzers.analysis.combine_groups`). ``tasks="inferred"`` is not
-    available on the engine.
+    available on the engine. ``progress(unit, done, total)`` is told the Dask graph's tasks
+    finished as they finish (:mod:`.dask_progress`).
     """
     refuse_inferred(tasks)
     try:
@@ -120,7 +125,7 @@ def analyze(
     per_task = (partial(task_figures, options=options) if by is None
                 else partial(grouped_figures, by=by, options=options, check=False))
     records = per_task_records(source, scheduler, client, n_workers, processes, task, per_task,
-                        with_steps=outcome == "actions" or decomposition == "checks")
+                               with_steps=outcome == "actions" or decomposition == "checks", progress=progress)
     every = records if by is None else [f for part in records for f in part.figures.values()]
     if not records or sum(len(f.task_ids) + f.n_incomplete for f in every) == 0:
         raise HotmessError(f"no runs in {source}" + (f" for task {task!r}" if task else ""))
@@ -149,6 +154,7 @@ def horizon(
     tasks: str = "recorded",
     n_workers: int | None = None,
     processes: bool = True,
+    progress: Progress | None = None,
 ) -> Any:
     """The horizon of the Parquet directory ``source`` on Dask, equal to
     ``hotmess.open(db).horizon(...)`` of the database it was exported from: each task's
@@ -156,7 +162,8 @@ def horizon(
     median halves' figures, its length sums), :func:`~hotmess.analyzers.horizon.horizon_combine`
     on the driver (groups, fits, the bootstrap over tasks, the paired split). With ``by``, the
     same per group: :func:`~hotmess.analyzers.horizon.grouped_horizon_figures` on the workers,
-    :func:`~hotmess.analyzers.horizon.horizon_combine_groups` on the driver."""
+    :func:`~hotmess.analyzers.horizon.horizon_combine_groups` on the driver. ``progress`` as in
+    :func:`analyze`."""
     from hotmess.analyzers.horizon import (
         LENGTHS,
         grouped_horizon_figures,
@@ -177,7 +184,7 @@ def horizon(
     per_task = (partial(horizon_figures, options=options, length=length, seed=seed) if by is None
                 else partial(grouped_horizon_figures, by=by, options=options, length=length, seed=seed))
     records = per_task_records(source, scheduler, client, n_workers, processes, None, per_task,
-                        with_steps=outcome == "actions")
+                               with_steps=outcome == "actions", progress=progress)
     every = records if by is None else [f for part in records for f in part.values()]
     if not records or sum(r.n_runs + r.n_incomplete for r in every) == 0:
         raise HotmessError(f"no runs in {source}")
@@ -283,20 +290,20 @@ def session(scheduler: str | None, client: Any, n_workers: int | None, processes
 
 def per_task_records(source: Source, scheduler: str | None, client: Any, n_workers: int | None,
                      processes: bool, task: str | None, per_task: Callable[[Table, Table | None], Any],
-                     with_steps: bool, steps: StepSelection = TOOL_STEPS) -> list[Any]:
+                     with_steps: bool, steps: StepSelection = TOOL_STEPS, progress: Progress | None = None,
+                     unit: str = "Dask tasks") -> list[Any]:
     """``per_task(runs, steps)`` of every task under ``source``, computed on the workers of
-    ``client`` (or of a client made by :func:`connect` and closed at the end)."""
+    ``client`` (or of a client made by :func:`connect` and closed at the end), the graph's
+    tasks reported to ``progress`` in ``unit``."""
     with session(scheduler, client, n_workers, processes) as client:
-        return _figures(client, source, task, per_task, with_steps, steps)
+        grouped = grouped_by_task(client, source, task, per_task, steps if with_steps else None)
+        return unboxed(None if grouped is None else computed(client, grouped, progress, unit))
 
 
-def _figures(client: Any, source: Source, task: str | None, per_task: Callable[[Table, Table | None], Any],
-             with_steps: bool, steps: StepSelection = TOOL_STEPS) -> list[Any]:
-    """``per_task`` of every task's runs and steps, computed on the workers of ``client``."""
-    grouped = grouped_by_task(client, source, task, per_task, steps if with_steps else None)
-    if grouped is None:
+def unboxed(result: Any) -> list[Any]:
+    """The per-task values of a computed :func:`grouped_by_task` (None: there were no runs)."""
+    if result is None:
         return []
-    result = client.compute(grouped).result()
     return [box.value for box in result.tolist() if box is not None]
 
 
@@ -317,11 +324,18 @@ def grouped_by_task(client: Any, source: Source | str | os.PathLike[str], task: 
     if steps is not None:
         step_columns = list(steps.columns)  # run_id first
         step_files = source.file_bytes("steps")
+        step_filters = steps.filters
+        if task is not None and step_files:
+            # Steps carry no task id: the task's run ids (one task's, few) filter them as they are
+            # read, so that only its steps are shuffled, not every step under the source.
+            run_ids = sorted(runs["run_id"].dropna().unique().compute().tolist())
+            step_filters = with_run_ids(step_filters, run_ids)
+            step_files = step_files if run_ids else []
         if step_files:
             frame = _coalesced(
                 dd.read_parquet(source.part("steps"),
                                 columns=list(dict.fromkeys([*step_columns, "start_ns"])),
-                                filters=steps.filters),
+                                filters=step_filters),
                 step_files, workers)
             if steps.select is not None:
                 frame = frame.map_partitions(steps.select, meta=frame._meta)
@@ -337,6 +351,17 @@ def grouped_by_task(client: Any, source: Source | str | os.PathLike[str], task: 
     runs = runs.assign(**{TASK_KEY: runs["task_id"].fillna("<none>")})
     return runs.groupby(TASK_KEY).apply(
         _task_record, per_task, step_columns, meta=("figures", "object"))
+
+
+def with_run_ids(filters: list[Any] | None, run_ids: list[str]) -> list[Any]:
+    """``read_parquet`` filters (a conjunction, or a disjunction of conjunctions) that also keep
+    only the steps of ``run_ids``."""
+    only = ("run_id", "in", run_ids)
+    if not filters:
+        return [only]
+    if isinstance(filters[0], list):
+        return [[*conjunction, only] for conjunction in filters]
+    return [*filters, only]
 
 
 #: Bytes of Parquet per partition when small files (a day each) are put together.

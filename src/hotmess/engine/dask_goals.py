@@ -42,6 +42,7 @@ from hotmess.analyzers.goals import (
 )
 from hotmess.analyzers.outcomes import DEFAULT_READ_ONLY
 from hotmess.errors import AnalysisError, HotmessError
+from hotmess.progress import Progress
 from hotmess.tables import Table
 
 from .dask_engine import (
@@ -51,7 +52,9 @@ from .dask_engine import (
     reader_order,
     refuse_inferred,
     session,
+    unboxed,
 )
+from .dask_progress import computed
 
 __all__ = ["GOAL_STEPS", "goal_steps", "goals"]
 
@@ -104,28 +107,30 @@ def goals(
     embed: Any = None,
     n_workers: int | None = None,
     processes: bool = True,
+    progress: Progress | None = None,
 ) -> GoalCoherence:
     """The goal coherence of the Parquet directory ``source`` on Dask (the module docstring),
     equal to ``hotmess.open(db).goals(...)`` of the database it was exported from, with the
     same parameters. ``client``, ``scheduler``, ``n_workers`` and ``processes`` are those of
-    :func:`hotmess.engine.dask_engine.analyze`. ``method="embedding"`` and
-    ``tasks="inferred"`` are refused with a HotmessError."""
+    :func:`hotmess.engine.dask_engine.analyze`, and ``progress`` too (the text method's first pass
+    in its own unit). ``method="embedding"`` and ``tasks="inferred"`` are refused with a
+    HotmessError."""
     threshold = _check(align, method, tasks, drift_from, drift_threshold, embed)
     source = checked_source(source)
     read_only = DEFAULT_READ_ONLY if skip_read_only else None
     options: dict[str, Any] = {"read_only": read_only, "drift_from": drift_from}
     try:
         with session(scheduler, client, n_workers, processes) as c:
-            frequencies = _frequencies(c, source, task, options) if method == "text" else None
+            frequencies = _frequencies(c, source, task, options, progress) if method == "text" else None
             per_task = partial(_task_goals, options={
                 **options, "align": align, "method": method, "correction": correction,
                 "frequencies": frequencies,
             })
             grouped = grouped_by_task(c, source, task, per_task, goal_steps(drift_from))
-            boxes = [] if grouped is None else c.compute(grouped).result().tolist()
+            found = unboxed(None if grouped is None else computed(c, grouped, progress, "Dask tasks: goals"))
     except AnalysisError as exc:
         raise HotmessError(f"{source}: {exc}") from exc
-    records = sorted((box.value for box in boxes if box is not None), key=_run_order)
+    records = sorted(found, key=_run_order)
     if not records:
         raise HotmessError(f"no runs in {source}" + (f" for task {task!r}" if task else ""))
     result = goal_combine(records, align=align, method=method, read_only_excluded=read_only is not None,
@@ -182,7 +187,8 @@ def _task_texts(runs: Table, steps: Table | None, options: Mapping[str, Any]) ->
     return goal_texts(runs, steps, instructions=_instructions(runs, steps, options), **options)
 
 
-def _frequencies(client: Any, source: Any, task: str | None, options: Mapping[str, Any]) -> TermFrequencies:
+def _frequencies(client: Any, source: Any, task: str | None, options: Mapping[str, Any],
+                 progress: Progress | None) -> TermFrequencies:
     """The TF-IDF fit of the text drift over every task's goal texts (the module docstring, 2)."""
     import pandas as pd
 
@@ -193,7 +199,7 @@ def _frequencies(client: Any, source: Any, task: str | None, options: Mapping[st
     texts = grouped.map_partitions(_text_rows, meta=pd.DataFrame({"text": pd.Series([], dtype=object)}))
     counted = texts.drop_duplicates().map_partitions(_term_counts, meta=("counts", "object"))
     n_texts, df = 0, {}
-    for part in client.compute(counted).result().tolist():
+    for part in computed(client, counted, progress, "Dask tasks: goal texts").tolist():
         n_texts += part.n_texts
         for token, count in part.df.items():
             df[token] = df.get(token, 0) + count
