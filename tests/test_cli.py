@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,86 +28,35 @@ def hotmess_process(*args: str, ok: bool = True, columns: int = 120) -> subproce
     return proc
 
 
-def hotmess_here(*args: str, ok: bool = True, columns: int = 120, terminal: bool = False) -> subprocess.CompletedProcess:
+def hotmess_here(*args: str, ok: bool = True, columns: int = 120) -> subprocess.CompletedProcess:
     """``hotmess ARGS`` through the console script's own entry point (``main``), in this process,
     on a terminal ``columns`` wide: the same parsing, calls, rendering and exit codes as a new
     interpreter, without paying for one per case (tests/test_cli.py::test_the_console_script_
-    in_a_real_process keeps one real process per kind of output). ``terminal``: stderr is a
-    pseudo-terminal, as a user's shell gives it (progress bars are drawn), and ``.stderr`` is
-    every byte drawn on it, escape sequences included."""
+    in_a_real_process keeps one real process per kind of output)."""
+    import contextlib
     import io
 
-    if terminal:
-        with _pseudo_terminal() as (err, drawn):
-            proc = _run_main(args, io.StringIO(), err, columns)
-        proc.stderr = drawn()
-    else:
-        err = io.StringIO()
-        proc = _run_main(args, io.StringIO(), err, columns)
-        proc.stderr = err.getvalue()
-    if ok:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-@contextmanager
-def _pseudo_terminal():
-    """A text file on the follower end of a new pty, and what was drawn on it (a thread drains the
-    leader end, so a long draw never fills the pty's buffer and blocks the writer)."""
-    import pty
-    import threading
-
-    leader, follower = pty.openpty()
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the follower end is closed
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    term = os.fdopen(follower, "w", encoding="utf-8")
-    try:
-        yield term, lambda: b"".join(chunks).decode("utf-8", "replace")
-    finally:
-        term.close()
-        reader.join(timeout=10)
-        os.close(leader)
-
-
-def _run_main(args: tuple[str, ...], out, err, columns: int) -> subprocess.CompletedProcess:
-    """``main()`` with ``args``, stdout to ``out`` (read back), stderr to ``err``; the console
-    widths and global flags as they were afterwards."""
-    import contextlib
-
     from hotmess.cli import main, render
-    from hotmess.cli.app import _Options as options
+    from hotmess.cli.app import _Options
 
-    argv, code = sys.argv, 0
+    out, err, argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
     widths = render.console._width, render.err_console._width
-    flags = options.debug, options.quiet
+    flags = _Options.debug, _Options.quiet
     sys.argv = ["hotmess", *args]
     render.console.width = render.err_console.width = columns
-    interactive = render.err_console.is_interactive
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            # what rich finds when a process starts on this stderr (it looks once, at start)
-            render.err_console.is_interactive = render.err_console.is_terminal and not render.err_console.is_dumb_terminal
             main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = argv
         render.console._width, render.err_console._width = widths
-        render.err_console.is_interactive = interactive
-        options.debug, options.quiet = flags
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), "")
+        _Options.debug, _Options.quiet = flags
+    proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    if ok:
+        assert code == 0, proc.stderr
+    return proc
 
 
 hotmess = hotmess_here

@@ -125,16 +125,22 @@ def test_progress_reports_the_graph_as_it_runs_and_changes_no_figure(demo, clien
     assert_close(on_engine, local)
 
 
-def test_cli_on_a_terminal_draws_the_engine_progress_and_prints_the_same_json(demo, client, monkeypatch):
-    monkeypatch.setenv("TERM", "xterm-256color")
+def test_cli_on_a_terminal_draws_the_engine_progress_and_prints_the_same_json(demo, tmp_path):
+    """A real process on a pseudo-terminal (as test_cli_commands' bars, which also check that
+    --quiet and a pipe draw none), sent to a scheduler it can reach (TCP: the module's cluster
+    is in-process only)."""
+    from distributed import Client, LocalCluster
+    from test_cli_commands import _in_a_terminal
+
     db, out = demo
-    on = ("--engine", "dask", "--source", str(out), "--scheduler", client.scheduler.address)
-    drawn = hotmess_here("analyze", *on, "--outcome", "actions", "--json", terminal=True)
-    assert "Dask tasks" in drawn.stderr and "analyze" in drawn.stderr, drawn.stderr
-    local = hotmess_here("analyze", "--db", str(db), "--outcome", "actions", "--json", terminal=True)
-    assert json.loads(drawn.stdout) == json.loads(local.stdout)
-    quiet = hotmess_here("analyze", *on, "--outcome", "actions", "--json", "--quiet", terminal=True)
-    assert "Dask tasks" not in quiet.stderr and json.loads(quiet.stdout) == json.loads(local.stdout)
+    local = json.loads(hotmess_here("analyze", "--db", str(db), "--outcome", "actions", "--json").stdout)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                      dashboard_address=":0") as cluster, Client(cluster):
+        on = ("--engine", "dask", "--source", str(out), "--scheduler", cluster.scheduler_address,
+              "--outcome", "actions", "--json")
+        shown = _in_a_terminal("analyze", *on, stdout=tmp_path / "shown.json")
+        assert "analyze" in shown and "Dask tasks" in shown and "━" in shown, shown
+        assert json.loads((tmp_path / "shown.json").read_text()) == local
 
 
 def test_engine_refuses_what_it_cannot_do(demo, client, tmp_path):
