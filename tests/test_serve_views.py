@@ -199,3 +199,15 @@ def test_views_in_chromium_and_a_new_run_appears_by_itself(site, browser):  # no
     assert browser.execute_script("return window.__same_page") is None  # by the page, not by the test
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_the_overview_links_the_first_tasks_and_says_how_many_more():
+    from hotmess.serve.pages import OVERVIEW_TASKS, task_links
+
+    n = OVERVIEW_TASKS + 123
+    tasks = [{"task_id": f"t-{i}", "n": 2} for i in range(n)]
+    html = task_links({"a": {"tasks": tasks[::2]}, "b": {"tasks": tasks[1::2]}})
+    assert html.count('href="/tasks/t-') == OVERVIEW_TASKS
+    assert "and 123 more tasks" in html and 'href="/runs"' in html
+    few = task_links({"a": {"tasks": tasks[:3]}, "b": {"tasks": tasks[:3]}})  # a task two agents ran
+    assert few.count('href="/tasks/t-') == 3 and "4 runs" in few and "more tasks" not in few

@@ -105,12 +105,16 @@ def groups_table(groups: Mapping[str, Mapping[str, Any]], by: str = "agent") -> 
     )
 
 
+#: Tasks the overview links to at most (a production agent may have tens of thousands).
+OVERVIEW_TASKS = 500
+
+
 def overview_page(by_agent: Mapping[str, Any], database: str, n_runs: int, refresh: int | None,
                   activity: str = "") -> str:
     """``activity``: the runs-over-time figure (:func:`hotmess.serve.views.activity_figure`)."""
     groups = dict(by_agent.get("groups", {}))
     table = groups_table(groups)
-    tasks = _task_links(groups)
+    tasks = task_links(groups)
     body = (
         f'<p class="small">{esc(database)} · {n_runs} runs · incoherence is the share of error that is '
         "variance (failures each their own way); failure consistency the chance two failed runs of a task "
@@ -119,7 +123,9 @@ def overview_page(by_agent: Mapping[str, Any], database: str, n_runs: int, refre
     return page("Overview", body, refresh=refresh, json_link="/?format=json")
 
 
-def _task_links(groups: Mapping[str, Mapping[str, Any]]) -> str:
+def task_links(groups: Mapping[str, Mapping[str, Any]]) -> str:
+    """The overview's list of tasks, each with its runs over every group, the first
+    ``OVERVIEW_TASKS`` of them linked and the rest counted."""
     seen: dict[str, int] = {}
     for d in groups.values():
         for t in d.get("tasks", []):
@@ -127,8 +133,11 @@ def _task_links(groups: Mapping[str, Mapping[str, Any]]) -> str:
     if not seen:
         return ""
     items = "".join(f'<li><a href="{esc(task_url(t))}">{esc(t)}</a> <span class="small">{n} runs</span></li>'
-                    for t, n in list(seen.items())[:500])
-    return f"<h2>Tasks</h2><ul>{items}</ul>"
+                    for t, n in list(seen.items())[:OVERVIEW_TASKS])
+    more = len(seen) - OVERVIEW_TASKS
+    rest = (f'<p class="small">and {more:,} more tasks: the <a href="/runs">runs</a> table finds any by its id '
+            "(the task filter), and /tasks/ID is its page.</p>" if more > 0 else "")
+    return f"<h2>Tasks</h2><ul>{items}</ul>{rest}"
 
 
 # ---------------------------------------------------------------------------- runs
