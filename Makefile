@@ -37,11 +37,19 @@ $(VENV)/.chromium: | $(BIN)/python
 	else echo "chromium is missing and apt-get needs root: the browser tests will skip"; fi
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then touch $@; fi
 
+# The JavaScript agent of the serve tests (tests/js): the OpenTelemetry JS SDK and its OTLP exporters
+# from npm, as its lockfile pins them. Without node and npm that test skips and says why.
+$(VENV)/.node: tests/js/package-lock.json | $(BIN)/python
+	@if command -v npm >/dev/null; then \
+	  (cd tests/js && npm ci --no-audit --no-fund --silent) && touch $@ \
+	    || echo "npm ci failed in tests/js: the JavaScript agent test will skip"; \
+	else echo "node and npm are missing: the JavaScript agent test will skip"; fi
+
 demo: $(VENV)/.base
 	$(BIN)/hotmess demo --db hotmess-demo.db
 	$(BIN)/hotmess report --db hotmess-demo.db --out hotmess-demo.html
 
-test: $(VENV)/.dev $(VENV)/.chromium
+test: $(VENV)/.dev $(VENV)/.chromium $(VENV)/.node
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
@@ -61,4 +69,4 @@ bench: $(VENV)/.dev $(BENCH_VENV)/.installed
 	$(BIN)/python bench/run.py --peer-python $(BENCH_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) hotmess-demo.db* hotmess-demo-prod.jsonl hotmess-demo.html .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) tests/js/node_modules hotmess-demo.db* hotmess-demo-prod.jsonl hotmess-demo.html .pytest_cache

@@ -190,6 +190,34 @@ def test_an_agent_with_only_the_standard_environment_variables(server):
     assert [w["n_runs"] for w in drift["groups"]["agent-env"]["windows"]] == [2, 2, 2]
 
 
+JS_AGENT = HERE / "js" / "agent.mjs"
+needs_js = pytest.mark.skipif(
+    shutil.which("node") is None or not (JS_AGENT.parent / "node_modules" / "@opentelemetry").is_dir(),
+    reason="the JavaScript agent needs node and tests/js/node_modules (make test runs npm ci in tests/js)")
+
+
+@needs_js
+@pytest.mark.parametrize("encoding", ["proto", "json"])
+def test_an_agent_in_javascript_with_only_the_standard_environment_variables(server, encoding):
+    """The issue's first case: an agent in another language (the OpenTelemetry JS SDK and its
+    OTLP/HTTP exporters, protobuf and JSON) told nothing but the standard variables."""
+    agent = f"js-agent-{encoding}"
+    env = {**_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": server.url,
+           "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{TOKEN}"}
+    sender = subprocess.run(["node", str(JS_AGENT), encoding, agent, "js-task", "6"], env=env,
+                            capture_output=True, text=True, timeout=60, cwd=JS_AGENT.parent)
+    assert sender.returncode == 0 and "failures 0" in sender.stdout, sender.stdout + sender.stderr
+    runs = server.get_json(f"/api/runs?agent={agent}")["runs"]
+    assert len(runs) == 6 and {r["task_id"] for r in runs} == {"js-task"}
+    assert {r["status"] for r in runs} == {"ok"} and all(r["n_steps"] == 2 for r in runs)
+    verdict = server.get_json("/api/overview")["groups"][agent]
+    assert verdict["n_runs"] == 6 and verdict["success_rate"] == 0.5
+    run = server.get_json(f"/api/runs/{runs[0]['run_id']}")
+    steps = {s["kind"]: s for s in run["steps"]}
+    assert steps["tool"]["tool"] == "refund" and json.loads(steps["tool"]["input"])["order"] in range(6)
+    assert steps["llm"]["model"] == "gpt-test" and steps["llm"]["input_tokens"] == 12
+
+
 def test_a_trace_split_across_json_requests_is_one_run(server):
     trace = "1" * 32
     root, tool = _trace(trace, "split-task", "agent-json", "found it")
