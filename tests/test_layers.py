@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hotmess"
 #: the tracer, SQLite or OpenTelemetry.
 ALLOWED = {
     "_version": set(),
+    "durations": set(),
     "errors": {"redact"},
     "progress": set(),
     "redact": set(),
@@ -37,10 +38,10 @@ ALLOWED = {
     "api": {"analyzers", "errors", "integrations", "parquet", "progress", "report", "results", "store", "tables"},
     "engine": {"analyzers", "errors", "parquet", "progress", "results", "tables"},
     "demo": {"hotmess", "integrations", "store", "tracer"},
-    "cli": {"analyzers", "api", "demo", "engine", "errors", "harness", "hotmess", "integrations", "otlp_parquet",
+    "cli": {"analyzers", "api", "demo", "durations", "engine", "errors", "harness", "hotmess", "integrations", "otlp_parquet",
             "progress", "report",
             "results", "serve", "store", "tables", "tracer", "verdict"},
-    "serve": {"api", "errors", "integrations", "report", "store", "tables"},
+    "serve": {"api", "durations", "errors", "integrations", "report", "store", "tables"},
     "harness": {"analyzers", "errors", "progress", "results", "store", "tracer", "verdict", "vocab"},
     "pytest_plugin": {"analyzers", "hotmess", "tracer", "vocab"},
     "hotmess": {"_version", "tracer", "api", "harness", "integrations"},

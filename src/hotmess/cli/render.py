@@ -17,6 +17,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 from rich.tree import Tree
 
+from hotmess.durations import duration_text
 from hotmess.verdict import verdict
 
 console = Console(highlight=False, soft_wrap=False)
@@ -111,17 +112,6 @@ def compact_outcome(text: Any) -> str:
     return piece(value).replace("\n", " ")
 
 
-def fmt_duration(start_ns: int | None, end_ns: int | None) -> str:
-    if not start_ns or not end_ns:
-        return ""
-    seconds = (end_ns - start_ns) / 1e9
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f}µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f}ms"
-    return f"{seconds:.2f}s"
-
-
 def fmt_float(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -190,7 +180,7 @@ def runs_table(
             fmt_success(r["success"]),
             str(r["n_steps"]),
             str(r["n_tool_calls"]),
-            *([fmt_duration(r["start_ns"], r["end_ns"])] if timed else []),
+            *([duration_text(r["start_ns"], r["end_ns"])] if timed else []),
         ]
         for r in rows
     ]
@@ -249,7 +239,7 @@ def run_tree(run: dict[str, Any], steps: Iterable[dict[str, Any]]) -> Tree:
     label = (
         f"[bold]run {run['run_id']}[/]  task [bold]{escape(str(run['task_id']))}[/]  "
         f"agent {escape('(none)' if run['agent'] is None else str(run['agent']))}  [{_STATUS_STYLE.get(status, 'white')}]{status}[/]  "
-        f"success {fmt_success(run['success'])}  {fmt_duration(run['start_ns'], run['end_ns'])}"
+        f"success {fmt_success(run['success'])}  {duration_text(run['start_ns'], run['end_ns'])}"
     )
     root = Tree(label)
     nodes: dict[Any, Tree] = {}
@@ -263,7 +253,7 @@ def run_tree(run: dict[str, Any], steps: Iterable[dict[str, Any]]) -> Tree:
             text = f"[{style}]{kind}[/] [bold]{escape(short(s['name'], 60))}[/]"
             if s.get("input"):
                 text += f"  [dim]{escape(short(s['input'], 80))}[/]"
-            text += f"  [dim]{fmt_duration(s['start_ns'], s['end_ns'])}[/]"
+            text += f"  [dim]{duration_text(s['start_ns'], s['end_ns'])}[/]"
             if s.get("output"):
                 text += f"\n  → {escape(short(s['output'], 100))}"
         if s.get("error"):

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from hotmess.durations import duration_text, seconds_text
 from hotmess.report import html as report
 from hotmess.report.html import esc
 
@@ -230,9 +231,7 @@ def _flatten(forest: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _duration(start: Any, end: Any) -> str:
-    if not start or not end:
-        return "–"
-    return f"{(end - start) / 1e9:.3f} s"
+    return duration_text(start, end) or "–"
 
 
 def _waterfall(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> str:
@@ -261,7 +260,7 @@ def _waterfall(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> st
     height = len(timed) * row_h
     return (f'<figure><svg class="plot waterfall" xmlns="http://www.w3.org/2000/svg" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}">{"".join(rows)}</svg>'
-            f'<figcaption class="small">0 to {span / 1e9:.3f} s</figcaption></figure>')
+            f'<figcaption class="small">0 to {seconds_text(span / 1e9)}</figcaption></figure>')
 
 
 # ---------------------------------------------------------------------------- task, drift
