@@ -783,7 +783,10 @@ than `max_lag` (0.5 s) ago, the span that ends waits on a condition, the GIL rel
 the writer has written everything queued more than 0.25 s before it (at most `lag_timeout`,
 1 s, per wait; never for a writer that is failing or wrote nothing in that time). The store
 then stays about 0.5 s plus one batch's write behind, and the overloaded agent runs at the
-writer's pace: compare its spans/s with the `max_lag=None` rows. The cost on the agent's path
+writer's pace: compare its spans/s with the `max_lag=None` rows. Batches are of 1,024 spans: the
+overloaded agent leaves the writer almost no GIL until it waits, so a batch is mostly written
+during that wait, and with 4,096 the store got up to 0.8 s behind (0.66 s with 1,024; a CI
+machine lost a span 1 s old at 4,096). The cost on the agent's path
 at normal load is a clock read and a subtraction per span (the step overhead row). Earlier in
 this issue the writer stored nothing at all under the pure-Python overload: the sqlite3 module
 lets go of the GIL around every statement step and executemany stepped once per row, each
