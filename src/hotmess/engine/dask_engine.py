@@ -42,7 +42,7 @@ from hotmess.errors import AnalysisError, HotmessError
 from hotmess.progress import Progress
 from hotmess.tables import ANALYSIS_STEP_COLUMNS, RUN_COLUMNS, Table
 
-from .dask_progress import computed
+from .dask_progress import before_closing_the_cluster, computed
 
 __all__ = [
     "TOOL_STEPS", "Source", "StepSelection", "analyze", "checked_source", "connect", "grouped_by_task", "horizon",
@@ -283,6 +283,8 @@ def session(scheduler: str | None, client: Any, n_workers: int | None, processes
     finally:
         if own:
             cluster = getattr(client, "cluster", None)
+            if cluster is not None:
+                before_closing_the_cluster()
             client.close()
             if cluster is not None:
                 cluster.close()

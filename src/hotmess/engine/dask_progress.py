@@ -17,7 +17,7 @@ from hotmess.progress import Progress
 
 logger = logging.getLogger("hotmess")
 
-__all__ = ["computed"]
+__all__ = ["before_closing_the_cluster", "computed"]
 
 #: Seconds between two reports from the scheduler.
 INTERVAL = 0.2
@@ -46,7 +46,9 @@ def _follow(client: Any, future: Any, progress: Progress, unit: str) -> None:
 
     feed = Feed([future], scheduler=client.scheduler.address, interval=INTERVAL)
     LoopRunner(loop=None).run_sync(feed.listen)
-    # The scheduler's end of the feed stops at its next tick, when it finds the feed closed; a
-    # cluster closed before then (ours, at the end of a command) logs the feed's cancellation
-    # as an error.
+
+
+def before_closing_the_cluster() -> None:
+    """Wait out the scheduler's end of a feed: it stops at its next tick, when it finds the feed
+    closed, and a cluster closed before then logs the feed's cancellation as an error."""
     time.sleep(1.5 * INTERVAL)
