@@ -197,13 +197,14 @@ needs_js = pytest.mark.skipif(
 
 
 @needs_js
-@pytest.mark.parametrize("encoding", ["proto", "json"])
-def test_an_agent_in_javascript_with_only_the_standard_environment_variables(server, encoding):
+@pytest.mark.parametrize(("encoding", "compression"), [("proto", "none"), ("json", "none"), ("proto", "gzip")])
+def test_an_agent_in_javascript_with_only_the_standard_environment_variables(server, encoding, compression):
     """The issue's first case: an agent in another language (the OpenTelemetry JS SDK and its
-    OTLP/HTTP exporters, protobuf and JSON) told nothing but the standard variables."""
-    agent = f"js-agent-{encoding}"
+    OTLP/HTTP exporters, protobuf and JSON, gzip or not) told nothing but the standard variables."""
+    agent = f"js-agent-{encoding}-{compression}"
     env = {**_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": server.url,
-           "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{TOKEN}"}
+           "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{TOKEN}",
+           "OTEL_EXPORTER_OTLP_COMPRESSION": compression}
     sender = subprocess.run(["node", str(JS_AGENT), encoding, agent, "js-task", "6"], env=env,
                             capture_output=True, text=True, timeout=60, cwd=JS_AGENT.parent)
     assert sender.returncode == 0 and "failures 0" in sender.stdout, sender.stdout + sender.stderr
