@@ -41,3 +41,26 @@ def test_a_shift_in_the_task_mix_is_a_mix_change_not_a_behaviour_change():
     assert behaviour_change_points(window, task, cluster, 30, n_perm=199) == []
     mix = mix_change_points(window, task, 30, n_perm=199)
     assert mix and abs(mix[0].window - 20) <= 1
+
+
+def test_the_shuffle_statistic_is_the_same_whatever_the_labels_width():
+    """Labels of up to 16 bits are sorted by radix (a uint16 array); wider ones as int64: the
+    stable order, and so every G and Z of every shuffle, must not depend on which."""
+    from hotmess.analyzers.changepoints import _Series
+
+    rng = np.random.default_rng(5)
+    n, n_windows = 3000, 12
+    window = rng.integers(0, n_windows, n)
+    stratum = rng.integers(0, 40, n)
+    label = rng.integers(0, 300, n)
+    series = _Series(window, stratum, [label], n_windows)
+    (narrow,) = series.statistics
+    assert narrow.label.dtype == np.uint16
+    shuffles = series.shuffled(16, rng)
+    g16, z16 = narrow.statistics(shuffles)
+    narrow.label = narrow.label.astype(np.int64)
+    g64, z64 = narrow.statistics(shuffles)
+    assert np.array_equal(g16, g64) and np.array_equal(z16, z64)
+    many = 70_000  # more labels than 16 bits hold: kept as they are
+    wide = _Series(np.arange(many) % n_windows, np.zeros(many, dtype=np.int64), [np.arange(many)], n_windows)
+    assert wide.statistics[0].label.dtype == np.int64

@@ -93,7 +93,10 @@ class _Statistic:
 
     def __init__(self, window: np.ndarray, stratum: np.ndarray, label: np.ndarray, n_windows: int) -> None:
         self.window, self.n_windows = window, n_windows
-        _, self.label = np.unique(label, return_inverse=True)
+        _, label = np.unique(label, return_inverse=True)
+        # Labels of 16 bits or fewer make numpy's stable argsort a radix sort: the same order,
+        # an order of magnitude faster on a shuffle of 50,000 runs (bench/stats_drift.py).
+        self.label = label.astype(np.uint16) if len(label) and label.max() < 2**16 else label
         n_strata = int(stratum.max()) + 1
         by_window = np.bincount(window * n_strata + stratum, minlength=n_windows * n_strata)
         by_window = by_window.reshape(n_windows, n_strata)
